@@ -1,0 +1,58 @@
+"""The quart-trio application: blueprints, JSON errors, request metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+import trio
+from quart import Blueprint, Response, g, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from . import _health
+from ._context import HttpContext
+
+log = logging.getLogger("actors.http")
+
+
+def create_app(ctx: HttpContext, blueprints: Iterable[Blueprint] = ()) -> QuartTrio:
+    """An app serving health and metrics plus ``blueprints``; handlers reach ``ctx`` through ``context()``."""
+    app = QuartTrio("scouter")
+    app.config["MAX_CONTENT_LENGTH"] = ctx.settings.http.max_body_bytes
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
+    app.extensions["scouter"] = ctx
+    app.register_blueprint(_health.blueprint)
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
+
+    @app.before_request
+    async def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    async def _count(response: Response) -> Response:
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        labels = (request.method, rule, str(response.status_code))
+        ctx.metrics.http_requests.labels(*labels).inc()
+        started = getattr(g, "started", None)
+        if started is not None:
+            ctx.metrics.http_duration.labels(*labels).observe(time.perf_counter() - started)
+        return response
+
+    @app.errorhandler(HTTPException)
+    async def _http_error(error: HTTPException) -> tuple[dict[str, str], int]:
+        code = error.code or 500
+        if code in (404, 405):
+            return {"error": f"{error.name}: {request.method} {request.path}"}, code
+        return {"error": error.description or error.name}, code
+
+    @app.errorhandler(Exception)
+    async def _crash(error: Exception) -> tuple[dict[str, str], int]:
+        if isinstance(error, trio.Cancelled):  # cancellation belongs to the server, never a 500
+            raise error
+        log.error("unhandled error in %s %s", request.method, request.path, exc_info=error)
+        return {"error": "Internal Server Error"}, 500
+
+    return app

@@ -1,0 +1,43 @@
+"""Liveness, readiness and the Prometheus page on the API port."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from quart import Blueprint, Response, request
+
+from ._context import context
+
+blueprint = Blueprint("health", __name__)
+
+
+@blueprint.get("/scouter/healthcheck")
+async def healthcheck() -> tuple[dict[str, object], int]:
+    """Upstream's liveness shape; 503 while draining so balancers stop sending work."""
+    if context().draining:
+        return {"alive": False, "status": "draining"}, 503
+    return {"alive": True}, 200
+
+
+@blueprint.get("/scouter/readyz")
+async def readyz() -> tuple[dict[str, object], int]:
+    """200 only when every child runs and every outside dependency answers."""
+    ctx = context()
+    state = ctx.readiness()
+    problems = dict(state.problems)
+    if ctx.draining:
+        problems["http"] = "draining"
+    if state.ready and not problems:
+        return {"ready": True}, 200
+    return {"ready": False, "problems": problems}, 503
+
+
+def metrics_allowed(token: str | None, authorization: str | None) -> bool:
+    return token is None or authorization == f"Bearer {token}"
+
+
+@blueprint.get("/metrics")
+async def metrics() -> Response | tuple[dict[str, str], int]:
+    ctx = context()
+    if not metrics_allowed(ctx.settings.http.metrics_token, request.headers.get("Authorization")):
+        return {"error": "Unauthorized"}, 401
+    return Response(generate_latest(ctx.metrics.registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,67 @@
+"""Every Prometheus metric the server exports, in one place, on a registry the composition root owns.
+
+One instance lives for the whole process (it survives SIGHUP restarts of the tree), so counters keep counting.
+Tests build their own on a fresh registry.
+"""
+
+from __future__ import annotations
+
+import attrs
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import gc_collector, platform_collector, process_collector
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+@attrs.frozen
+class ScouterMetrics:
+    registry: CollectorRegistry
+    http_requests: Counter
+    http_duration: Histogram
+    supervisor_restarts: Counter
+    records_received: Counter
+    ingest_duration: Histogram
+    writer_rows: Counter
+    writer_flush_duration: Histogram
+    writer_batch_size: Histogram
+    writer_queue_depth: Gauge
+    writer_failures: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None, *, process: bool = True) -> ScouterMetrics:
+        registry = registry or CollectorRegistry()
+        if process:
+            process_collector.ProcessCollector(registry=registry)
+            platform_collector.PlatformCollector(registry=registry)
+            gc_collector.GCCollector(registry=registry)
+        return cls(
+            registry=registry,
+            http_requests=Counter("http_requests", "HTTP requests", ["method", "path", "status"], registry=registry),
+            http_duration=Histogram(
+                "http_requests_duration_seconds", "HTTP request latency", ["method", "path", "status"],
+                buckets=LATENCY_BUCKETS, registry=registry,
+            ),
+            supervisor_restarts=Counter(
+                "scouter_supervisor_restarts", "Children restarted by their supervisor", ["child"], registry=registry
+            ),
+            records_received=Counter(
+                "scouter_records_received", "Drift records received", ["kind", "transport"], registry=registry
+            ),
+            ingest_duration=Histogram(
+                "scouter_ingest_request_duration_seconds", "Time from an ingest request to its durable ack",
+                ["transport"], buckets=LATENCY_BUCKETS, registry=registry,
+            ),
+            writer_rows=Counter("scouter_writer_rows", "Rows committed by the writer", ["table"], registry=registry),
+            writer_flush_duration=Histogram(
+                "scouter_writer_flush_duration_seconds", "Writer flush (COPY and COMMIT) latency",
+                buckets=LATENCY_BUCKETS, registry=registry,
+            ),
+            writer_batch_size=Histogram(
+                "scouter_writer_batch_rows", "Rows per writer flush", buckets=BATCH_BUCKETS, registry=registry
+            ),
+            writer_queue_depth=Gauge("scouter_writer_queue_depth", "Write requests waiting", registry=registry),
+            writer_failures=Counter(
+                "scouter_writer_failures", "Write requests answered with an error", ["reason"], registry=registry
+            ),
+        )
