@@ -1,0 +1,96 @@
+"""Authentication and authorisation domain: tokens, password hashes, permissions, defaults, login throttling.
+
+Pure code: no I/O and no clock. Callers pass `now` explicitly (epoch seconds for tokens, a monotonic clock for
+the throttle), which keeps every rule testable with plain asserts.
+"""
+
+from ._defaults import (
+    BOOTSTRAP_IDENTITY,
+    BOOTSTRAP_KEY_VAR,
+    DEFAULT_SECRET,
+    ENCRYPT_SECRET_VAR,
+    GUEST_USERNAME,
+    MIN_SECRET_BYTES,
+    REFRESH_SECRET_VAR,
+    DefaultUser,
+    bootstrap_grants,
+    default_users,
+    short_secrets,
+    uses_default_secrets,
+)
+from ._identity import Identity
+from ._passwords import RECOVERY_CODE_LENGTH, hash_password, new_recovery_codes, verify_password
+from ._permissions import (
+    ADMIN_GROUP,
+    NEED_ADMIN,
+    PERMISSION_DENIED,
+    Access,
+    Denied,
+    Requirement,
+    can_delete,
+    can_read,
+    can_write,
+    check,
+    has_permission,
+    is_admin,
+)
+from ._throttle import LoginThrottle
+from ._tokens import (
+    ACCESS_TTL_SECONDS,
+    LEEWAY_SECONDS,
+    REFRESH_TTL_SECONDS,
+    SALT_LENGTH,
+    TokenError,
+    hash_refresh_token,
+    mint_access,
+    mint_refresh,
+    refresh_token_matches,
+    verify_access,
+    verify_access_allow_expired,
+    verify_refresh,
+)
+
+__all__ = [
+    "ACCESS_TTL_SECONDS",
+    "ADMIN_GROUP",
+    "BOOTSTRAP_IDENTITY",
+    "BOOTSTRAP_KEY_VAR",
+    "DEFAULT_SECRET",
+    "ENCRYPT_SECRET_VAR",
+    "GUEST_USERNAME",
+    "LEEWAY_SECONDS",
+    "MIN_SECRET_BYTES",
+    "NEED_ADMIN",
+    "PERMISSION_DENIED",
+    "RECOVERY_CODE_LENGTH",
+    "REFRESH_SECRET_VAR",
+    "REFRESH_TTL_SECONDS",
+    "SALT_LENGTH",
+    "Access",
+    "DefaultUser",
+    "Denied",
+    "Identity",
+    "LoginThrottle",
+    "Requirement",
+    "TokenError",
+    "bootstrap_grants",
+    "can_delete",
+    "can_read",
+    "can_write",
+    "check",
+    "default_users",
+    "has_permission",
+    "hash_password",
+    "hash_refresh_token",
+    "is_admin",
+    "mint_access",
+    "mint_refresh",
+    "new_recovery_codes",
+    "refresh_token_matches",
+    "short_secrets",
+    "uses_default_secrets",
+    "verify_access",
+    "verify_access_allow_expired",
+    "verify_password",
+    "verify_refresh",
+]
