@@ -7,8 +7,15 @@ Tests build their own on a fresh registry.
 from __future__ import annotations
 
 import attrs
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client import gc_collector, platform_collector, process_collector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    gc_collector,
+    platform_collector,
+    process_collector,
+)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -39,8 +46,11 @@ class ScouterMetrics:
             registry=registry,
             http_requests=Counter("http_requests", "HTTP requests", ["method", "path", "status"], registry=registry),
             http_duration=Histogram(
-                "http_requests_duration_seconds", "HTTP request latency", ["method", "path", "status"],
-                buckets=LATENCY_BUCKETS, registry=registry,
+                "http_requests_duration_seconds",
+                "HTTP request latency",
+                ["method", "path", "status"],
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
             ),
             supervisor_restarts=Counter(
                 "scouter_supervisor_restarts", "Children restarted by their supervisor", ["child"], registry=registry
@@ -49,13 +59,18 @@ class ScouterMetrics:
                 "scouter_records_received", "Drift records received", ["kind", "transport"], registry=registry
             ),
             ingest_duration=Histogram(
-                "scouter_ingest_request_duration_seconds", "Time from an ingest request to its durable ack",
-                ["transport"], buckets=LATENCY_BUCKETS, registry=registry,
+                "scouter_ingest_request_duration_seconds",
+                "Time from an ingest request to its durable ack",
+                ["transport"],
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
             ),
             writer_rows=Counter("scouter_writer_rows", "Rows committed by the writer", ["table"], registry=registry),
             writer_flush_duration=Histogram(
-                "scouter_writer_flush_duration_seconds", "Writer flush (COPY and COMMIT) latency",
-                buckets=LATENCY_BUCKETS, registry=registry,
+                "scouter_writer_flush_duration_seconds",
+                "Writer flush (COPY and COMMIT) latency",
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
             ),
             writer_batch_size=Histogram(
                 "scouter_writer_batch_rows", "Rows per writer flush", buckets=BATCH_BUCKETS, registry=registry

@@ -25,18 +25,30 @@ class LogSettings:
 @attrs.frozen
 class HttpSettings:
     host: str = env("SCOUTER_SERVER_HOST", "0.0.0.0", help="address the API binds to (ours)")
-    port: int = env("SCOUTER_SERVER_PORT", 8000, help="API port; Prometheus also on port + 1",
-                    validator=between(0, 65534))
-    metrics_port: int | None = env("SCOUTER_METRICS_PORT", None,
-                                   help="Prometheus port (ours; default: API port + 1, 0 = ephemeral)",
-                                   validator=attrs.validators.optional(between(0, 65535)))
-    metrics_token: str | None = env("METRICS_TOKEN", None, secret=True,
-                                    help="when set, /metrics requires Authorization: Bearer <token> (ours)")
-    max_body_bytes: int = env("SCOUTER_MAX_BODY_BYTES", 2 * 1024 * 1024,
-                              help="largest request body accepted; larger gets 413", validator=at_least(1024))
-    graceful_timeout: float = env("SCOUTER_GRACEFUL_TIMEOUT", 10.0,
-                                  help="seconds in-flight requests get to finish at shutdown (ours)",
-                                  validator=at_least(0))
+    port: int = env(
+        "SCOUTER_SERVER_PORT", 8000, help="API port; Prometheus also on port + 1", validator=between(0, 65534)
+    )
+    metrics_port: int | None = env(
+        "SCOUTER_METRICS_PORT",
+        None,
+        help="Prometheus port (ours; default: API port + 1, 0 = ephemeral)",
+        validator=attrs.validators.optional(between(0, 65535)),
+    )
+    metrics_token: str | None = env(
+        "METRICS_TOKEN", None, secret=True, help="when set, /metrics requires Authorization: Bearer <token> (ours)"
+    )
+    max_body_bytes: int = env(
+        "SCOUTER_MAX_BODY_BYTES",
+        2 * 1024 * 1024,
+        help="largest request body accepted; larger gets 413",
+        validator=at_least(1024),
+    )
+    graceful_timeout: float = env(
+        "SCOUTER_GRACEFUL_TIMEOUT",
+        10.0,
+        help="seconds in-flight requests get to finish at shutdown (ours)",
+        validator=at_least(0),
+    )
 
     @property
     def effective_metrics_port(self) -> int:
@@ -47,16 +59,20 @@ class HttpSettings:
 
 @attrs.frozen
 class DatabaseSettings:
-    uri: str | None = env("DATABASE_URI", None, secret=True,
-                          help=f"PostgreSQL URI; unset: {DEFAULT_DATABASE_URI} if it answers, else embedded",
-                          validator=url_scheme("postgres", "postgresql"))
+    uri: str | None = env(
+        "DATABASE_URI",
+        None,
+        secret=True,
+        help=f"PostgreSQL URI; unset: {DEFAULT_DATABASE_URI} if it answers, else embedded",
+        validator=url_scheme("postgres", "postgresql"),
+    )
     max_pool_size: int = env("MAX_POOL_SIZE", 30, help="max DB connections", validator=at_least(1))
     min_pool_size: int = env("MIN_POOL_SIZE", 2, help="connections kept open (ours)", validator=at_least(0))
-    acquire_timeout: float = env("DB_ACQUIRE_TIMEOUT_SECONDS", 10.0, help="wait for a pooled connection",
-                                 validator=at_least(0.1))
+    acquire_timeout: float = env(
+        "DB_ACQUIRE_TIMEOUT_SECONDS", 10.0, help="wait for a pooled connection", validator=at_least(0.1)
+    )
     data_dir: str = env("SCOUTER_DATA_DIR", "./scouter_data", help="embedded PostgreSQL data (ours)")
-    retention_days: int = env("DATA_RETENTION_PERIOD", 30, help="days before rows are archived",
-                              validator=at_least(1))
+    retention_days: int = env("DATA_RETENTION_PERIOD", 30, help="days before rows are archived", validator=at_least(1))
 
     def __attrs_post_init__(self) -> None:
         if self.min_pool_size > self.max_pool_size:
@@ -67,12 +83,14 @@ class DatabaseSettings:
 class AuthSettings:
     encrypt_secret: str = env("SCOUTER_ENCRYPT_SECRET", DEFAULT_SECRET, secret=True, help="access-JWT HMAC secret")
     refresh_secret: str = env("SCOUTER_REFRESH_SECRET", DEFAULT_SECRET, secret=True, help="refresh-JWT HMAC secret")
-    bootstrap_key: str = env("SCOUTER_BOOTSTRAP_KEY", DEFAULT_SECRET, secret=True,
-                             help="x-bootstrap-token value that may create users")
+    bootstrap_key: str = env(
+        "SCOUTER_BOOTSTRAP_KEY", DEFAULT_SECRET, secret=True, help="x-bootstrap-token value that may create users"
+    )
     default_username: str = env("SCOUTER_DEFAULT_USERNAME", "admin", help="first admin user (first start only)")
     default_password: str = env("SCOUTER_DEFAULT_PASSWORD", "admin", secret=True, help="its password")
-    strict_secrets: bool = env("SCOUTER_STRICT_SECRETS", False,
-                               help="refuse to start while a secret is the built-in default (ours)")
+    strict_secrets: bool = env(
+        "SCOUTER_STRICT_SECRETS", False, help="refuse to start while a secret is the built-in default (ours)"
+    )
 
 
 @attrs.frozen
@@ -81,21 +99,35 @@ class KafkaSettings:
     workers: int = env("KAFKA_WORKER_COUNT", 3, help="Kafka consumers", validator=at_least(1))
     topics: tuple[str, ...] = env("KAFKA_TOPIC", ("scouter_monitoring",), help="comma-separated topics")
     group: str = env("KAFKA_GROUP", "scouter", help="consumer group")
-    offset_reset: str = env("KAFKA_OFFSET_RESET", "earliest", help="earliest or latest",
-                            validator=one_of(("earliest", "latest", "none")))
+    offset_reset: str = env(
+        "KAFKA_OFFSET_RESET", "earliest", help="earliest or latest", validator=one_of(("earliest", "latest", "none"))
+    )
     username: str | None = env("KAFKA_USERNAME", None, help="SASL user (SASL only when user and password set)")
     password: str | None = env("KAFKA_PASSWORD", None, secret=True, help="SASL password")
-    security_protocol: str = env("KAFKA_SECURITY_PROTOCOL", "SASL_SSL", help="with SASL",
-                                 validator=one_of(("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"), fold_case=False))
-    sasl_mechanism: str = env("KAFKA_SASL_MECHANISM", "PLAIN", help="with SASL",
-                              validator=one_of(("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), fold_case=False))
+    security_protocol: str = env(
+        "KAFKA_SECURITY_PROTOCOL",
+        "SASL_SSL",
+        help="with SASL",
+        validator=one_of(("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"), fold_case=False),
+    )
+    sasl_mechanism: str = env(
+        "KAFKA_SASL_MECHANISM",
+        "PLAIN",
+        help="with SASL",
+        validator=one_of(("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), fold_case=False),
+    )
     cert_location: str | None = env("KAFKA_CERT_LOCATION", None, help="CA file")
 
 
 @attrs.frozen
 class RabbitSettings:
-    addr: str = env("RABBITMQ_ADDR", "amqp://guest:guest@127.0.0.1:5672/%2f", secret=True,
-                    help="set to enable the RabbitMQ consumers", validator=url_scheme("amqp", "amqps"))
+    addr: str = env(
+        "RABBITMQ_ADDR",
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        secret=True,
+        help="set to enable the RabbitMQ consumers",
+        validator=url_scheme("amqp", "amqps"),
+    )
     consumers: int = env("RABBITMQ_CONSUMER_COUNT", 3, help="RabbitMQ consumers", validator=at_least(1))
     prefetch: int = env("RABBITMQ_PREFETCH_COUNT", 10, help="unacked messages per consumer", validator=at_least(1))
     queue: str = env("RABBITMQ_QUEUE", "scouter_monitoring", help="queue to consume")
@@ -104,23 +136,34 @@ class RabbitSettings:
 
 @attrs.frozen
 class StorageSettings:
-    uri: str = env("SCOUTER_STORAGE_URI", "./scouter_storage", help="archive root: local path, s3://, gs://, az://",
-                   validator=storage_uri)
+    uri: str = env(
+        "SCOUTER_STORAGE_URI",
+        "./scouter_storage",
+        help="archive root: local path, s3://, gs://, az://",
+        validator=storage_uri,
+    )
     aws_region: str = env("AWS_REGION", "us-east-1", help="S3 region")
-    google_account_json_base64: str | None = env("GOOGLE_ACCOUNT_JSON_BASE64", None, secret=True,
-                                                 help="base64 GCS service-account JSON")
-    archive_interval: float = env("SCOUTER_ARCHIVE_INTERVAL_SECONDS", 3600.0, help="seconds between archive passes",
-                                  validator=at_least(1))
+    google_account_json_base64: str | None = env(
+        "GOOGLE_ACCOUNT_JSON_BASE64", None, secret=True, help="base64 GCS service-account JSON"
+    )
+    archive_interval: float = env(
+        "SCOUTER_ARCHIVE_INTERVAL_SECONDS", 3600.0, help="seconds between archive passes", validator=at_least(1)
+    )
 
 
 @attrs.frozen
 class DispatchSettings:
     slack_app_token: str | None = env("SLACK_APP_TOKEN", None, secret=True, help="Slack bot token")
-    slack_api_url: str = env("SLACK_API_URL", "https://slack.com/api", help="Slack API base URL",
-                             validator=url_scheme("http", "https"))
+    slack_api_url: str = env(
+        "SLACK_API_URL", "https://slack.com/api", help="Slack API base URL", validator=url_scheme("http", "https")
+    )
     opsgenie_api_key: str | None = env("OPSGENIE_API_KEY", None, secret=True, help="OpsGenie API key")
-    opsgenie_api_url: str = env("OPSGENIE_API_URL", "https://api.opsgenie.com/v2/alerts",
-                                help="OpsGenie alerts endpoint", validator=url_scheme("http", "https"))
+    opsgenie_api_url: str = env(
+        "OPSGENIE_API_URL",
+        "https://api.opsgenie.com/v2/alerts",
+        help="OpsGenie alerts endpoint",
+        validator=url_scheme("http", "https"),
+    )
 
 
 @attrs.frozen
@@ -130,12 +173,18 @@ class Settings:
     database: DatabaseSettings = DatabaseSettings()
     auth: AuthSettings = AuthSettings()
     polling_workers: int = env("POLLING_WORKER_COUNT", 4, help="drift pollers", validator=at_least(0))
-    http_consumer_workers: int = env("HTTP_CONSUMER_WORKER_COUNT", 1,
-                                     help="upstream's HTTP ingest workers; ours has one batched writer",
-                                     validator=at_least(1))
-    shutdown_deadline: float = env("SCOUTER_SHUTDOWN_DEADLINE", 60.0,
-                                   help="seconds after SIGTERM before whatever is left is cancelled (ours)",
-                                   validator=at_least(1))
+    http_consumer_workers: int = env(
+        "HTTP_CONSUMER_WORKER_COUNT",
+        1,
+        help="upstream's HTTP ingest workers; ours has one batched writer",
+        validator=at_least(1),
+    )
+    shutdown_deadline: float = env(
+        "SCOUTER_SHUTDOWN_DEADLINE",
+        60.0,
+        help="seconds after SIGTERM before whatever is left is cancelled (ours)",
+        validator=at_least(1),
+    )
     kafka: KafkaSettings | None = None
     rabbitmq: RabbitSettings | None = None
     storage: StorageSettings = StorageSettings()

@@ -10,8 +10,8 @@ from ._supervisor import RestartWindow, supervise
 
 __all__ = [
     "ChildSpec",
-    "Ending",
     "ChildState",
+    "Ending",
     "Monitor",
     "Restart",
     "RestartIntensityExceeded",

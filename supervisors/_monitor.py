@@ -38,22 +38,22 @@ class Monitor:
     _board: _Board = attrs.Factory(_Board)
 
     def child(self, name: str) -> Monitor:
-        return Monitor(self.path + (name,), self._board)
+        return Monitor((*self.path, name), self._board)
 
     def name_of(self, child_id: str) -> str:
-        return "/".join(self.path + (child_id,))
+        return "/".join((*self.path, child_id))
 
     def set_state(self, child_id: str, state: ChildState) -> None:
-        self._board.states[self.path + (child_id,)] = state
+        self._board.states[(*self.path, child_id)] = state
 
     def forget(self, child_id: str) -> None:
         """Drop a child and everything under it (a temporary child that finished, a stopped sub-tree)."""
-        prefix = self.path + (child_id,)
+        prefix = (*self.path, child_id)
         for key in [k for k in self._board.states if k[: len(prefix)] == prefix]:
             del self._board.states[key]
 
     def count_restart(self, child_id: str) -> None:
-        key = self.path + (child_id,)
+        key = (*self.path, child_id)
         self._board.restarts[key] = self._board.restarts.get(key, 0) + 1
         for listener in self._board.on_restart:
             listener(self.name_of(child_id))

@@ -63,9 +63,7 @@ async def serve_until_signalled(prepare: Prepare, *, hard_deadline: float = 60.0
             run_tree = round_.next_tree
 
 
-async def _watch(
-    signals: Any, round_: _Round, outer: trio.CancelScope, prepare: Prepare, hard_deadline: float
-) -> None:
+async def _watch(signals: Any, round_: _Round, outer: trio.CancelScope, prepare: Prepare, hard_deadline: float) -> None:
     async for signum in signals:
         name = signal.Signals(signum).name
         if signum == signal.SIGHUP:

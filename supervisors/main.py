@@ -34,8 +34,11 @@ def _version() -> str:
 
 def _secret_problems(settings: Settings) -> list[str]:
     auth = settings.auth
-    names = {"SCOUTER_ENCRYPT_SECRET": auth.encrypt_secret, "SCOUTER_REFRESH_SECRET": auth.refresh_secret,
-             "SCOUTER_BOOTSTRAP_KEY": auth.bootstrap_key}
+    names = {
+        "SCOUTER_ENCRYPT_SECRET": auth.encrypt_secret,
+        "SCOUTER_REFRESH_SECRET": auth.refresh_secret,
+        "SCOUTER_BOOTSTRAP_KEY": auth.bootstrap_key,
+    }
     return [name for name, value in names.items() if value == DEFAULT_SECRET]
 
 
@@ -116,12 +119,16 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="scouter", description="Scouter ML-monitoring server (Python).")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve_cmd = commands.add_parser(
-        "serve", help="run the server until SIGTERM/SIGINT (SIGHUP restarts it with fresh settings)",
+        "serve",
+        help="run the server until SIGTERM/SIGINT (SIGHUP restarts it with fresh settings)",
         description="Run the server. Configured only by environment variables; see `scouter config`.",
     )
     serve_cmd.set_defaults(func=_cmd_serve)
-    config_cmd = commands.add_parser("config", help="print the effective settings, secrets masked",
-                                     description="Print every setting, its effective value and what it does.")
+    config_cmd = commands.add_parser(
+        "config",
+        help="print the effective settings, secrets masked",
+        description="Print every setting, its effective value and what it does.",
+    )
     config_cmd.set_defaults(func=_cmd_config)
     version_cmd = commands.add_parser("version", help="print the version", description="Print the version.")
     version_cmd.set_defaults(func=_cmd_version)

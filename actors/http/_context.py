@@ -10,7 +10,9 @@ from quart import current_app
 
 from config import Settings
 
+from ..database import Database, DatabaseHandle
 from ..metrics import ScouterMetrics
+from ..writer import InboxSender
 
 
 @attrs.frozen
@@ -24,9 +26,16 @@ class HttpContext:
     settings: Settings
     metrics: ScouterMetrics
     readiness: Callable[[], Readiness]
+    database: DatabaseHandle = attrs.Factory(DatabaseHandle)
+    writer: InboxSender | None = None
     draining: bool = False
-    #: Filled in by later parts of the tree (database pool, writer inbox, auth...), by name.
+    #: What the server learned at run time (bound URLs...), for logs and tests.
     services: dict[str, Any] = attrs.Factory(dict)
+
+    @property
+    def db(self) -> Database:
+        """The pool; raises if the database actor is not running (the route then answers 503)."""
+        return self.database.get()
 
 
 def context() -> HttpContext:

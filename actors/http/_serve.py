@@ -50,8 +50,13 @@ def _metrics_app(ctx: HttpContext):  # type: ignore[no-untyped-def]
             status, body, ctype = 401, b'{"error": "Unauthorized"}', "application/json"
         else:
             status, body, ctype = 200, generate_latest(ctx.metrics.registry), CONTENT_TYPE_LATEST
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     return app

@@ -37,7 +37,7 @@ def test_transports_turn_on_with_their_address() -> None:
     ("text", "expected"), [("true", True), ("FALSE", False), ("1", True), ("0", False), ("yes", True), ("off", False)]
 )
 def test_booleans_parse_their_text(text: str, expected: bool) -> None:
-    """"false" is False: booleans are parsed, not truth-tested."""
+    """ "false" is False: booleans are parsed, not truth-tested."""
     assert expected == load_settings({"LOG_JSON": text}).log.json
 
 

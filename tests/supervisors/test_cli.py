@@ -83,6 +83,12 @@ def port() -> int:
     return free_port()
 
 
+@pytest.fixture
+def server_env(port: int, fresh_database_dsn: str) -> dict[str, str]:
+    """Environment of a server on ``port`` with its own empty database."""
+    return env_for(port, DATABASE_URI=fresh_database_dsn)
+
+
 def run_scouter(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*SCOUTER, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
@@ -127,9 +133,9 @@ def test_every_command_has_help(command: str) -> None:
     assert "usage: scouter" in result.stdout
 
 
-def test_sigterm_lets_a_slow_request_finish_and_exits_0(port: int) -> None:
+def test_sigterm_lets_a_slow_request_finish_and_exits_0(port: int, server_env: dict[str, str]) -> None:
     """SIGTERM with a slow request in flight: the request completes with 200, health was up before, exit 0."""
-    server = Server([sys.executable, "-m", "tests.supervisors.server_script", "slow"], env_for(port))
+    server = Server([sys.executable, "-m", "tests.supervisors.server_script", "slow"], server_env)
     try:
         server.wait_for_log("serving API on")
         base = f"http://127.0.0.1:{port}"
@@ -149,11 +155,12 @@ def test_sigterm_lets_a_slow_request_finish_and_exits_0(port: int) -> None:
         server.kill()
 
 
-def test_second_sigterm_cancels_the_drain(port: int) -> None:
+def test_second_sigterm_cancels_the_drain(port: int, server_env: dict[str, str]) -> None:
     """A second SIGTERM during the drain stops at once, without waiting for the slow request."""
-    server = Server([sys.executable, "-m", "tests.supervisors.server_script", "slow"], env_for(port))
+    server = Server([sys.executable, "-m", "tests.supervisors.server_script", "slow"], server_env)
     try:
         server.wait_for_log("serving API on")
+
         def doomed_request() -> None:
             with contextlib.suppress(httpx.HTTPError):  # the forced stop drops it: that is the point
                 httpx.get(f"http://127.0.0.1:{port}/test/slow?seconds=30", timeout=40)
@@ -172,9 +179,9 @@ def test_second_sigterm_cancels_the_drain(port: int) -> None:
         server.kill()
 
 
-def test_sighup_restarts_the_tree_in_the_same_process(port: int) -> None:
+def test_sighup_restarts_the_tree_in_the_same_process(port: int, server_env: dict[str, str]) -> None:
     """SIGHUP: restart logged, the port is served again by the same process, SIGINT then stops it with 0."""
-    server = Server([*SCOUTER, "serve"], env_for(port))
+    server = Server([*SCOUTER, "serve"], server_env)
     try:
         server.wait_for_log("serving API on")
         pid = server.proc.pid
@@ -189,10 +196,10 @@ def test_sighup_restarts_the_tree_in_the_same_process(port: int) -> None:
         server.kill()
 
 
-def test_child_crashing_beyond_intensity_exits_non_zero(port: int) -> None:
+def test_child_crashing_beyond_intensity_exits_non_zero(port: int, server_env: dict[str, str]) -> None:
     """A child that crashes more often than the intensity allows takes the process down with status 1,
     and the last log line names the child and its error."""
-    server = Server([sys.executable, "-m", "tests.supervisors.server_script", "crash"], env_for(port))
+    server = Server([sys.executable, "-m", "tests.supervisors.server_script", "crash"], server_env)
     try:
         assert 1 == server.wait(30)
         assert "giving up: crasher restarted too often" in server.log()

@@ -350,9 +350,7 @@ async def test_stop_during_start_is_prompt(mock_clock: trio.testing.MockClock) -
         await stop.wait()
         journal.note("gave up starting")
 
-    spec = SupervisorSpec(
-        children=(ChildSpec("slow", never_ready), ChildSpec("after", polite(journal, "after")))
-    )
+    spec = SupervisorSpec(children=(ChildSpec("slow", never_ready), ChildSpec("after", polite(journal, "after"))))
     with trio.fail_after(3600):
         await run_until(spec, 7)
     assert [(7, "gave up starting")] == journal.events

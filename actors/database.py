@@ -1,0 +1,217 @@
+"""The database actor: owns the asyncpg pool (through trio-asyncio), runs migrations, watches reachability.
+
+Every unit of work crosses into asyncio exactly once, as one plain asyncio coroutine that acquires, uses and
+releases its connection: a trio cancellation then becomes one asyncio cancellation and asyncpg's own cleanup runs,
+so no connection is ever stranded (dependencies.md §4.2).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+import attrs
+import trio
+import trio_asyncio
+
+from config import DatabaseSettings
+from scouter.sql import MIGRATION_LOCK_KEY, MIGRATIONS, Migration
+
+from .health import HealthBoard
+
+log = logging.getLogger("actors.database")
+
+T = TypeVar("T")
+#: An asyncio coroutine function run with a pooled connection.
+Work = Callable[..., Awaitable[T]]
+
+#: Errors that mean "the database is not there right now", as opposed to "this statement is wrong".
+UNAVAILABLE = (
+    OSError,
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.InterfaceError,
+    asyncpg.ConnectionDoesNotExistError,
+)
+
+
+@attrs.frozen
+class Database:
+    """The only door to PostgreSQL for trio code."""
+
+    pool: asyncpg.Pool
+    acquire_timeout: float = 10.0
+
+    async def run(self, work: Work[T], *args: Any, transaction: bool = False) -> T:
+        """Run ``await work(conn, *args)`` in asyncio with a pooled connection, optionally in a transaction."""
+        return await trio_asyncio.aio_as_trio(self._run)(work, args, transaction)
+
+    async def _run(self, work: Work[T], args: tuple[Any, ...], transaction: bool) -> T:  # asyncio side
+        async with self.pool.acquire(timeout=self.acquire_timeout) as conn:
+            if not transaction:
+                return await work(conn, *args)
+            async with conn.transaction():
+                return await work(conn, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        return await self.run(_fetch, sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        return await self.run(_fetchrow, sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self.run(_fetchval, sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        return await self.run(_execute, sql, *args)
+
+    def statistics(self) -> dict[str, int]:
+        return {"size": self.pool.get_size(), "idle": self.pool.get_idle_size(), "max": self.pool.get_max_size()}
+
+
+async def _fetch(conn: asyncpg.Connection, sql: str, *args: Any) -> list[asyncpg.Record]:
+    return await conn.fetch(sql, *args)
+
+
+async def _fetchrow(conn: asyncpg.Connection, sql: str, *args: Any) -> asyncpg.Record | None:
+    return await conn.fetchrow(sql, *args)
+
+
+async def _fetchval(conn: asyncpg.Connection, sql: str, *args: Any) -> Any:
+    return await conn.fetchval(sql, *args)
+
+
+async def _execute(conn: asyncpg.Connection, sql: str, *args: Any) -> str:
+    return await conn.execute(sql, *args)
+
+
+async def open_pool(uri: str, settings: DatabaseSettings) -> Database:
+    pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(
+        uri,
+        min_size=min(settings.min_pool_size, settings.max_pool_size),
+        max_size=settings.max_pool_size,
+        command_timeout=60,
+        server_settings={"application_name": "scouter-py", "timezone": "UTC"},
+    )
+    return Database(pool, settings.acquire_timeout)
+
+
+async def close_pool(db: Database) -> None:
+    """Shielded and bounded; terminate if the polite close hangs."""
+    with trio.move_on_after(5, shield=True) as scope:
+        await trio_asyncio.aio_as_trio(db.pool.close)()
+    if scope.cancelled_caught:
+        log.warning("pool close took over 5 s: terminating connections")
+        db.pool.terminate()
+
+
+# -- migrations ------------------------------------------------------------------------------------------------
+async def _migrate(conn: asyncpg.Connection, migrations: tuple[Migration, ...]) -> list[int]:  # asyncio side
+    # A session-level advisory lock serialises replicas starting at once; each migration is its own transaction.
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+    try:
+        await conn.execute("CREATE SCHEMA IF NOT EXISTS scouter")
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS scouter.schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM scouter.schema_migrations")}
+        applied = []
+        for migration in migrations:
+            if migration.version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO scouter.schema_migrations (version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
+            applied.append(migration.version)
+        return applied
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+
+
+async def migrate(db: Database, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """Apply what is missing; returns the versions applied now. Idempotent and safe across replicas."""
+    applied = await db.run(_migrate, migrations)
+    if applied:
+        log.info("applied migrations %s", ", ".join(map(str, applied)))
+    return applied
+
+
+# -- the actor --------------------------------------------------------------------------------------------------
+@attrs.define
+class DatabaseHandle:
+    """Where the database actor publishes its pool for the children started after it (rest_for_one)."""
+
+    db: Database | None = None
+
+    def get(self) -> Database:
+        if self.db is None:
+            raise RuntimeError("the database actor is not running")
+        return self.db
+
+
+@attrs.define
+class DatabaseActor:
+    """Connects (retrying with backoff: a database that is down is expected, not a crash), migrates, then checks
+    reachability every few seconds for the readiness probe. Closes the pool on stop."""
+
+    settings: DatabaseSettings
+    uri: Callable[[], str]
+    handle: DatabaseHandle
+    board: HealthBoard
+    check_interval: float = 2.0
+
+    async def run(self, stop: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        db = await self._connect(stop)
+        if db is None:
+            return  # asked to stop before the database ever answered
+        try:
+            await migrate(db)
+            self.handle.db = db
+            self.board.ok("database")
+            task_status.started()
+            await self._watch(db, stop)
+        finally:
+            self.handle.db = None
+            self.board.forget("database")
+            await close_pool(db)
+
+    async def _connect(self, stop: trio.Event) -> Database | None:
+        delay = 0.5
+        while not stop.is_set():
+            uri = self.uri()
+            try:
+                with trio.fail_after(15):
+                    return await open_pool(uri, self.settings)
+            except (*UNAVAILABLE, trio.TooSlowError) as exc:
+                self.board.failing("database", f"cannot connect: {exc!r}")
+                log.warning("database not reachable (%r); retrying in %.1f s", exc, delay)
+            with trio.move_on_after(delay * random.uniform(0.8, 1.2)):
+                await stop.wait()
+            delay = min(delay * 2, 30)
+        return None
+
+    async def _watch(self, db: Database, stop: trio.Event) -> None:
+        while not stop.is_set():
+            try:
+                with trio.fail_after(self.check_interval + 3):
+                    await db.fetchval("SELECT 1")
+                if self.board.problems().get("database"):
+                    log.info("database reachable again")
+                self.board.ok("database")
+            except (*UNAVAILABLE, trio.TooSlowError) as exc:
+                if not self.board.problems().get("database"):
+                    log.warning("database unreachable: %r", exc)
+                self.board.failing("database", f"unreachable: {exc!r}")
+            with trio.move_on_after(self.check_interval):
+                await stop.wait()

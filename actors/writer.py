@@ -1,0 +1,204 @@
+"""The batched writer actor: every record from every transport becomes durable here, in group commits.
+
+Consumes ``WriteRequest``s from one bounded inbox (a full inbox slows the senders down: back-pressure). Takes
+whatever is queued (natural batching: the busier the server, the bigger the batch), COPYs each table's rows in one
+transaction, and answers every sender only after COMMIT, so a transport acknowledges only what is durable.
+
+* A data error (a bad row) does not sink the others: the batch is retried one request per transaction and only the
+  offending sender gets the error.
+* The database being unavailable is retried with capped backoff; senders wait (or give up on their own timeout).
+* On stop it drains what is queued, then returns. The tree owns the inbox, so a restarted writer finds it intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import asyncpg
+import attrs
+import trio
+
+from scouter.records import CUSTOM_COLUMNS, OBSERVABILITY_COLUMNS, PSI_COLUMNS, SPC_COLUMNS, DecodedBatch
+
+from .database import UNAVAILABLE, DatabaseHandle
+from .metrics import ScouterMetrics
+
+log = logging.getLogger("actors.writer")
+
+#: Run in the writer's transaction before the rows (asyncio side). Returns False when the rows are already stored
+#: (a redelivered message): they are then skipped and the sender is told so.
+InTransaction = Callable[[asyncpg.Connection], Awaitable[bool]]
+
+
+@attrs.frozen
+class WriteResult:
+    ok: bool
+    rows: int = 0
+    duplicate: bool = False
+    error: str | None = None
+
+
+@attrs.frozen(eq=False)
+class WriteRequest:
+    batch: DecodedBatch
+    reply: trio.MemorySendChannel[WriteResult]
+    in_transaction: InTransaction | None = None
+
+
+@attrs.frozen(eq=False)
+class _Drain:
+    """Queued behind everything else when the writer is asked to stop; only its own writer honours it."""
+
+    owner: object
+
+
+Inbox = trio.MemoryReceiveChannel["WriteRequest | _Drain"]
+InboxSender = trio.MemorySendChannel["WriteRequest | _Drain"]
+
+
+def open_inbox(capacity: int = 1000) -> tuple[InboxSender, Inbox]:
+    return trio.open_memory_channel["WriteRequest | _Drain"](capacity)
+
+
+async def write(
+    inbox: InboxSender,
+    batch: DecodedBatch,
+    *,
+    in_transaction: InTransaction | None = None,
+    timeout: float = 30.0,  # noqa: ASYNC109 - a reply deadline, not a cancel scope to hand in
+) -> WriteResult:
+    """Hand ``batch`` to the writer and wait for its durable answer (TooSlowError after ``timeout``)."""
+    reply_send, reply_recv = trio.open_memory_channel[WriteResult](1)  # one slot: the writer never blocks on us
+    with reply_send, reply_recv, trio.fail_after(timeout):
+        await inbox.send(WriteRequest(batch, reply_send, in_transaction))
+        return await reply_recv.receive()
+
+
+_TABLES = (
+    ("spc_drift", SPC_COLUMNS, "spc_rows"),
+    ("psi_drift", PSI_COLUMNS, "psi_rows"),
+    ("custom_drift", CUSTOM_COLUMNS, "custom_rows"),
+    ("observability_metric", OBSERVABILITY_COLUMNS, "observability_rows"),
+)
+
+
+async def _commit(conn: asyncpg.Connection, requests: Sequence[WriteRequest]) -> list[bool]:
+    """One transaction for all ``requests`` (asyncio side); per request, whether its rows were new."""
+    fresh: list[bool] = []
+    async with conn.transaction():
+        for request in requests:
+            fresh.append(request.in_transaction is None or await request.in_transaction(conn))
+        kept = [r.batch for r, new in zip(requests, fresh, strict=True) if new]
+        for table, columns, attribute in _TABLES:
+            rows = [row for batch in kept for row in getattr(batch, attribute)]
+            if rows:
+                await conn.copy_records_to_table(table, records=rows, columns=columns, schema_name="scouter")
+    return fresh
+
+
+@attrs.define
+class WriterActor:
+    inbox: Inbox
+    inbox_sender: InboxSender
+    handle: DatabaseHandle
+    metrics: ScouterMetrics
+    max_rows: int = 50_000  # per transaction; bounds memory and lock time
+    stats: dict[str, int] = attrs.Factory(lambda: {"requests": 0, "rows": 0, "flushes": 0, "errors": 0})
+
+    def statistics(self) -> dict[str, int]:
+        return {**self.stats, "queued": self.inbox.statistics().current_buffer_used}
+
+    async def run(self, stop: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        token = object()
+        task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._queue_drain_marker, stop, token)
+            draining = False
+            while not draining:
+                first = await self.inbox.receive()
+                if isinstance(first, _Drain):
+                    draining = first.owner is token
+                    continue
+                group, rows = [first], first.batch.total
+                while rows < self.max_rows:  # whatever else is already waiting joins this transaction
+                    try:
+                        item = self.inbox.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    if isinstance(item, _Drain):
+                        draining = draining or item.owner is token
+                        continue
+                    group.append(item)
+                    rows += item.batch.total
+                self.metrics.writer_queue_depth.set(self.inbox.statistics().current_buffer_used)
+                await self._flush(group)
+            nursery.cancel_scope.cancel(reason="writer drained")
+        log.info("writer drained its inbox")
+
+    async def _queue_drain_marker(self, stop: trio.Event, token: object) -> None:
+        await stop.wait()
+        await self.inbox_sender.send(_Drain(token))  # behind everything already queued
+
+    async def _flush(self, group: list[WriteRequest]) -> None:
+        started = time.perf_counter()
+        try:
+            fresh = await self._commit_with_retry(group)
+        except asyncpg.PostgresError as exc:  # a bad row somewhere: find whose
+            log.warning("group commit of %d requests failed (%r); retrying one by one", len(group), exc)
+            for request in group:
+                await self._flush_alone(request)
+            return
+        except BaseException as exc:
+            for request in group:
+                self._answer(request, WriteResult(False, error=f"writer failed: {exc!r}"))
+            raise
+        self.metrics.writer_flush_duration.observe(time.perf_counter() - started)
+        total = 0
+        for request, new in zip(group, fresh, strict=True):
+            rows = request.batch.total if new else 0
+            total += rows
+            self._answer(request, WriteResult(True, rows=rows, duplicate=not new))
+        self._count(group, fresh, total)
+
+    async def _flush_alone(self, request: WriteRequest) -> None:
+        try:
+            (new,) = await self._commit_with_retry([request])
+        except asyncpg.PostgresError as exc:
+            self.stats["errors"] += 1
+            self.metrics.writer_failures.labels(type(exc).__name__).inc()
+            self._answer(request, WriteResult(False, error=f"{type(exc).__name__}: {exc}"))
+            return
+        self._answer(request, WriteResult(True, rows=request.batch.total if new else 0, duplicate=not new))
+        self._count([request], [new], request.batch.total if new else 0)
+
+    async def _commit_with_retry(self, group: list[WriteRequest]) -> list[bool]:
+        delay = 0.1
+        while True:
+            try:
+                return await self.handle.get().run(_commit, group)
+            except (*UNAVAILABLE, RuntimeError) as exc:  # RuntimeError: no pool right now (database restarting)
+                if isinstance(exc, RuntimeError) and "not running" not in str(exc):
+                    raise
+                log.warning("database unavailable for the writer (%r); retrying in %.1f s", exc, delay)
+            await trio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, 5.0)
+
+    def _count(self, group: Sequence[WriteRequest], fresh: Sequence[bool], total: int) -> None:
+        self.stats["requests"] += len(group)
+        self.stats["rows"] += total
+        self.stats["flushes"] += 1
+        self.metrics.writer_batch_size.observe(total)
+        for table, _, attribute in _TABLES:
+            count = sum(len(getattr(r.batch, attribute)) for r, new in zip(group, fresh, strict=True) if new)
+            if count:
+                self.metrics.writer_rows.labels(table).inc(count)
+
+    @staticmethod
+    def _answer(request: WriteRequest, result: WriteResult) -> None:
+        try:
+            request.reply.send_nowait(result)
+        except (trio.ClosedResourceError, trio.BrokenResourceError, trio.WouldBlock):
+            log.debug("a sender gave up before its answer")
