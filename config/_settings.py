@@ -72,6 +72,13 @@ class DatabaseSettings:
         "DB_ACQUIRE_TIMEOUT_SECONDS", 10.0, help="wait for a pooled connection", validator=at_least(0.1)
     )
     data_dir: str = env("SCOUTER_DATA_DIR", "./scouter_data", help="embedded PostgreSQL data (ours)")
+    embedded: str = env(
+        "SCOUTER_EMBEDDED_DATABASE",
+        "auto",
+        help="auto: embedded PostgreSQL when DATABASE_URI is unset and nothing answers at the default URI; "
+        "always: embedded unless DATABASE_URI is set; never (ours)",
+        validator=one_of(("auto", "always", "never")),
+    )
     retention_days: int = env("DATA_RETENTION_PERIOD", 30, help="days before rows are archived", validator=at_least(1))
 
     def __attrs_post_init__(self) -> None:

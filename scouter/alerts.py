@@ -98,7 +98,9 @@ def _custom_header(alert: CustomMetricAlert) -> str:
     m, b = alert.metric, alert.alert_threshold_value
     if alert.alert_threshold is AlertThreshold.BELOW:
         if b is not None:
-            return f"The observed {m} metric value has dropped below the threshold (initial value - {rust_float_str(b)})"
+            return (
+                f"The observed {m} metric value has dropped below the threshold (initial value - {rust_float_str(b)})"
+            )
         return f"The {m} metric value has dropped below the initial value"
     if alert.alert_threshold is AlertThreshold.ABOVE:
         if b is not None:
@@ -133,9 +135,16 @@ def slack_body(channel: str, space: str, name: str, version: str, description: s
         "blocks": [
             {
                 "type": "header",
-                "text": {"type": "plain_text", "text": ":rotating_light: Drift Detected :rotating_light:", "emoji": True},
+                "text": {
+                    "type": "plain_text",
+                    "text": ":rotating_light: Drift Detected :rotating_light:",
+                    "emoji": True,
+                },
             },
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"*Name*: {name} *Space*: {space} *Version*: {version}"}},
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"*Name*: {name} *Space*: {space} *Version*: {version}"},
+            },
             {"type": "section", "text": {"type": "mrkdwn", "text": description}},
         ],
     }

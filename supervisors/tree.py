@@ -75,7 +75,9 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
     uri: Callable[[], str]
     if settings.database.uri is not None:
         uri = functools.partial(str, settings.database.uri)
-    elif _default_database_answers():
+    elif settings.database.embedded == "never" or (
+        settings.database.embedded == "auto" and _default_database_answers()
+    ):
         uri = functools.partial(str, DEFAULT_DATABASE_URI)
     else:
         embedded = EmbeddedPostgres(Path(settings.database.data_dir))

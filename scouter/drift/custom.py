@@ -35,10 +35,8 @@ class CustomCondition:
     alert_threshold_value: float | None = None
 
 
-def is_out_of_bounds(
-    training: float, observed: float, condition: AlertThreshold | str, boundary: float | None
-) -> bool:
-    """Whether observed O drifted from training T: never when O == T; Below: O < T − b (O < T without b);
+def is_out_of_bounds(training: float, observed: float, condition: AlertThreshold | str, boundary: float | None) -> bool:
+    """Whether observed O drifted from training T: never when O == T; Below: O < T - b (O < T without b);
     Above: O > T + b (O > T); Outside: either. All comparisons strict."""
     cond = AlertThreshold(condition)
     if observed == training:

@@ -4,7 +4,7 @@ scipy is not a runtime dependency, so the two quantiles the thresholds need are 
 
 * `normal_ppf`: Acklam's rational approximation (relative error < 1.2e-9) polished by one Halley step on
   `math.erf`/`math.erfc`, which brings it to a few ulp.
-* `chi2_ppf`: Wilson–Hilferty start, then Newton steps on the log of the regularized incomplete gamma function
+* `chi2_ppf`: Wilson-Hilferty start, then Newton steps on the log of the regularized incomplete gamma function
   (series below a + 1, Lentz continued fraction above), safeguarded by a bracket. Working on the tail that is
   being solved for (Q for q >= 0.5) keeps full relative precision for small alpha.
 
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 EPSILON = 1e-10
-MIN_SAMPLES_PER_BIN = 10  # Yurdakul (2018): keep a feature only if sample_size > 10 × bins
+MIN_SAMPLES_PER_BIN = 10  # Yurdakul (2018): keep a feature only if sample_size > 10 x bins
 
 
 # --------------------------------------------------------------------------------------------------- formatting
@@ -92,7 +92,7 @@ def proportions_from_counts(counts: Mapping[int, float]) -> dict[int, float]:
 
 
 def has_min_sample(sample_size: int, bin_count: int) -> bool:
-    """Minimum sample rule of §5.4: a feature qualifies only if sample_size > 10 × bins."""
+    """Minimum sample rule of §5.4: a feature qualifies only if sample_size > 10 x bins."""
     return sample_size > MIN_SAMPLES_PER_BIN * bin_count
 
 
@@ -124,10 +124,12 @@ def _normal_ppf_lower(p: float) -> float:
     else:
         u = p - 0.5  # exact (Sterbenz)
         r = u * u
-        x = (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * u / (
-            ((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0
+        x = (
+            (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5])
+            * u
+            / (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0)
         )
-        # residual relative to the centre: Φ(x) − 1/2 = erf(x/√2)/2, compared with p − 1/2, keeps precision near 0
+        # residual relative to the centre: Φ(x) - 1/2 = erf(x/√2)/2, compared with p - 1/2, keeps precision near 0
         err = 0.5 * math.erf(x / _SQRT2) - u
     # one Halley step: the approximation is already within 1.2e-9, Halley is cubic
     step = err * _SQRT2PI * math.exp(0.5 * x * x)
@@ -135,7 +137,7 @@ def _normal_ppf_lower(p: float) -> float:
 
 
 def normal_ppf(p: float) -> float:
-    """Standard normal quantile Φ⁻¹(p); −inf at 0, inf at 1, ValueError outside [0, 1]."""
+    """Standard normal quantile Φ⁻¹(p); -inf at 0, inf at 1, ValueError outside [0, 1]."""
     if not 0.0 <= p <= 1.0:  # also rejects NaN
         raise ValueError(f"probability must be in [0, 1], got {p!r}")
     if p == 0.0:
@@ -144,18 +146,18 @@ def normal_ppf(p: float) -> float:
         return math.inf
     if p <= 0.5:
         return _normal_ppf_lower(p)
-    return -_normal_ppf_lower(1.0 - p)  # 1 − p is exact for p in [0.5, 1]
+    return -_normal_ppf_lower(1.0 - p)  # 1 - p is exact for p in [0.5, 1]
 
 
 def _gamma_tails(a: float, y: float) -> tuple[float, float, float]:
     """(ln P(a, y), ln Q(a, y), ln of the gamma(a) density at y) for y > 0, regularized incomplete gamma.
 
     Series for y < a + 1 (where P is the small-ish side), Lentz continued fraction for Q otherwise; the other tail
-    is 1 − that one, which never loses precision there because it is >= ~0.3.
+    is 1 - that one, which never loses precision there because it is >= ~0.3.
     """
     log_y = math.log(y)
     log_pdf = (a - 1.0) * log_y - y - math.lgamma(a)
-    log_prefactor = log_pdf + log_y  # a·ln y − y − lnΓ(a)
+    log_prefactor = log_pdf + log_y  # a·ln y - y - lnΓ(a)
     if y < a + 1.0:
         term = total = 1.0 / a
         n = a
@@ -202,9 +204,9 @@ def chi2_ppf(q: float, df: float) -> float:
         return math.inf
     a = 0.5 * df
     upper = q >= 0.5
-    target = math.log(1.0 - q) if upper else math.log(q)  # 1 − q is exact for q in [0.5, 1]
+    target = math.log(1.0 - q) if upper else math.log(q)  # 1 - q is exact for q in [0.5, 1]
 
-    # Wilson–Hilferty start; fall back to the small-y expansion P ≈ y^a / Γ(a + 1) when it is not positive
+    # Wilson-Hilferty start; fall back to the small-y expansion P ≈ y^a / Γ(a + 1) when it is not positive
     z = normal_ppf(q)
     v = 2.0 / (9.0 * df)
     x0 = df * (1.0 - v + z * math.sqrt(v)) ** 3
@@ -217,7 +219,7 @@ def chi2_ppf(q: float, df: float) -> float:
         if upper:
             g = log_q - target  # decreasing in y
             too_low = g > 0.0
-            # Newton on ln Q: d ln Q / dy = −pdf / Q
+            # Newton on ln Q: d ln Q / dy = -pdf / Q
             new_y = y + g * math.exp(log_q - log_pdf)
         else:
             g = log_p - target  # increasing in y
@@ -243,14 +245,14 @@ def chi2_ppf(q: float, df: float) -> float:
 
 @attrs.frozen
 class ChiSquareThreshold:
-    """`{"ChiSquare": {"alpha": ...}}`: chi2.ppf(1 − α, B − 1) / M (the default, α = 0.05)."""
+    """`{"ChiSquare": {"alpha": ...}}`: chi2.ppf(1 - α, B - 1) / M (the default, α = 0.05)."""
 
     alpha: float = 0.05
 
 
 @attrs.frozen
 class NormalThreshold:
-    """`{"Normal": {"alpha": ...}}`: (B − 1)/M + z(1 − α)·√(2(B − 1))/M."""
+    """`{"Normal": {"alpha": ...}}`: (B - 1)/M + z(1 - α)·√(2(B - 1))/M."""
 
     alpha: float = 0.05
 
@@ -305,7 +307,11 @@ class PsiFeatureAlert:
 
     def as_map(self) -> dict[str, str]:
         """The `drift_alert.alert` map `{"entity_name", "psi", "threshold"}`, numbers in Rust `Display` form."""
-        return {"entity_name": self.feature, "psi": rust_float_str(self.psi), "threshold": rust_float_str(self.threshold)}
+        return {
+            "entity_name": self.feature,
+            "psi": rust_float_str(self.psi),
+            "threshold": rust_float_str(self.threshold),
+        }
 
 
 def psi_alerts(

@@ -163,7 +163,7 @@ def parse_spc_rule(rule: str) -> SpcRule:
 
 
 def zone_codes(values: npt.ArrayLike, limits: SpcLimits | None) -> npt.NDArray[np.int8]:
-    """Zone code (−4..4) of each value against `limits`, exactly per the table of §6.3.
+    """Zone code (-4..4) of each value against `limits`, exactly per the table of §6.3.
 
     The conditions are tried in upstream's order and the first match wins, which settles degenerate limits (e.g. a
     zero sigma). Anything matching none of them (v == center, v == three_ucl, v == three_lcl, NaN) is 0, and so is
@@ -188,16 +188,16 @@ def zone_codes(values: npt.ArrayLike, limits: SpcLimits | None) -> npt.NDArray[n
 
 
 def _window_all(flags: npt.NDArray[np.bool_], width: int) -> npt.NDArray[np.bool_]:
-    """out[j] is True when flags[j .. j+width) are all True; length len(flags) − width + 1 (1 <= width <= n)."""
+    """out[j] is True when flags[j .. j+width) are all True; length len(flags) - width + 1 (1 <= width <= n)."""
     n = flags.shape[0]
     cs = np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
     return (cs[width:] - cs[: n - width + 1]) == width
 
 
 def _consecutive_fires(d: npt.NDArray[np.float64], k: int, c: int) -> bool:
-    """Any index i with |d[i]| == k, i + 1 >= C and all of d[i−C+1 ..= i] >= k (or all <= −k).
+    """Any index i with |d[i]| == k, i + 1 >= C and all of d[i-C+1 ..= i] >= k (or all <= -k).
 
-    Upstream counts values >= k (or <= −k) in a window of exactly C points and fires at a count >= C, which is
+    Upstream counts values >= k (or <= -k) in a window of exactly C points and fires at a count >= C, which is
     "all of them".
     """
     if c <= 0 or c > d.shape[0]:
@@ -208,7 +208,7 @@ def _consecutive_fires(d: npt.NDArray[np.float64], k: int, c: int) -> bool:
 
 
 def _alternating_fires(d: npt.NDArray[np.float64], k: int, a: int) -> bool:
-    """Any index i with |d[i]| == k, i + 1 >= A and upstream's scan of d[i−A+1 ..= i] reaching count >= A.
+    """Any index i with |d[i]| == k, i + 1 >= A and upstream's scan of d[i-A+1 ..= i] reaching count >= A.
 
     The scan over a window of exactly A points reaches A only if every point counts: each has |x| >= k (so is not 0)
     and differs from its predecessor inside the window (the first one is compared with the scan's initial 0).
@@ -221,7 +221,7 @@ def _alternating_fires(d: npt.NDArray[np.float64], k: int, a: int) -> bool:
     if a == 1:
         return bool(np.any(at_k & beyond))
     changed = d[1:] != d[:-1]  # changed[j] compares d[j+1] with d[j]
-    # window starting at s needs changed[s .. s+a-1), i.e. a − 1 flags
+    # window starting at s needs changed[s .. s+a-1), i.e. a - 1 flags
     alternates = _window_all(changed, a - 1)
     return bool(np.any(at_k & beyond & alternates))
 
@@ -302,4 +302,3 @@ def spc_alert_maps(alerts_by_feature: Mapping[str, Iterable[SpcAlert]]) -> list[
         for feature in sorted(alerts_by_feature)
         for alert in sorted(alerts_by_feature[feature], key=SpcAlert.sort_key)
     ]
-

@@ -1,0 +1,33 @@
+"""Fixtures for actor tests against the real services: one trio-asyncio loop per test, a migrated database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import trio_asyncio
+
+from actors.database import Database, DatabaseHandle, close_pool, migrate, open_pool
+from config import DatabaseSettings
+
+
+@pytest.fixture
+async def aio_loop() -> AsyncIterator[None]:
+    """The one asyncio loop of this test (asyncpg, aiokafka and aio-pika live in it); outermost fixture."""
+    async with trio_asyncio.open_loop():
+        yield
+
+
+@pytest.fixture
+async def db(aio_loop: None, fresh_database_dsn: str) -> AsyncIterator[Database]:
+    """A pool on a fresh, migrated database, closed (shielded, bounded) after the test."""
+    database = await open_pool(fresh_database_dsn, DatabaseSettings(max_pool_size=10, min_pool_size=1))
+    await migrate(database)
+    yield database
+    await close_pool(database)
+
+
+@pytest.fixture
+def db_handle(db: Database) -> DatabaseHandle:
+    """The handle actors read the pool from, already filled."""
+    return DatabaseHandle(db)
