@@ -25,7 +25,8 @@ def test_defaults_match_upstream() -> None:
 def test_transports_turn_on_with_their_address() -> None:
     """KAFKA_BROKERS and RABBITMQ_ADDR enable their sections; topics split on commas."""
     settings = load_settings({"KAFKA_BROKERS": "k:9092", "KAFKA_TOPIC": "a, b,,c", "RABBITMQ_ADDR": "amqp://h/%2f"})
-    assert settings.kafka is not None and settings.rabbitmq is not None
+    assert settings.kafka is not None
+    assert settings.rabbitmq is not None
     assert ("a", "b", "c") == settings.kafka.topics
     assert 3 == settings.kafka.workers
     assert "earliest" == settings.kafka.offset_reset
@@ -75,7 +76,8 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_empty_optional_counts_as_unset() -> None:
     """An empty optional variable (KAFKA_USERNAME=) means unset, not an empty user."""
     settings = load_settings({"KAFKA_BROKERS": "k", "KAFKA_USERNAME": ""})
-    assert settings.kafka is not None and settings.kafka.username is None
+    assert settings.kafka is not None
+    assert settings.kafka.username is None
 
 
 def test_describe_masks_secrets() -> None:
