@@ -17,10 +17,11 @@ import attrs
 import trio
 import trio_asyncio
 
-from config import DatabaseSettings
+from config import AuthSettings, DatabaseSettings
 from scouter.sql import MIGRATION_LOCK_KEY, MIGRATIONS, Migration
 
 from .health import HealthBoard
+from .users import ensure_default_users
 
 log = logging.getLogger("actors.database")
 
@@ -28,8 +29,13 @@ T = TypeVar("T")
 #: An asyncio coroutine function run with a pooled connection.
 Work = Callable[..., Awaitable[T]]
 
+class DatabaseUnavailable(RuntimeError):
+    """No pool right now: the database actor is (re)starting."""
+
+
 #: Errors that mean "the database is not there right now", as opposed to "this statement is wrong".
 UNAVAILABLE = (
+    DatabaseUnavailable,
     OSError,
     ConnectionError,
     asyncpg.PostgresConnectionError,
@@ -156,20 +162,23 @@ class DatabaseHandle:
 
     def get(self) -> Database:
         if self.db is None:
-            raise RuntimeError("the database actor is not running")
+            raise DatabaseUnavailable("the database actor is not running")
         return self.db
 
 
 @attrs.define
 class DatabaseActor:
-    """Connects (retrying with backoff: a database that is down is expected, not a crash), migrates, then checks
-    reachability every few seconds for the readiness probe. Closes the pool on stop."""
+    """Connects (retrying with backoff: a database that is down is expected, not a crash), migrates, creates the
+    default users on an empty user table (when given `auth`), then checks reachability every few seconds for the
+    readiness probe. Closes the pool on stop."""
 
     settings: DatabaseSettings
     uri: Callable[[], str]
     handle: DatabaseHandle
     board: HealthBoard
     check_interval: float = 2.0
+    #: Where the default users' names and passwords come from; None creates none (tests of the pool alone).
+    auth: AuthSettings | None = None
 
     async def run(self, stop: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         db = await self._connect(stop)
@@ -177,6 +186,8 @@ class DatabaseActor:
             return  # asked to stop before the database ever answered
         try:
             await migrate(db)
+            if self.auth is not None:
+                await ensure_default_users(db, self.auth)
             self.handle.db = db
             self.board.ok("database")
             task_status.started()

@@ -34,6 +34,18 @@ class ScouterMetrics:
     writer_batch_size: Histogram
     writer_queue_depth: Gauge
     writer_failures: Counter
+    broker_messages_consumed: Counter
+    broker_messages_quarantined: Counter
+    broker_messages_duplicate: Counter
+    broker_reconnects: Counter
+    kafka_consumer_lag: Gauge
+    drift_checks: Counter
+    drift_check_duration: Histogram
+    drift_alerts: Counter
+    drift_due_profiles: Gauge
+    drift_expired_leases: Gauge
+    drift_stale_leases: Counter
+    alert_notices_dropped: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None, *, process: bool = True) -> ScouterMetrics:
@@ -78,5 +90,66 @@ class ScouterMetrics:
             writer_queue_depth=Gauge("scouter_writer_queue_depth", "Write requests waiting", registry=registry),
             writer_failures=Counter(
                 "scouter_writer_failures", "Write requests answered with an error", ["reason"], registry=registry
+            ),
+            broker_messages_consumed=Counter(
+                "scouter_broker_messages_consumed",
+                "Broker messages consumed and settled (stored, skipped as already stored, or quarantined)",
+                ["transport"],
+                registry=registry,
+            ),
+            broker_messages_quarantined=Counter(
+                "scouter_broker_messages_quarantined",
+                "Broker messages that could not be decoded or stored, kept in scouter.quarantine",
+                ["transport"],
+                registry=registry,
+            ),
+            broker_messages_duplicate=Counter(
+                "scouter_broker_messages_duplicate",
+                "Redelivered broker messages skipped because their rows were already stored",
+                ["transport"],
+                registry=registry,
+            ),
+            broker_reconnects=Counter(
+                "scouter_broker_reconnects",
+                "Broker connections lost (or never made) and retried by a consumer",
+                ["transport"],
+                registry=registry,
+            ),
+            kafka_consumer_lag=Gauge(
+                "scouter_kafka_consumer_lag",
+                "Messages in a partition after the last one stored (high watermark - next offset)",
+                ["topic", "partition"],
+                registry=registry,
+            ),
+            drift_checks=Counter(
+                "scouter_drift_checks",
+                "Drift checks run, by drift type and outcome (clean, drift, failed, lease_lost, released, unavailable)",
+                ["drift_type", "outcome"],
+                registry=registry,
+            ),
+            drift_check_duration=Histogram(
+                "scouter_drift_check_duration_seconds",
+                "Drift check latency, claim to reschedule",
+                ["drift_type"],
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            drift_alerts=Counter("scouter_drift_alerts", "Drift alerts stored", ["drift_type"], registry=registry),
+            drift_due_profiles=Gauge(
+                "scouter_drift_due_profiles",
+                "Active profiles due and not claimed (incl. expired leases)",
+                registry=registry,
+            ),
+            drift_expired_leases=Gauge(
+                "scouter_drift_expired_leases", "Due profiles whose worker's lease expired", registry=registry
+            ),
+            drift_stale_leases=Counter(
+                "scouter_drift_stale_leases_reclaimed", "Expired leases taken over by a poller", registry=registry
+            ),
+            alert_notices_dropped=Counter(
+                "scouter_alert_notices_dropped",
+                "Alert notices not handed to the dispatcher (channel full or closed; the alerts are stored)",
+                ["reason"],
+                registry=registry,
             ),
         )

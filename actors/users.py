@@ -11,7 +11,7 @@ import enum
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import attrs
@@ -21,7 +21,8 @@ import trio
 from config import AuthSettings
 from scouter.auth import Identity, default_users, hash_password, new_recovery_codes
 
-from .database import Database
+if TYPE_CHECKING:  # database.py imports this module to create the default users after migrating
+    from .database import Database
 
 log = logging.getLogger("actors.users")
 

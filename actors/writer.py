@@ -179,9 +179,7 @@ class WriterActor:
         while True:
             try:
                 return await self.handle.get().run(_commit, group)
-            except (*UNAVAILABLE, RuntimeError) as exc:  # RuntimeError: no pool right now (database restarting)
-                if isinstance(exc, RuntimeError) and "not running" not in str(exc):
-                    raise
+            except UNAVAILABLE as exc:
                 log.warning("database unavailable for the writer (%r); retrying in %.1f s", exc, delay)
             await trio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, 5.0)

@@ -95,6 +95,10 @@ class AuthSettings:
     )
     default_username: str = env("SCOUTER_DEFAULT_USERNAME", "admin", help="first admin user (first start only)")
     default_password: str = env("SCOUTER_DEFAULT_PASSWORD", "admin", secret=True, help="its password")
+
+    def __attrs_post_init__(self) -> None:
+        if self.default_username == "guest":
+            raise ValueError("SCOUTER_DEFAULT_USERNAME must not be 'guest': that user is created as guest/guest")
     strict_secrets: bool = env(
         "SCOUTER_STRICT_SECRETS", False, help="refuse to start while a secret is the built-in default (ours)"
     )
@@ -124,6 +128,28 @@ class KafkaSettings:
         validator=one_of(("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), fold_case=False),
     )
     cert_location: str | None = env("KAFKA_CERT_LOCATION", None, help="CA file")
+    session_timeout_ms: int = env(
+        "KAFKA_SESSION_TIMEOUT_MS",
+        6000,
+        help="consumer-group session timeout, as upstream's session.timeout.ms (ours)",
+        validator=at_least(1000),
+    )
+    heartbeat_interval_ms: int = env(
+        "KAFKA_HEARTBEAT_INTERVAL_MS",
+        2000,
+        help="consumer-group heartbeat; below a third of the session timeout (ours)",
+        validator=at_least(100),
+    )
+    max_batch: int = env(
+        "KAFKA_MAX_BATCH",
+        1000,
+        help="messages a consumer takes per fetch and stores in one transaction (ours)",
+        validator=at_least(1),
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError("KAFKA_HEARTBEAT_INTERVAL_MS must be below KAFKA_SESSION_TIMEOUT_MS")
 
 
 @attrs.frozen

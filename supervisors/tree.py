@@ -5,16 +5,21 @@
     ├── database       asyncpg pool, migrations, reachability for readiness
     ├── writer         batched writer: group commit, replies after COMMIT
     ├── maintenance    daily partitions ahead, drops archived partitions past retention
+    ├── consumers      one_for_one: kafka-0 … kafka-(KAFKA_WORKER_COUNT-1) when KAFKA_BROKERS is set,
+    │                  rabbitmq-0 … rabbitmq-(RABBITMQ_CONSUMER_COUNT-1) when RABBITMQ_ADDR is set; else absent
+    ├── drift          one_for_one: poller-0 … poller-(POLLING_WORKER_COUNT-1), due-gauge; absent when 0 workers
     └── http           quart-trio on hypercorn: API, health, readiness, /metrics (also on port + 1)
 
 Children start top to bottom, each once the previous reported ready, and stop bottom to top: HTTP stops taking
 requests first, the writer drains after it, the pool closes last. The tree owns the channels between actors, so a
-restarted actor finds its inbox intact.
+restarted actor finds its inbox intact. The alert channel's receive end (``Tree.alerts``) is for the dispatcher;
+pollers never block on it (see actors.alert_channel).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,13 +29,27 @@ import attrs
 import trio
 from quart_trio import QuartTrio
 
+from actors.alert_channel import AlertChannel, AlertReceiver, open_alert_channel
 from actors.database import DatabaseActor, DatabaseHandle
 from actors.health import HealthBoard
-from actors.http import HttpContext, Readiness, create_app, serve_http
+from actors.http import (
+    HttpContext,
+    Readiness,
+    auth_blueprint,
+    create_app,
+    drift_blueprint,
+    observability_blueprint,
+    profile_blueprint,
+    serve_http,
+    user_blueprint,
+)
+from actors.kafka import KafkaConsumerActor
 from actors.maintenance import MaintenanceActor
 from actors.metrics import ScouterMetrics
+from actors.poller import DueGauge, Poller, poller_id
 from actors.postgres import EmbeddedPostgres, answers
-from actors.writer import WriterActor, open_inbox
+from actors.rabbitmq import RabbitConsumerActor
+from actors.writer import InboxSender, WriterActor, open_inbox
 from config import DEFAULT_DATABASE_URI, Settings
 
 from ._monitor import Monitor
@@ -38,6 +57,8 @@ from ._spec import ChildSpec, Strategy, SupervisorSpec
 from ._supervisor import supervise
 
 WRITER_INBOX = 1000  # write requests; upstream's HTTP channel held 1000 messages too
+POLLER_GRACE = 10.0  # a poller finishes its check within this, else it is cancelled and hands the lease back
+CONSUMER_GRACE = 15.0  # a broker consumer stores and acknowledges its batch in flight within this
 
 
 @attrs.frozen
@@ -53,6 +74,7 @@ class Tree:
     monitor: Monitor
     http: HttpContext
     app: QuartTrio
+    alerts: AlertReceiver | None = None  # alert notices for the dispatcher
 
     def run(self, stop: trio.Event, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> Awaitable[None]:
         return supervise(self.spec, stop, monitor=self.monitor, task_status=task_status)
@@ -63,6 +85,47 @@ def _default_database_answers() -> bool:
     return answers(url.hostname or "localhost", url.port or 5432)
 
 
+def _drift(
+    settings: Settings, process: Process, db: DatabaseHandle, alerts: AlertChannel, monitor: Monitor
+) -> list[ChildSpec]:
+    """The drift sub-tree: one_for_one over the pollers and the due-profiles gauge; none for 0 workers."""
+    if settings.polling_workers == 0:
+        return []
+    pollers = [Poller(poller_id(i), db, alerts, process.metrics, index=i) for i in range(settings.polling_workers)]
+    children = [ChildSpec(f"poller-{i}", poller.run, shutdown=POLLER_GRACE) for i, poller in enumerate(pollers)]
+    children.append(ChildSpec("due-gauge", DueGauge(db, process.metrics).run, shutdown=1))
+    spec = SupervisorSpec(tuple(children), strategy=Strategy.ONE_FOR_ONE, intensity=5, period=30)
+    return [ChildSpec("drift", functools.partial(supervise, spec, monitor=monitor.child("drift")), shutdown=math.inf)]
+
+
+def _consumers(
+    settings: Settings,
+    process: Process,
+    db: DatabaseHandle,
+    writer: InboxSender,
+    board: HealthBoard,
+    monitor: Monitor,
+) -> list[ChildSpec]:
+    """The broker consumers, one_for_one (they reconnect by themselves); none when no broker is configured."""
+    actors: list[KafkaConsumerActor | RabbitConsumerActor] = []
+    if settings.kafka is not None:
+        actors += [
+            KafkaConsumerActor(settings.kafka, i, db, writer, board, process.metrics)
+            for i in range(settings.kafka.workers)
+        ]
+    if settings.rabbitmq is not None:
+        actors += [
+            RabbitConsumerActor(settings.rabbitmq, i, db, writer, board, process.metrics)
+            for i in range(settings.rabbitmq.consumers)
+        ]
+    if not actors:
+        return []
+    children = [ChildSpec(actor.name, actor.run, shutdown=CONSUMER_GRACE) for actor in actors]
+    spec = SupervisorSpec(tuple(children), strategy=Strategy.ONE_FOR_ONE, intensity=5, period=30)
+    run = functools.partial(supervise, spec, monitor=monitor.child("consumers"))
+    return [ChildSpec("consumers", run, shutdown=math.inf)]
+
+
 def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...] = ()) -> Tree:
     """The tree for ``settings``; ``extra`` children (tests only) start before the HTTP front-end."""
     monitor = Monitor(("scouter",))
@@ -70,6 +133,7 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
     board = HealthBoard()
     database = DatabaseHandle()
     inbox_send, inbox_recv = open_inbox(WRITER_INBOX)
+    alerts_send, alerts_recv = open_alert_channel()
 
     children: list[ChildSpec] = []
     uri: Callable[[], str]
@@ -91,17 +155,23 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
         database=database,
         writer=inbox_send,
     )
-    app = create_app(http)
+    app = create_app(
+        http,
+        blueprints=[auth_blueprint, user_blueprint, profile_blueprint, drift_blueprint, observability_blueprint],
+    )
     writer = WriterActor(inbox_recv, inbox_send, database, process.metrics)
+    database_actor = DatabaseActor(settings.database, uri, database, board, auth=settings.auth)
     children += [
-        ChildSpec("database", DatabaseActor(settings.database, uri, database, board).run, shutdown=10),
+        ChildSpec("database", database_actor.run, shutdown=10),
         ChildSpec("writer", writer.run, shutdown=15),
         ChildSpec("maintenance", MaintenanceActor(database).run, shutdown=5),
+        *_consumers(settings, process, database, inbox_send, board, monitor),
+        *_drift(settings, process, database, AlertChannel(alerts_send, process.metrics), monitor),
         *extra,
         ChildSpec("http", functools.partial(serve_http, app, http), shutdown=settings.http.graceful_timeout + 2),
     ]
     spec = SupervisorSpec(tuple(children), strategy=Strategy.REST_FOR_ONE, intensity=3, period=30)
-    return Tree(spec, monitor, http, app)
+    return Tree(spec, monitor, http, app, alerts_recv)
 
 
 TreeBuilder = Callable[[Settings, Process], Tree]

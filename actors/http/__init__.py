@@ -1,7 +1,31 @@
 """The HTTP front-end actor: quart-trio on hypercorn, serving the Scouter API, health and metrics."""
 
 from ._app import create_app
+from ._auth_routes import blueprint as auth_blueprint
 from ._context import HttpContext, Readiness, context
+from ._drift_routes import blueprint as drift_blueprint
+from ._guard import Extractor, Source, authenticate, guarded, identity, json_body, json_object
+from ._observability_routes import blueprint as observability_blueprint
+from ._profile_routes import blueprint as profile_blueprint
 from ._serve import serve_http
+from ._user_routes import blueprint as user_blueprint
 
-__all__ = ["HttpContext", "Readiness", "context", "create_app", "serve_http"]
+__all__ = [
+    "Extractor",
+    "HttpContext",
+    "Readiness",
+    "Source",
+    "auth_blueprint",
+    "authenticate",
+    "context",
+    "create_app",
+    "drift_blueprint",
+    "guarded",
+    "identity",
+    "json_body",
+    "json_object",
+    "observability_blueprint",
+    "profile_blueprint",
+    "serve_http",
+    "user_blueprint",
+]

@@ -11,6 +11,7 @@ from quart import Blueprint, Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from ..database import UNAVAILABLE
 from . import _health
 from ._context import HttpContext
 
@@ -49,9 +50,12 @@ def create_app(ctx: HttpContext, blueprints: Iterable[Blueprint] = ()) -> QuartT
         return {"error": error.description or error.name}, code
 
     @app.errorhandler(Exception)
-    async def _crash(error: Exception) -> tuple[dict[str, str], int]:
+    async def _crash(error: Exception) -> tuple[dict[str, str], int] | tuple[dict[str, str], int, dict[str, str]]:
         if isinstance(error, trio.Cancelled):  # cancellation belongs to the server, never a 500
             raise error
+        if isinstance(error, UNAVAILABLE):  # an outage, not a bug: tell the client to come back
+            log.warning("database unavailable for %s %s: %r", request.method, request.path, error)
+            return {"error": "Database unavailable, retry later"}, 503, {"Retry-After": "5"}
         log.error("unhandled error in %s %s", request.method, request.path, exc_info=error)
         return {"error": "Internal Server Error"}, 500
 

@@ -9,6 +9,7 @@ import attrs
 from quart import current_app
 
 from config import Settings
+from scouter.auth import LoginThrottle
 
 from ..database import Database, DatabaseHandle
 from ..metrics import ScouterMetrics
@@ -29,6 +30,8 @@ class HttpContext:
     database: DatabaseHandle = attrs.Factory(DatabaseHandle)
     writer: InboxSender | None = None
     draining: bool = False
+    #: Failed logins per user name; per process (replicas each keep their own, which only loosens the bound).
+    login_throttle: LoginThrottle = attrs.Factory(LoginThrottle)
     #: What the server learned at run time (bound URLs...), for logs and tests.
     services: dict[str, Any] = attrs.Factory(dict)
 

@@ -170,7 +170,19 @@ _DEFAULT_PARTITIONS = "\n".join(
     for table in ("spc_drift", "psi_drift", "custom_drift", "observability_metric", "drift_alert")
 )
 
+# The drift engine's claim is a lease (server.md §12 #10): an expiry after which another worker may take the task
+# over, a fencing token that every later write of the check must present, and the record of failed checks.
+_DRIFT_ENGINE_LEASES = """
+ALTER TABLE scouter.drift_profile
+    ADD COLUMN lease_expires_at timestamptz,
+    ADD COLUMN claimed_by text,
+    ADD COLUMN lease_token uuid,
+    ADD COLUMN failures integer NOT NULL DEFAULT 0,
+    ADD COLUMN last_error text;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "default partitions", _DEFAULT_PARTITIONS),
+    Migration(10, "drift engine leases", _DRIFT_ENGINE_LEASES),
 )

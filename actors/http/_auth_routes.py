@@ -1,0 +1,153 @@
+"""`/scouter/auth/login`, `/refresh` and `/validate` (§2.6), with upstream's bodies and the fixes of §12 #6, #18.
+
+Login failures are throttled per user name (`LoginThrottle`: exponential back-off, capped, never a lock-out); a
+throttled attempt gets 429 with `Retry-After`, which the 0.6.4 client reports like any 4xx: "Unauthorized".
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import trio
+from quart import Blueprint, request
+
+from scouter.auth import (
+    REFRESH_TTL_SECONDS,
+    TokenError,
+    hash_refresh_token,
+    mint_access,
+    mint_refresh,
+    verify_access,
+    verify_access_allow_expired,
+    verify_password,
+)
+
+from .. import users
+from ._context import HttpContext, context
+
+log = logging.getLogger("actors.http.auth")
+
+blueprint = Blueprint("auth", __name__)
+
+Answer = tuple[dict[str, object], int] | tuple[dict[str, object], int, dict[str, str]]
+
+
+def _login_header(name: str) -> str | Answer:
+    """The value of header `name` (`Username`, `Password`), or upstream's 400 when it is missing or not ASCII."""
+    value = request.headers.get(name)
+    if value is None:
+        return {"error": f"{name} header not found"}, 400
+    if not value.isascii():
+        return {"error": f"Invalid {name.lower()} format"}, 400
+    return value
+
+
+def _bearer() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def _new_refresh(ctx: HttpContext, user: users.UserRow, now: float) -> bool:
+    """Mint a refresh token for `user` and store its hash; False when the user vanished meanwhile."""
+    refresh = mint_refresh(user.identity, ctx.settings.auth.refresh_secret, now)
+    return await users.store_refresh(ctx.db, user.username, hash_refresh_token(refresh), now + REFRESH_TTL_SECONDS)
+
+
+@blueprint.get("/scouter/auth/login")
+async def login() -> Answer:
+    """Headers `Username` and `Password` → `{"token": <access jwt>}`."""
+    username = _login_header("Username")
+    if not isinstance(username, str):
+        return username
+    password = _login_header("Password")
+    if not isinstance(password, str):
+        return password
+
+    ctx = context()
+    throttle = ctx.login_throttle
+    wait = throttle.retry_after(username, trio.current_time())
+    if wait > 0:
+        log.warning("login for %r throttled after repeated failures (retry in %.1f s)", username, wait)
+        return {"error": "Too many failed login attempts; retry later"}, 429, {"Retry-After": str(math.ceil(wait))}
+
+    try:
+        user = await users.get_user(ctx.db, username)
+    except Exception:
+        log.exception("login: could not read user %r", username)
+        return {"error": "Failed to get user"}, 500
+    if user is None:
+        throttle.record_failure(username, trio.current_time())
+        log.info("login failed for %r: no such user", username)
+        return {"error": "User not found"}, 404
+    if not await users.off_loop(verify_password, password, user.password_hash):
+        throttle.record_failure(username, trio.current_time())
+        log.info("login failed for %r: wrong password", username)
+        return {"error": "Unauthorized"}, 401
+    throttle.record_success(username)
+    if not user.active:
+        log.info("login refused for %r: user is inactive", username)
+        return {"error": "Unauthorized", "message": "User is inactive"}, 401
+
+    now = time.time()
+    if not user.refresh_valid(now):
+        try:
+            stored = await _new_refresh(ctx, user, now)
+        except Exception:
+            log.exception("login: could not store the refresh token of %r", username)
+            return {"error": "Failed to refresh token"}, 500
+        if not stored:
+            return {"error": "User not found"}, 404
+    log.info("%r logged in", username)
+    return {"token": mint_access(user.identity, ctx.settings.auth.encrypt_secret, now)}, 200
+
+
+@blueprint.get("/scouter/auth/refresh")
+async def refresh() -> Answer:
+    """A new access token for a correctly signed one (expired or not) whose user holds a valid refresh token."""
+    token = _bearer()
+    if token is None:
+        return {"error": "No refresh token provided"}, 401
+    ctx = context()
+    now = time.time()
+    try:
+        claimed, _ = verify_access_allow_expired(token, ctx.settings.auth.encrypt_secret, now)
+    except TokenError as exc:
+        log.info("refresh rejected a token: %s", exc.reason)
+        return {"error": "Failed to decode JWT token"}, 401
+    user = await users.get_user(ctx.db, claimed.username)
+    if user is None:
+        return {"error": "User not found"}, 404
+    if not user.active or not user.refresh_valid(now):
+        return {"error": "No refresh token found"}, 401
+    new_refresh = mint_refresh(user.identity, ctx.settings.auth.refresh_secret, now)
+    try:
+        rotated = await users.rotate_refresh(
+            ctx.db, user.username, hash_refresh_token(new_refresh), now + REFRESH_TTL_SECONDS, now
+        )
+    except Exception:
+        log.exception("refresh: could not store the refresh token of %r", user.username)
+        return {"error": "Failed to refresh token"}, 500
+    if not rotated:
+        return {"error": "No refresh token found"}, 401
+    return {"token": mint_access(user.identity, ctx.settings.auth.encrypt_secret, now)}, 200
+
+
+@blueprint.get("/scouter/auth/validate")
+async def validate() -> Answer:
+    """`{"is_authenticated": true}` for an unexpired, correctly signed token of an existing, active user."""
+    token = _bearer()
+    if token is None:
+        return {"error": "Bearer token not found"}, 401
+    ctx = context()
+    try:
+        claimed = verify_access(token, ctx.settings.auth.encrypt_secret, time.time())
+    except TokenError as exc:
+        log.info("validate rejected a token: %s", exc.reason)
+        return {"error": "Failed to validate token"}, 401
+    user = await users.get_user(ctx.db, claimed.username)
+    if user is None or not user.active:
+        return {"error": "Failed to validate token"}, 401
+    return {"is_authenticated": True}, 200

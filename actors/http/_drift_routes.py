@@ -1,0 +1,183 @@
+"""Drift ingest over HTTP (server.md §2.9) and the binned drift queries (§2.10).
+
+``POST /scouter/drift`` decodes the ServerRecords body strictly, hands it to the batched writer and answers 200
+only once the rows are committed. A malformed body is a 400 naming the problem, and nothing of it is stored; a body
+over ``SCOUTER_MAX_BODY_BYTES`` is a 413 before it is read whole (quart stops buffering at the limit). The hot path
+is the codec plus one channel round trip to the writer: no per-record work here.
+
+``GET /scouter/drift/{spc,psi,custom}`` aggregate in PostgreSQL, per bucket, over one *part* of the window each
+(today only the PostgreSQL part; an archive part for data past the retention boundary plugs in next to it), then
+merge the parts and shape the client's response in `scouter.binned`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import orjson
+import trio
+from quart import Blueprint, Response, g, request
+
+from scouter.auth import Requirement
+from scouter.binned import (
+    custom_response,
+    merge_custom,
+    merge_psi,
+    merge_spc,
+    psi_response,
+    spc_response,
+)
+from scouter.profiles import PsiDriftProfile, profile_from_data
+from scouter.queries import DriftQuery, QueryError, parse_drift_query
+from scouter.records import DecodeError, decode_records_data
+from scouter.sql import CUSTOM_BUCKETS, PSI_BUCKETS, PSI_PROFILE, SPC_BUCKETS
+
+from ..database import Database
+from ..writer import write
+from ._context import context
+from ._guard import guarded, json_body
+from ._responses import DB_ERRORS, database_failure, json_response, raw_json_response
+
+blueprint = Blueprint("drift", __name__)
+
+#: Longest an ingest request waits for its durable ack before answering 503 (the client gives up after 60 s).
+INGEST_TIMEOUT = 30.0
+#: The space checked when a message has no records (upstream's placeholder: only write:all or admin pass).
+MISSING_SPACE = "__missing__"
+
+_QUEUED = orjson.dumps({"status": "success", "message": "Drift records queued for processing"})
+_NO_PROFILE = "Failed to query records: No Profile found"
+
+
+def first_space(body: Any) -> str:
+    """The space write permission is checked on: the first record's (§2.9); `MISSING_SPACE` when there is none.
+
+    A body too malformed to name one also gets `MISSING_SPACE`: only a writer of every space gets as far as the
+    decoder's precise 400, everyone else a 403.
+    """
+    if type(body) is dict:
+        records = body.get("records")
+        if type(records) is list and records and type(records[0]) is dict and len(records[0]) == 1:
+            (record,) = records[0].values()
+            if type(record) is dict:
+                space = record.get("space")
+                if type(space) is str:
+                    return space
+    return MISSING_SPACE
+
+
+_KINDS = (("spc", "spc_rows"), ("psi", "psi_rows"), ("custom", "custom_rows"), ("observability", "observability_rows"))
+
+
+@blueprint.post("/scouter/drift")
+@guarded(Requirement.write(), source=first_space)
+async def ingest() -> Response:
+    ctx = context()
+    try:
+        batch = decode_records_data(await json_body())  # parsed once, by the guard
+    except DecodeError as exc:
+        return json_response({"error": f"Invalid drift records: {exc.reason}"}, 400)
+    received = ctx.metrics.records_received
+    for kind, attribute in _KINDS:
+        rows = getattr(batch, attribute)
+        if rows:
+            received.labels(kind, "http").inc(len(rows))
+    if batch.total:
+        if ctx.writer is None:
+            return json_response({"error": "Failed to insert records: the writer is not running"}, 503)
+        try:
+            result = await write(ctx.writer, batch, timeout=INGEST_TIMEOUT)
+        except trio.TooSlowError:
+            return json_response({"error": "Failed to insert records: timed out waiting for the database"}, 503)
+        if not result.ok:
+            return json_response({"error": f"Failed to insert records: {result.error}"}, 500)
+    started = getattr(g, "started", None)
+    if started is not None:
+        ctx.metrics.ingest_duration.labels("http").observe(time.perf_counter() - started)
+    return raw_json_response(_QUEUED)
+
+
+# --- binned queries ------------------------------------------------------------------------------------------------
+
+
+async def spc_postgres_part(db: Database, query: DriftQuery) -> Sequence[Any]:
+    """(feature, bucket, count, mean) per bucket, from PostgreSQL."""
+    return await db.fetch(SPC_BUCKETS, *_parameters(query))
+
+
+async def custom_postgres_part(db: Database, query: DriftQuery) -> Sequence[Any]:
+    """(metric, bucket, count, mean, variance) per bucket, from PostgreSQL."""
+    return await db.fetch(CUSTOM_BUCKETS, *_parameters(query))
+
+
+async def psi_postgres_part(db: Database, query: DriftQuery, features: list[str]) -> Sequence[Any]:
+    """(feature, bucket, bin_id, count) per bucket and bin of `features`, from PostgreSQL."""
+    return await db.fetch(PSI_BUCKETS, *_parameters(query), features)
+
+
+def _parameters(query: DriftQuery) -> tuple[Any, ...]:
+    window = query.window
+    return (query.space, query.name, query.version, query.bucket, window.begin, window.end)
+
+
+def _query() -> DriftQuery | Response:
+    try:
+        return parse_drift_query(request.args, datetime.now(UTC))
+    except QueryError as exc:
+        return json_response({"error": f"Invalid drift request: {exc.reason}"}, 400)
+
+
+def _failed(exc: BaseException) -> Response:
+    status, detail = database_failure(exc)
+    return json_response({"error": f"Failed to query records: {detail}"}, status)
+
+
+async def _binned(
+    part: Callable[[Database, DriftQuery], Any],
+    merge: Callable[[list[Sequence[Any]]], Any],
+    shape: Callable[[Any], dict[str, Any]],
+) -> Response:
+    query = _query()
+    if isinstance(query, Response):
+        return query
+    try:
+        parts = [await part(context().db, query)]
+    except DB_ERRORS as exc:
+        return _failed(exc)
+    return json_response(shape(merge(parts)))
+
+
+@blueprint.get("/scouter/drift/spc")
+@guarded(Requirement.read())
+async def spc_drift() -> Response:
+    return await _binned(spc_postgres_part, merge_spc, spc_response)
+
+
+@blueprint.get("/scouter/drift/custom")
+@guarded(Requirement.read())
+async def custom_drift() -> Response:
+    return await _binned(custom_postgres_part, merge_custom, custom_response)
+
+
+@blueprint.get("/scouter/drift/psi")
+@guarded(Requirement.read())
+async def psi_drift() -> Response:
+    query = _query()
+    if isinstance(query, Response):
+        return query
+    db = context().db
+    try:
+        text = await db.fetchval(PSI_PROFILE, query.space, query.name, query.version, "Psi")
+        if text is None:
+            return json_response({"error": _NO_PROFILE}, 500)  # upstream's answer; the client only sees a failure
+        profile = cast(PsiDriftProfile, profile_from_data("Psi", orjson.loads(text)))
+        expected = {
+            feature: {b.id: b.proportion for b in limits.bins} for feature, limits in profile.features.items()
+        }
+        parts = [await psi_postgres_part(db, query, list(expected))]
+    except DB_ERRORS as exc:
+        return _failed(exc)
+    return json_response(psi_response(merge_psi(parts), expected))

@@ -1,0 +1,167 @@
+"""`/scouter/user` routes (§2.7): create, list, read, update, delete, with upstream's shapes and rules.
+
+Differences from upstream, on purpose: a duplicate e-mail is 409 (upstream: 500 "Failed to create user"), and
+de-duplicated lists keep their first-seen order (upstream went through a set: any order). Request bodies of the
+wrong shape get 422 naming the field; unknown fields are ignored, as serde does.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from quart import Blueprint
+from werkzeug.exceptions import UnprocessableEntity
+
+from scouter.auth import Requirement, hash_password, is_admin, new_recovery_codes
+
+from .. import users
+from ._context import context
+from ._guard import guarded, identity, json_object
+
+log = logging.getLogger("actors.http.users")
+
+blueprint = Blueprint("users", __name__)
+
+Answer = tuple[dict[str, Any], int]
+
+RECOVERY_MESSAGE = "Save these recovery codes securely. They cannot be shown again!"
+
+
+# -- request bodies ---------------------------------------------------------------------------------------------
+def _required_text(body: dict[str, Any], name: str) -> str:
+    value = _text(body, name)
+    if value is None:
+        raise UnprocessableEntity(f"missing field {name!r}")
+    return value
+
+
+def _text(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise UnprocessableEntity(f"field {name!r} must be a string")
+    if "\x00" in value:
+        raise UnprocessableEntity(f"field {name!r} must not contain NUL characters")
+    return value
+
+
+def _texts(body: dict[str, Any], name: str) -> tuple[str, ...] | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) and "\x00" not in item for item in value):
+        raise UnprocessableEntity(f"field {name!r} must be a list of strings")
+    return tuple(dict.fromkeys(value))  # de-duplicated, first-seen order
+
+
+def _flag(body: dict[str, Any], name: str) -> bool | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise UnprocessableEntity(f"field {name!r} must be a boolean")
+    return value
+
+
+# -- routes -----------------------------------------------------------------------------------------------------
+@blueprint.post("/scouter/user")
+@guarded(Requirement.admin())
+async def create_user() -> Answer:
+    """Create a user (admin group, or the bootstrap key); answer with its four recovery codes, shown once."""
+    body = await json_object()
+    username = _required_text(body, "username")
+    password = _required_text(body, "password")
+    email = _required_text(body, "email")
+    if not username:
+        raise UnprocessableEntity("field 'username' must not be empty")
+    permissions = _texts(body, "permissions")
+    group_permissions = _texts(body, "group_permissions")
+    role = _text(body, "role")
+    active = _flag(body, "active")
+
+    ctx = context()
+    if await users.get_user(ctx.db, username) is not None:
+        return {"error": "User already exists"}, 409
+    password_hash = await users.off_loop(hash_password, password)
+    codes, code_hashes = await users.off_loop(new_recovery_codes, 4)
+    new = users.NewUser(
+        username=username,
+        email=email,
+        password_hash=password_hash,
+        recovery_hashes=code_hashes,
+        permissions=("read:all",) if permissions is None else permissions,
+        group_permissions=("user",) if group_permissions is None else group_permissions,
+        role="user" if role is None else role,
+        active=True if active is None else active,
+    )
+    outcome = await users.create_user(ctx.db, new)
+    if outcome is users.Created.USERNAME_TAKEN:
+        return {"error": "User already exists"}, 409
+    if outcome is users.Created.EMAIL_TAKEN:
+        return {"error": "Email already exists"}, 409
+    created = await users.get_user(ctx.db, username)
+    if created is None:  # deleted in the instant since the insert
+        return {"error": "Failed to create user"}, 500
+    log.info("user %r created by %r", username, identity().username)
+    return {"user": created.response(), "recovery_codes": list(codes), "message": RECOVERY_MESSAGE}, 200
+
+
+@blueprint.get("/scouter/user")
+@guarded(Requirement.admin())
+async def list_users() -> Answer:
+    """Every user (admin group only)."""
+    return {"users": [user.response() for user in await users.list_users(context().db)]}, 200
+
+
+@blueprint.get("/scouter/user/<username>")
+@guarded(Requirement.admin_or_self())
+async def get_user(username: str) -> Answer:
+    """One user (admin group, or the user themself)."""
+    user = await users.get_user(context().db, username)
+    if user is None:
+        return {"error": "User not found"}, 404
+    return user.response(), 200
+
+
+@blueprint.put("/scouter/user/<username>")
+@guarded(Requirement.admin_or_self())
+async def update_user(username: str) -> Answer:
+    """Change a user's password or favourite spaces; admins may also change permissions, groups and `active`."""
+    body = await json_object()
+    password = _text(body, "password")
+    favorite_spaces = _texts(body, "favorite_spaces")
+    permissions = _texts(body, "permissions")
+    group_permissions = _texts(body, "group_permissions")
+    active = _flag(body, "active")
+    if not is_admin(identity()):
+        # As upstream, a non-admin's values for these fields are silently ignored.
+        permissions = group_permissions = active = None
+
+    ctx = context()
+    if await users.get_user(ctx.db, username) is None:
+        return {"error": "User not found"}, 404
+    password_hash = None if password is None else await users.off_loop(hash_password, password)
+    updated = await users.update_user(
+        ctx.db,
+        username,
+        password_hash=password_hash,
+        permissions=permissions,
+        group_permissions=group_permissions,
+        active=active,
+        favorite_spaces=favorite_spaces,
+    )
+    if updated is None:
+        return {"error": "User not found"}, 404
+    log.info("user %r updated by %r", username, identity().username)
+    return updated.response(), 200
+
+
+@blueprint.delete("/scouter/user/<username>")
+@guarded(Requirement.admin())
+async def delete_user(username: str) -> Answer:
+    """Delete a user (admin group only), unless it is the last user with role `admin`."""
+    outcome = await users.delete_user(context().db, username)
+    if outcome is users.Deleted.LAST_ADMIN:
+        return {"error": "Cannot delete the last admin user"}, 403
+    log.info("user %r deleted by %r", username, identity().username)
+    return {"status": "success", "message": f"User {username} deleted successfully"}, 200

@@ -1,0 +1,172 @@
+"""The RabbitMQ consumer actor against a real broker and PostgreSQL: exactly once, poison, redelivery, faults."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import pytest
+import trio
+from trio_asyncio import aio_as_trio
+
+from actors import rabbitmq
+from actors.database import Database
+from actors.rabbitmq import RabbitConsumerActor
+from config import RabbitSettings
+from tests.actors.brokers import (
+    Harness,
+    expected_values,
+    publish,
+    quarantined,
+    spc_message,
+    stored_values,
+    unique,
+    wait_for_rows,
+)
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
+
+
+@pytest.fixture
+async def harness(db: Database) -> AsyncIterator[Harness]:
+    async with Harness.open(db) as h:
+        yield h
+
+
+def consumer(harness: Harness, url: str, queue: str, index: int = 0, **extra: Any) -> RabbitConsumerActor:
+    settings = RabbitSettings(addr=url, queue=queue, prefetch=extra.pop("prefetch", 50))
+    return RabbitConsumerActor(settings, index, harness.handle, harness.inbox, harness.board, harness.metrics, **extra)
+
+
+async def _left_in_queue(url: str, queue: str) -> int:
+    """Messages a fresh consumer still gets within half a second (anything unacknowledged was requeued)."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, durable=False, exclusive=False, auto_delete=False)
+        count = 0
+        while (message := await declared.get(fail=False, timeout=0.5)) is not None:
+            await message.reject(requeue=True)
+            count += 1
+            if count > 10_000:
+                break
+        return count
+    finally:
+        await connection.close()
+
+
+async def left_in_queue(url: str, queue: str) -> int:
+    return await aio_as_trio(_left_in_queue)(url, queue)
+
+
+async def test_every_record_stored_once_and_every_message_acknowledged(harness: Harness, rabbitmq_url: str) -> None:
+    """500 client-shaped messages and two consumers: every record stored once, nothing left unacknowledged."""
+    queue, space = unique("q"), unique("sp")
+    await publish(rabbitmq_url, queue, [spc_message(space, n) for n in range(500)])
+    async with (
+        harness.running(consumer(harness, rabbitmq_url, queue, 0)),
+        harness.running(consumer(harness, rabbitmq_url, queue, 1)),
+    ):
+        await wait_for_rows(harness.db, space, 1500)
+        assert {} == harness.board.problems()
+    assert expected_values(range(500)) == await stored_values(harness.db, space)
+    assert 0 == await left_in_queue(rabbitmq_url, queue)
+    assert 500 == harness.counter("scouter_broker_messages_consumed_total", transport="rabbitmq")
+
+
+async def test_poison_messages_are_quarantined_and_acknowledged(harness: Harness, rabbitmq_url: str) -> None:
+    """Undecodable messages between good ones are quarantined with raw bytes and reason, then acknowledged."""
+    queue, space = unique("q"), unique("sp")
+    poison = [b"\xff\xfe not json", b'{"records": [{"Drift": {}}]}']
+    payloads = [spc_message(space, n) for n in range(20)]
+    payloads[5:5] = [poison[0]]
+    payloads[15:15] = [poison[1]]
+    await publish(rabbitmq_url, queue, payloads)
+    async with harness.running(consumer(harness, rabbitmq_url, queue)):
+        await wait_for_rows(harness.db, space, 60)
+        with trio.fail_after(30):
+            while len(await quarantined(harness.db)) < 2:
+                await trio.sleep(0.1)
+    assert expected_values(range(20)) == await stored_values(harness.db, space)
+    rows = await quarantined(harness.db)
+    assert [f"rabbitmq:{queue}"] * 2 == [r["source"] for r in rows]
+    assert poison == [bytes(r["raw"]) for r in rows]
+    assert rows[0]["reason"].startswith("body is not valid JSON")
+    assert 'records[0]: unknown record kind "Drift"' == rows[1]["reason"]
+    assert 0 == await left_in_queue(rabbitmq_url, queue)
+    assert 2 == harness.counter("scouter_broker_messages_quarantined_total", transport="rabbitmq")
+
+
+async def test_redelivery_after_commit_before_ack_stores_nothing_twice(
+    harness: Harness, rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection drops right after the first batch is committed, before its ack: the broker redelivers it,
+    the consumer recognises every message by its digest, acknowledges it and stores nothing twice."""
+    queue, space = unique("q"), unique("sp")
+    await publish(rabbitmq_url, queue, [spc_message(space, n) for n in range(200)])
+    real_ack = rabbitmq._Link.ack
+    dropped: list[int] = []
+
+    async def drop_instead_of_first_ack(link: Any, last: Any) -> None:
+        if not dropped:
+            dropped.append(last.delivery_tag)
+            await link.connection.close()  # everything unacknowledged goes back to the queue
+            raise rabbitmq._LinkLost("dropped by the test")
+        await real_ack(link, last)
+
+    monkeypatch.setattr(rabbitmq._Link, "ack", drop_instead_of_first_ack)
+    async with harness.running(consumer(harness, rabbitmq_url, queue, prefetch=20)):
+        await wait_for_rows(harness.db, space, 600)
+        with trio.fail_after(30):
+            while harness.counter("scouter_broker_messages_consumed_total", transport="rabbitmq") < 200 + dropped[0]:
+                await trio.sleep(0.1)
+    assert expected_values(range(200)) == await stored_values(harness.db, space)
+    assert dropped[0] >= 1
+    assert dropped[0] == harness.counter("scouter_broker_messages_duplicate_total", transport="rabbitmq")
+    assert 1 == harness.counter("scouter_broker_reconnects_total", transport="rabbitmq")
+    assert 0 == await left_in_queue(rabbitmq_url, queue)
+
+
+async def test_a_body_published_twice_is_stored_once(harness: Harness, rabbitmq_url: str) -> None:
+    """A publisher's retry delivers the same body again (not flagged as redelivered), in the same batch or a later
+    one: its records are stored once and every copy is acknowledged."""
+    queue, space = unique("q"), unique("sp")
+    twice = spc_message(space, 7)
+    await publish(rabbitmq_url, queue, [spc_message(space, 1), twice, twice])
+    async with harness.running(consumer(harness, rabbitmq_url, queue)):
+        await wait_for_rows(harness.db, space, 6)
+        await publish(rabbitmq_url, queue, [twice, spc_message(space, 2)])
+        await wait_for_rows(harness.db, space, 9)
+        with trio.fail_after(30):
+            while harness.counter("scouter_broker_messages_consumed_total", transport="rabbitmq") < 5:
+                await trio.sleep(0.1)
+    assert expected_values([1, 2, 7]) == await stored_values(harness.db, space)
+    assert 2 == harness.counter("scouter_broker_messages_duplicate_total", transport="rabbitmq")
+    assert 0 == await left_in_queue(rabbitmq_url, queue)
+
+
+async def test_broker_restart_reconnects_and_resumes(harness: Harness, private_rabbitmq_node: Any) -> None:
+    """The broker stops and comes back: readiness fails meanwhile, the consumer reconnects with backoff,
+    re-declares the (non-durable) queue and stores everything published after the restart exactly once."""
+    node = private_rabbitmq_node
+    queue, space = unique("q"), unique("sp")
+    await publish(node.url, queue, [spc_message(space, n) for n in range(100)])
+    actor = consumer(harness, node.url, queue)
+    actor.backoff.maximum = 1.0
+    async with harness.running(actor):
+        await wait_for_rows(harness.db, space, 300)
+        assert {} == harness.board.problems()
+        await trio.to_thread.run_sync(node.stop)
+        with trio.fail_after(10):
+            while "rabbitmq-0" not in harness.board.problems():
+                await trio.sleep(0.05)
+        await trio.to_thread.run_sync(node.start)
+        with trio.fail_after(30):
+            while harness.board.problems():
+                await trio.sleep(0.1)
+        await publish(node.url, queue, [spc_message(space, n) for n in range(100, 250)])
+        await wait_for_rows(harness.db, space, 750)
+        await trio.sleep(0.5)
+    assert expected_values(range(250)) == await stored_values(harness.db, space)
+    assert harness.counter("scouter_broker_reconnects_total", transport="rabbitmq") >= 1

@@ -1,0 +1,165 @@
+"""Drift engine figures on a real PostgreSQL (a fresh, migrated database with its daily partitions).
+
+    python -m tests.bench.bench_drift [spc_rows] [profiles] [workers]
+
+1. One SPC check over `spc_rows` points (default 1,000,000: 10 features x 100,000), claim to reschedule, with the
+   time split into the aggregate query and the evaluation. Target <= 1 s.
+2. `profiles` due profiles (default 1,000; a third each SPC, PSI, custom, each with data) drained by `workers`
+   pollers (default 4). Target <= 30 s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+
+import numpy as np
+import trio
+import trio_asyncio
+from prometheus_client import CollectorRegistry
+
+from actors.alert_channel import AlertChannel, open_alert_channel
+from actors.database import Database, DatabaseHandle, close_pool, migrate, open_pool
+from actors.maintenance import MaintenanceActor
+from actors.metrics import ScouterMetrics
+from actors.poller import ClaimedCheck, Poller, PollerConfig, _spc_columns
+from config import DatabaseSettings
+from scouter.checks import spc_findings
+from scouter.profiles import SpcDriftProfile, profile_from_data
+from tests.drift_profiles import (
+    CUSTOM_COLUMNS,
+    PSI_COLUMNS,
+    SPC_COLUMNS,
+    copy_rows,
+    custom_profile,
+    insert_profile,
+    psi_profile,
+    spc_profile,
+)
+from tests.services import ensure_postgres, scratch_database
+
+FEATURES = 10
+
+
+def _metrics() -> ScouterMetrics:
+    return ScouterMetrics.create(CollectorRegistry(), process=False)
+
+
+def _poller(db: Database, name: str = "bench/poller-0", index: int = 0) -> Poller:
+    send, _ = open_alert_channel(100_000)
+    metrics = _metrics()
+    return Poller(name, DatabaseHandle(db), AlertChannel(send, metrics), metrics, PollerConfig(stagger=0), index)
+
+
+async def bench_one_spc(db: Database, rows: int) -> None:
+    now: dt.datetime = await db.fetchval("SELECT now()")
+    per_feature = rows // FEATURES
+    rng = np.random.default_rng(7)
+    start = now - dt.timedelta(hours=12)
+    step = dt.timedelta(hours=12) / per_feature
+    t0 = time.perf_counter()
+    for f in range(FEATURES):
+        values = rng.normal(0.0, 1.0, per_feature).tolist()
+        batch = [(start + i * step, "bench", "spc", "1.0.0", f"feature_{f}", v) for i, v in enumerate(values)]
+        await db.run(copy_rows, "spc_drift", SPC_COLUMNS, batch)
+    await db.execute("ANALYZE scouter.spc_drift")
+    print(f"  loaded {per_feature * FEATURES:,} SPC rows in {time.perf_counter() - t0:.1f} s")
+
+    features = {f"feature_{f}": (0.0, 1.0) for f in range(FEATURES)}
+    document = spc_profile(features, space="bench", name="spc")
+    uid = await db.run(insert_profile, document, now - dt.timedelta(seconds=1), start - dt.timedelta(seconds=1))
+    poller = _poller(db)
+
+    claimed = await poller.claim()
+    assert isinstance(claimed, ClaimedCheck)
+    t0 = time.perf_counter()
+    outcome = await poller.check(claimed)
+    total = time.perf_counter() - t0
+    alerts = await db.fetchval("SELECT count(*) FROM scouter.drift_alert WHERE name = 'spc'")
+    print(f"  one SPC check over {rows:,} points: {total:.3f} s (outcome {outcome}, {alerts} alerts)  target <= 1 s")
+
+    # where the time goes: the same query and evaluation again, separately (best of 3)
+    profile = profile_from_data("Spc", document)
+    assert isinstance(profile, SpcDriftProfile)
+    since = start - dt.timedelta(seconds=1)
+    query, evaluate = [], []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        columns = await db.run(_spc_columns, claimed, since, profile.features_to_monitor)
+        query.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        spc_findings(profile, columns)
+        evaluate.append(time.perf_counter() - t0)
+    print(f"    aggregate query + transfer: {min(query):.3f} s; evaluation (numpy): {min(evaluate):.3f} s")
+    await db.execute("DELETE FROM scouter.drift_profile WHERE uid = $1", uid)
+
+
+async def bench_drain(db: Database, profiles: int, workers: int) -> None:
+    now: dt.datetime = await db.fetchval("SELECT now()")
+    due, previous, t = now - dt.timedelta(seconds=1), now - dt.timedelta(hours=1), now - dt.timedelta(minutes=30)
+    spc_rows, psi_rows, custom_rows = [], [], []
+    for i in range(profiles):
+        name = f"m{i:04}"
+        kind = i % 3
+        if kind == 0:
+            document = spc_profile({"a": (0.0, 1.0), "b": (0.0, 1.0), "c": (0.0, 1.0)}, space="drain", name=name)
+            spc_rows += [
+                (t + j * dt.timedelta(seconds=1), "drain", name, "1.0.0", f, (j % 7 - 3) / 3)
+                for f in "abc"
+                for j in range(50)
+            ]
+        elif kind == 1:
+            document = psi_profile({f: [0.1] * 10 for f in "abc"}, space="drain", name=name)
+            psi_rows += [
+                (t, "drain", name, "1.0.0", f, b, 20 + (b == 1) * 200 * (i % 2)) for f in "abc" for b in range(1, 11)
+            ]
+        else:
+            document = custom_profile(
+                {"mae": 1.0, "acc": 0.9}, {"mae": ("Above", 0.5), "acc": ("Below", 0.1)}, space="drain", name=name
+            )
+            custom_rows += [(t, "drain", name, "1.0.0", "mae", 1.0 + (i % 2)), (t, "drain", name, "1.0.0", "acc", 0.88)]
+        await db.run(insert_profile, document, due, previous, False)
+    await db.run(copy_rows, "spc_drift", SPC_COLUMNS, spc_rows)
+    await db.run(copy_rows, "psi_drift", PSI_COLUMNS, psi_rows)
+    await db.run(copy_rows, "custom_drift", CUSTOM_COLUMNS, custom_rows)
+    await db.execute("ANALYZE")
+
+    pollers = [_poller(db, f"bench/poller-{i}", i) for i in range(workers)]
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        await db.execute("UPDATE scouter.drift_profile SET active = true WHERE space = 'drain'")
+        t0 = time.perf_counter()
+        for poller in pollers:
+            nursery.start_soon(poller.run, stop)
+        while await db.fetchval(
+            "SELECT count(*) FROM scouter.drift_profile WHERE space = 'drain' AND previous_run = $1", previous
+        ):
+            await trio.sleep(0.01)
+        elapsed = time.perf_counter() - t0
+        stop.set()
+    checks = sum(p.statistics().checks for p in pollers)
+    alerts = await db.fetchval("SELECT count(*) FROM scouter.drift_alert WHERE space = 'drain'")
+    print(
+        f"  {profiles:,} due profiles drained by {workers} pollers: {elapsed:.2f} s"
+        f" ({checks / elapsed:,.0f} checks/s, {alerts} alerts)  target <= 30 s"
+    )
+
+
+async def main(dsn: str, rows: int, profiles: int, workers: int) -> None:
+    async with trio_asyncio.open_loop():
+        db = await open_pool(dsn, DatabaseSettings(max_pool_size=workers + 4, min_pool_size=2))
+        try:
+            await migrate(db)
+            await MaintenanceActor(DatabaseHandle(db)).run_once()
+            await bench_one_spc(db, rows)
+            await bench_drain(db, profiles, workers)
+        finally:
+            await close_pool(db)
+
+
+if __name__ == "__main__":
+    args = [int(a) for a in sys.argv[1:]]
+    rows, profiles, workers = (args + [1_000_000, 1_000, 4][len(args) :])[:3]
+    with scratch_database(ensure_postgres()) as dsn:
+        trio.run(main, dsn, rows, profiles, workers)
