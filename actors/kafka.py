@@ -31,11 +31,12 @@ A broker that is down is not a crash: aiokafka reconnects by itself, a metadata 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import struct
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -201,11 +202,21 @@ class _Seek:
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     """Runs in asyncio, inside aiokafka's rebalance."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, state: _Partitions, idle: asyncio.Event, grace: float) -> None:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        state: _Partitions,
+        idle: asyncio.Event,
+        grace: float,
+        revoked: Callable[[Iterable[TopicPartition]], None],
+        name: str,
+    ) -> None:
+        self.name = name
         self.consumer = consumer
         self.state = state
         self.idle = idle
         self.grace = grace
+        self.revoked = revoked
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Let the batch in flight reach PostgreSQL first, so the next owner starts after it. Bounded: past the
@@ -214,8 +225,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             try:
                 await asyncio.wait_for(self.idle.wait(), self.grace)
             except TimeoutError:
-                log.warning("partitions revoked while a batch was still being stored")
+                log.warning("%s: partitions revoked while a batch was still being stored", self.name)
         self.state.forget(revoked)
+        self.revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.state.forget(assigned)
@@ -223,7 +235,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         if assigned:
             self.consumer.pause(*assigned)
             self.state.pending |= set(assigned)
-            log.info("assigned %s", ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)))
+            log.info("%s: assigned %s", self.name, ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)))
 
 
 @attrs.frozen
@@ -265,6 +277,7 @@ class KafkaConsumerActor:
     _commit: dict[TopicPartition, int] = attrs.Factory(dict)
     _reachable: bool = False
     _last_probe: float = 0.0
+    _lagging: set[TopicPartition] = attrs.Factory(set)  # partitions whose lag gauge this consumer set
 
     @property
     def name(self) -> str:
@@ -284,8 +297,7 @@ class KafkaConsumerActor:
                     await self.backoff.wait(stop)
         finally:
             self.board.forget(self.name)
-            for tp in list(self._state.expected):
-                self._forget_lag(tp)
+            self._forget_lag(list(self._lagging))
 
     def _lost(self, why: str) -> None:
         self.metrics.broker_reconnects.labels(TRANSPORT).inc()
@@ -332,7 +344,8 @@ class KafkaConsumerActor:
     async def _create(self) -> AIOKafkaConsumer:  # asyncio side: aiokafka objects are born in the loop
         consumer = AIOKafkaConsumer(**consumer_options(self.settings, self.index))
         grace = max(1.0, self.settings.session_timeout_ms / 1000)
-        consumer.subscribe(list(self.settings.topics), listener=_Listener(consumer, self._state, self._idle, grace))
+        listener = _Listener(consumer, self._state, self._idle, grace, self._forget_lag, self.name)
+        consumer.subscribe(list(self.settings.topics), listener=listener)
         try:
             await consumer.start()
         except BaseException:
@@ -460,6 +473,7 @@ class KafkaConsumerActor:
             if high is not None:
                 lag = max(0, high - batch[-1].offset - 1)
                 self.metrics.kafka_consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+                self._lagging.add(tp)
         self.metrics.ingest_duration.labels(TRANSPORT).observe(time.perf_counter() - started)
 
     async def _recognise(
@@ -581,11 +595,13 @@ class KafkaConsumerActor:
         count_records(self.metrics, batch, TRANSPORT)
         return None
 
-    def _forget_lag(self, tp: TopicPartition) -> None:
-        try:
-            self.metrics.kafka_consumer_lag.remove(tp.topic, str(tp.partition))
-        except KeyError:
-            pass
+    def _forget_lag(self, tps: Iterable[TopicPartition]) -> None:
+        """Partitions this consumer no longer reads: their lag is someone else's to report."""
+        for tp in tps:
+            if tp in self._lagging:
+                self._lagging.discard(tp)
+                with contextlib.suppress(KeyError):
+                    self.metrics.kafka_consumer_lag.remove(tp.topic, str(tp.partition))
 
 
 def _source(item: _Item) -> str:

@@ -19,6 +19,7 @@ from prometheus_client import (
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+DELAY_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
 
 
 @attrs.frozen
@@ -46,6 +47,19 @@ class ScouterMetrics:
     drift_expired_leases: Gauge
     drift_stale_leases: Counter
     alert_notices_dropped: Counter
+    alerts_dispatched: Counter
+    alerts_dispatch_failed: Counter
+    alerts_dispatch_retried: Counter
+    alert_dispatch_duration: Histogram
+    alert_delivery_delay: Histogram
+    alert_deliveries_reclaimed: Counter
+    archive_rows: Counter
+    archive_bytes: Counter
+    archive_objects: Counter
+    archive_quarantined_rows: Counter
+    archive_passes: Counter
+    archive_pass_duration: Histogram
+    archive_last_success: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None, *, process: bool = True) -> ScouterMetrics:
@@ -150,6 +164,72 @@ class ScouterMetrics:
                 "scouter_alert_notices_dropped",
                 "Alert notices not handed to the dispatcher (channel full or closed; the alerts are stored)",
                 ["reason"],
+                registry=registry,
+            ),
+            alerts_dispatched=Counter(
+                "scouter_alerts_dispatched", "Alert messages delivered, by channel", ["channel"], registry=registry
+            ),
+            alerts_dispatch_failed=Counter(
+                "scouter_alerts_dispatch_failed",
+                "Alert messages given up on, by channel and reason (rejected, gave_up, not_configured)",
+                ["channel", "reason"],
+                registry=registry,
+            ),
+            alerts_dispatch_retried=Counter(
+                "scouter_alerts_dispatch_retried",
+                "Alert delivery attempts that failed and will be retried, by channel",
+                ["channel"],
+                registry=registry,
+            ),
+            alert_dispatch_duration=Histogram(
+                "scouter_alert_dispatch_duration_seconds",
+                "One alert delivery attempt, request to answer, by channel",
+                ["channel"],
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            alert_delivery_delay=Histogram(
+                "scouter_alert_delivery_delay_seconds",
+                "From an alert stored to its message delivered, by channel",
+                ["channel"],
+                buckets=DELAY_BUCKETS,
+                registry=registry,
+            ),
+            alert_deliveries_reclaimed=Counter(
+                "scouter_alert_deliveries_reclaimed",
+                "Alert deliveries taken over after the lease of a dispatcher that died mid-send expired",
+                registry=registry,
+            ),
+            archive_rows=Counter(
+                "scouter_archive_rows", "Rows written to the archive and marked archived", ["kind"], registry=registry
+            ),
+            archive_bytes=Counter(
+                "scouter_archive_bytes", "Bytes of Parquet written to the archive", ["kind"], registry=registry
+            ),
+            archive_objects=Counter(
+                "scouter_archive_objects", "Parquet objects written and committed", ["kind"], registry=registry
+            ),
+            archive_quarantined_rows=Counter(
+                "scouter_archive_quarantined_rows",
+                "Rows the archiver could not archive (unsafe path segment, value out of range), moved to quarantine",
+                ["kind"],
+                registry=registry,
+            ),
+            archive_passes=Counter(
+                "scouter_archive_passes",
+                "Archive passes, by outcome (ok, failed, skipped: another replica held the lock)",
+                ["outcome"],
+                registry=registry,
+            ),
+            archive_pass_duration=Histogram(
+                "scouter_archive_pass_duration_seconds",
+                "Archive pass duration",
+                buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600),
+                registry=registry,
+            ),
+            archive_last_success=Gauge(
+                "scouter_archive_last_success_timestamp_seconds",
+                "Unix time at which the last successful archive pass ended",
                 registry=registry,
             ),
         )

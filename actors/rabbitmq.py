@@ -305,7 +305,6 @@ async def _cross(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
 
 def _insert_digests(digests: list[bytes]) -> Step:
     async def step(conn: asyncpg.Connection) -> None:
-        return  # MUTATION
         inserted = await conn.fetch(INSERT_DIGESTS, digests)
         if len(inserted) != len(digests):
             raise Conflict

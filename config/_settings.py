@@ -99,6 +99,7 @@ class AuthSettings:
     def __attrs_post_init__(self) -> None:
         if self.default_username == "guest":
             raise ValueError("SCOUTER_DEFAULT_USERNAME must not be 'guest': that user is created as guest/guest")
+
     strict_secrets: bool = env(
         "SCOUTER_STRICT_SECRETS", False, help="refuse to start while a secret is the built-in default (ours)"
     )
@@ -197,6 +198,83 @@ class DispatchSettings:
         help="OpsGenie alerts endpoint",
         validator=url_scheme("http", "https"),
     )
+    webhook_url: str | None = env(
+        "SCOUTER_WEBHOOK_URL",
+        None,
+        secret=True,  # webhook URLs often embed their credential
+        help="when set, every alert is also POSTed here as JSON (ours)",
+        validator=url_scheme("http", "https"),
+    )
+    webhook_secret: str | None = env(
+        "SCOUTER_WEBHOOK_SECRET",
+        None,
+        secret=True,
+        help="HMAC-SHA256 key: webhook requests carry X-Scouter-Signature: sha256=<hex> (ours)",
+    )
+    pagerduty_routing_key: str | None = env(
+        "SCOUTER_PAGERDUTY_ROUTING_KEY",
+        None,
+        secret=True,
+        help="when set, every alert also triggers a PagerDuty Events API v2 event (ours)",
+    )
+    pagerduty_url: str = env(
+        "SCOUTER_PAGERDUTY_URL",
+        "https://events.pagerduty.com/v2/enqueue",
+        help="PagerDuty Events API v2 endpoint (ours)",
+        validator=url_scheme("http", "https"),
+    )
+    pagerduty_severity: str = env(
+        "SCOUTER_PAGERDUTY_SEVERITY",
+        "warning",
+        help="severity of PagerDuty events: critical, error, warning or info (ours)",
+        validator=one_of(("critical", "error", "warning", "info"), fold_case=False),
+    )
+    enabled: bool = env("SCOUTER_ALERT_DISPATCH", True, help="run the alert dispatcher in this process (ours)")
+    timeout: float = env(
+        "SCOUTER_ALERT_TIMEOUT_SECONDS", 10.0, help="per request to an alert channel (ours)", validator=at_least(0.1)
+    )
+    max_attempts: int = env(
+        "SCOUTER_ALERT_MAX_ATTEMPTS",
+        10,
+        help="attempts per message and channel before it is recorded as failed (ours)",
+        validator=at_least(1),
+    )
+    backoff: float = env(
+        "SCOUTER_ALERT_BACKOFF_SECONDS",
+        2.0,
+        help="first retry delay; doubles per attempt, with jitter (ours)",
+        validator=at_least(0.01),
+    )
+    backoff_max: float = env(
+        "SCOUTER_ALERT_BACKOFF_MAX_SECONDS", 300.0, help="longest retry delay (ours)", validator=at_least(0.01)
+    )
+    lease: float = env(
+        "SCOUTER_ALERT_LEASE_SECONDS",
+        60.0,
+        help="a claimed message not recorded within this is sent again (a dispatcher died) (ours)",
+        validator=at_least(1),
+    )
+    concurrency: int = env(
+        "SCOUTER_ALERT_CONCURRENCY", 8, help="messages in flight per dispatcher (ours)", validator=at_least(1)
+    )
+    poll: float = env(
+        "SCOUTER_ALERT_POLL_SECONDS",
+        5.0,
+        help="longest pause between looks at the alert table (ours)",
+        validator=at_least(0.05),
+    )
+    retention_days: int = env(
+        "SCOUTER_ALERT_DELIVERY_RETENTION_DAYS",
+        30,
+        help="days finished deliveries stay in scouter.alert_delivery (ours)",
+        validator=at_least(1),
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.lease <= self.timeout:
+            raise ValueError("SCOUTER_ALERT_LEASE_SECONDS must exceed SCOUTER_ALERT_TIMEOUT_SECONDS")
+        if self.backoff_max < self.backoff:
+            raise ValueError("SCOUTER_ALERT_BACKOFF_MAX_SECONDS must not be below SCOUTER_ALERT_BACKOFF_SECONDS")
 
 
 @attrs.frozen

@@ -8,11 +8,13 @@
     ├── consumers      one_for_one: kafka-0 … kafka-(KAFKA_WORKER_COUNT-1) when KAFKA_BROKERS is set,
     │                  rabbitmq-0 … rabbitmq-(RABBITMQ_CONSUMER_COUNT-1) when RABBITMQ_ADDR is set; else absent
     ├── drift          one_for_one: poller-0 … poller-(POLLING_WORKER_COUNT-1), due-gauge; absent when 0 workers
+    ├── archiver       hourly Parquet of rows past DATA_RETENTION_PERIOD to SCOUTER_STORAGE_URI, one replica at a time
+    ├── dispatcher     sends stored alerts (outbox in scouter.alert_delivery); absent when SCOUTER_ALERT_DISPATCH=false
     └── http           quart-trio on hypercorn: API, health, readiness, /metrics (also on port + 1)
 
 Children start top to bottom, each once the previous reported ready, and stop bottom to top: HTTP stops taking
 requests first, the writer drains after it, the pool closes last. The tree owns the channels between actors, so a
-restarted actor finds its inbox intact. The alert channel's receive end (``Tree.alerts``) is for the dispatcher;
+restarted actor finds its inbox intact. The alert channel's receive end (``Tree.alerts``) wakes the dispatcher;
 pollers never block on it (see actors.alert_channel).
 """
 
@@ -30,11 +32,16 @@ import trio
 from quart_trio import QuartTrio
 
 from actors.alert_channel import AlertChannel, AlertReceiver, open_alert_channel
+from actors.archive_reader import ArchiveReader
+from actors.archive_store import StoreHandle
+from actors.archiver import ArchiverActor
 from actors.database import DatabaseActor, DatabaseHandle
+from actors.dispatcher import Dispatcher, dispatcher_grace
 from actors.health import HealthBoard
 from actors.http import (
     HttpContext,
     Readiness,
+    alert_blueprint,
     auth_blueprint,
     create_app,
     drift_blueprint,
@@ -59,6 +66,7 @@ from ._supervisor import supervise
 WRITER_INBOX = 1000  # write requests; upstream's HTTP channel held 1000 messages too
 POLLER_GRACE = 10.0  # a poller finishes its check within this, else it is cancelled and hands the lease back
 CONSUMER_GRACE = 15.0  # a broker consumer stores and acknowledges its batch in flight within this
+ARCHIVER_GRACE = 10.0  # the archiver finishes (or rolls back) the object in flight within this
 
 
 @attrs.frozen
@@ -98,6 +106,14 @@ def _drift(
     return [ChildSpec("drift", functools.partial(supervise, spec, monitor=monitor.child("drift")), shutdown=math.inf)]
 
 
+def _dispatcher(settings: Settings, process: Process, db: DatabaseHandle, notices: AlertReceiver) -> list[ChildSpec]:
+    """The alert dispatcher; its stop grace lets in-flight sends finish and be recorded."""
+    if not settings.dispatch.enabled:
+        return []
+    dispatcher = Dispatcher(db, settings.dispatch, process.metrics, notices)
+    return [ChildSpec("dispatcher", dispatcher.run, shutdown=dispatcher_grace(settings.dispatch))]
+
+
 def _consumers(
     settings: Settings,
     process: Process,
@@ -126,6 +142,12 @@ def _consumers(
     return [ChildSpec("consumers", run, shutdown=math.inf)]
 
 
+def _archiver(settings: Settings, process: Process, db: DatabaseHandle, stores: StoreHandle) -> ArchiverActor:
+    return ArchiverActor(
+        db, stores, settings.database.retention_days, process.metrics, interval=settings.storage.archive_interval
+    )
+
+
 def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...] = ()) -> Tree:
     """The tree for ``settings``; ``extra`` children (tests only) start before the HTTP front-end."""
     monitor = Monitor(("scouter",))
@@ -148,16 +170,25 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
         children.append(ChildSpec("postgres", embedded.run, shutdown=20))
         uri = lambda: embedded.uri or DEFAULT_DATABASE_URI  # noqa: E731 - read when (re)connecting
 
+    stores = StoreHandle(settings.storage)  # one store for the archiver and the read-back
     http = HttpContext(
         settings=settings,
         metrics=process.metrics,
         readiness=lambda: Readiness(monitor.ready(), board.problems()),
         database=database,
         writer=inbox_send,
+        archive=ArchiveReader(stores, settings.database.retention_days),
     )
     app = create_app(
         http,
-        blueprints=[auth_blueprint, user_blueprint, profile_blueprint, drift_blueprint, observability_blueprint],
+        blueprints=[
+            auth_blueprint,
+            user_blueprint,
+            profile_blueprint,
+            drift_blueprint,
+            observability_blueprint,
+            alert_blueprint,
+        ],
     )
     writer = WriterActor(inbox_recv, inbox_send, database, process.metrics)
     database_actor = DatabaseActor(settings.database, uri, database, board, auth=settings.auth)
@@ -167,6 +198,8 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
         ChildSpec("maintenance", MaintenanceActor(database).run, shutdown=5),
         *_consumers(settings, process, database, inbox_send, board, monitor),
         *_drift(settings, process, database, AlertChannel(alerts_send, process.metrics), monitor),
+        ChildSpec("archiver", _archiver(settings, process, database, stores).run, shutdown=ARCHIVER_GRACE),
+        *_dispatcher(settings, process, database, alerts_recv),
         *extra,
         ChildSpec("http", functools.partial(serve_http, app, http), shutdown=settings.http.graceful_timeout + 2),
     ]

@@ -1,5 +1,6 @@
 """The HTTP front-end actor: quart-trio on hypercorn, serving the Scouter API, health and metrics."""
 
+from ._alert_routes import blueprint as alert_blueprint
 from ._app import create_app
 from ._auth_routes import blueprint as auth_blueprint
 from ._context import HttpContext, Readiness, context
@@ -15,6 +16,7 @@ __all__ = [
     "HttpContext",
     "Readiness",
     "Source",
+    "alert_blueprint",
     "auth_blueprint",
     "authenticate",
     "context",

@@ -11,6 +11,7 @@ from quart import current_app
 from config import Settings
 from scouter.auth import LoginThrottle
 
+from ..archive_reader import ArchiveReader
 from ..database import Database, DatabaseHandle
 from ..metrics import ScouterMetrics
 from ..writer import InboxSender
@@ -29,6 +30,8 @@ class HttpContext:
     readiness: Callable[[], Readiness]
     database: DatabaseHandle = attrs.Factory(DatabaseHandle)
     writer: InboxSender | None = None
+    #: The archived part of drift queries reaching past retention; None answers from PostgreSQL alone.
+    archive: ArchiveReader | None = None
     draining: bool = False
     #: Failed logins per user name; per process (replicas each keep their own, which only loosens the bound).
     login_throttle: LoginThrottle = attrs.Factory(LoginThrottle)

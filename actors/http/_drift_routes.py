@@ -174,9 +174,7 @@ async def psi_drift() -> Response:
         if text is None:
             return json_response({"error": _NO_PROFILE}, 500)  # upstream's answer; the client only sees a failure
         profile = cast(PsiDriftProfile, profile_from_data("Psi", orjson.loads(text)))
-        expected = {
-            feature: {b.id: b.proportion for b in limits.bins} for feature, limits in profile.features.items()
-        }
+        expected = {feature: {b.id: b.proportion for b in limits.bins} for feature, limits in profile.features.items()}
         parts = [await psi_postgres_part(db, query, list(expected))]
     except DB_ERRORS as exc:
         return _failed(exc)

@@ -181,8 +181,80 @@ ALTER TABLE scouter.drift_profile
     ADD COLUMN last_error text;
 """
 
+# The archive writes one object per (kind, entity, hour) and *part*: rows arriving late for an hour already archived
+# go to the next part, never into a rewrite of a committed object. The partial indexes let each pass find the rows
+# still to archive without reading the partitions already archived.
+_ARCHIVE_PARTS = """
+ALTER TABLE scouter.archive_log ADD COLUMN part integer NOT NULL DEFAULT 0;
+ALTER TABLE scouter.archive_log DROP CONSTRAINT archive_log_pkey;
+ALTER TABLE scouter.archive_log ADD PRIMARY KEY (kind, space, name, version, hour, part);
+CREATE INDEX spc_drift_unarchived ON scouter.spc_drift (created_at) WHERE NOT archived;
+CREATE INDEX psi_drift_unarchived ON scouter.psi_drift (created_at) WHERE NOT archived;
+CREATE INDEX custom_drift_unarchived ON scouter.custom_drift (created_at) WHERE NOT archived;
+"""
+
+# Alert dispatch as an outbox (server.md §7, §12 #26; scouter/sql/_dispatch.py has the statements):
+# * every alert row carries its dispatch state. Rows stored before this migration are 'skipped' (nobody sent them
+#   and sending a backlog at upgrade time would flood the channels); new rows start 'pending'. Adding the column
+#   with the 'skipped' default and then changing the default rewrites nothing.
+# * window_start: the start of the data the check read, i.e. the profile's previous_run while the check stores its
+#   alerts. The trigger copies it (the poller inserts alerts before it reschedules the profile, in one transaction),
+#   so a message can say which window fired without the poller knowing about dispatch.
+# * alert_delivery: one message on one channel, with its own state, so a failing channel never re-sends another.
+_ALERT_DISPATCH = """
+ALTER TABLE scouter.drift_alert
+    ADD COLUMN dispatch_state text NOT NULL DEFAULT 'skipped',
+    ADD COLUMN window_start timestamptz;
+ALTER TABLE scouter.drift_alert ALTER COLUMN dispatch_state SET DEFAULT 'pending';
+CREATE INDEX drift_alert_undispatched ON scouter.drift_alert (created_at) WHERE dispatch_state = 'pending';
+
+CREATE FUNCTION scouter.drift_alert_window() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.window_start IS NULL AND NEW.dispatch_state = 'pending' THEN
+        NEW.window_start := (
+            SELECT p.previous_run
+            FROM scouter.drift_profile AS p
+            WHERE p.space = NEW.space AND p.name = NEW.name AND p.version = NEW.version
+              AND p.drift_type = NEW.drift_type
+        );
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER drift_alert_window BEFORE INSERT ON scouter.drift_alert
+    FOR EACH ROW EXECUTE FUNCTION scouter.drift_alert_window();
+
+CREATE TABLE scouter.alert_delivery (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    alert_created_at timestamptz NOT NULL,
+    alert_ids integer[] NOT NULL,
+    space text NOT NULL,
+    name text NOT NULL,
+    version text NOT NULL,
+    drift_type text NOT NULL,
+    message_key text NOT NULL,
+    channel text NOT NULL,
+    note text,
+    payload jsonb NOT NULL,
+    state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed')),
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    lease_token uuid,
+    claimed_by text,
+    last_status integer,
+    last_error text,
+    sent_at timestamptz,
+    CONSTRAINT alert_delivery_message UNIQUE (alert_created_at, message_key, channel)
+);
+CREATE INDEX alert_delivery_due ON scouter.alert_delivery (next_attempt_at) WHERE state = 'pending';
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "default partitions", _DEFAULT_PARTITIONS),
     Migration(10, "drift engine leases", _DRIFT_ENGINE_LEASES),
+    Migration(20, "alert dispatch outbox", _ALERT_DISPATCH),
+    Migration(30, "archive parts", _ARCHIVE_PARTS),
 )

@@ -44,14 +44,24 @@ class Harness:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, db: Database) -> AsyncIterator[Harness]:
+    async def open(cls, db: Database, *, writer: bool = True) -> AsyncIterator[Harness]:
+        """With ``writer=False`` the writer starts only at `start_writer` (write requests wait in its inbox)."""
         async with trio.open_nursery() as nursery:
             harness = cls(db, nursery)
-            await nursery.start(harness.writer.run, harness.writer_stop)
+            if writer:
+                await harness.start_writer()
             try:
                 yield harness
             finally:
                 harness.writer_stop.set()
+
+    async def start_writer(self) -> None:
+        await self.nursery.start(self.writer.run, self.writer_stop)
+
+    async def wait_for_write_request(self) -> None:
+        with trio.fail_after(60):
+            while self.writer.inbox.statistics().current_buffer_used == 0:
+                await trio.sleep(0.02)
 
     @contextlib.asynccontextmanager
     async def running(self, actor: Actor) -> AsyncIterator[trio.Event]:

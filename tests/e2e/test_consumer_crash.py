@@ -3,8 +3,9 @@
 A producer thread feeds client-shaped messages (3 SPC records each, unique values) at a steady pace. Once part of
 them is stored the server gets SIGKILL, wherever it is. The server runs as `tests.e2e.slow_ack_server`, which
 waits 0.1 s before each Kafka commit and RabbitMQ ack, so the kill most often lands between a COMMIT and the
-broker hearing about it: the case that stores rows twice unless the stored positions and digests are honoured. A new server process takes over the same database and the same group / queue;
-every record must end up stored exactly once.
+broker hearing about it: the case that stores rows twice unless the stored positions and digests are honoured.
+A new server process takes over the same database and the same group / queue; every record must end up stored
+exactly once.
 """
 
 from __future__ import annotations
