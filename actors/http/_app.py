@@ -42,6 +42,12 @@ def create_app(ctx: HttpContext, blueprints: Iterable[Blueprint] = ()) -> QuartT
             ctx.metrics.http_duration.labels(*labels).observe(time.perf_counter() - started)
         return response
 
+    @app.teardown_appcontext
+    async def _drop_request_state(_: BaseException | None) -> None:
+        # A finished request context lingers in a reference cycle until the GC finds it; let it hold nothing big.
+        for key in list(g):
+            g.pop(key, None)
+
     @app.errorhandler(HTTPException)
     async def _http_error(error: HTTPException) -> tuple[dict[str, str], int]:
         code = error.code or 500

@@ -53,7 +53,9 @@ def _bearer() -> str | None:
 async def _new_refresh(ctx: HttpContext, user: users.UserRow, now: float) -> bool:
     """Mint a refresh token for `user` and store its hash; False when the user vanished meanwhile."""
     refresh = mint_refresh(user.identity, ctx.settings.auth.refresh_secret, now)
-    return await users.store_refresh(ctx.db, user.username, hash_refresh_token(refresh), now + REFRESH_TTL_SECONDS)
+    stored = await users.store_refresh(ctx.db, user.username, hash_refresh_token(refresh), now + REFRESH_TTL_SECONDS)
+    ctx.auth_cache.forget(user.username)
+    return stored
 
 
 @blueprint.get("/scouter/auth/login")
@@ -130,6 +132,7 @@ async def refresh() -> Answer:
     except Exception:
         log.exception("refresh: could not store the refresh token of %r", user.username)
         return {"error": "Failed to refresh token"}, 500
+    ctx.auth_cache.forget(user.username)
     if not rotated:
         return {"error": "No refresh token found"}, 401
     return {"token": mint_access(user.identity, ctx.settings.auth.encrypt_secret, now)}, 200

@@ -15,6 +15,7 @@ from ..archive_reader import ArchiveReader
 from ..database import Database, DatabaseHandle
 from ..metrics import ScouterMetrics
 from ..writer import InboxSender
+from ._auth_cache import AuthCache
 
 
 @attrs.frozen
@@ -35,6 +36,8 @@ class HttpContext:
     draining: bool = False
     #: Failed logins per user name; per process (replicas each keep their own, which only loosens the bound).
     login_throttle: LoginThrottle = attrs.Factory(LoginThrottle)
+    #: Verified tokens and recently read user rows (see _auth_cache for what that costs in staleness).
+    auth_cache: AuthCache = attrs.Factory(AuthCache)
     #: What the server learned at run time (bound URLs...), for logs and tests.
     services: dict[str, Any] = attrs.Factory(dict)
 

@@ -22,7 +22,8 @@ Authentication is upstream's middleware (§2.2) with upstream's later fix:
 3. A token that is not a correctly signed HS256 access token (forged, `alg: none`, signed with the refresh secret,
    malformed): 401 "Invalid token", always.
 4. The user named by `sub` must still exist and be active, else 401. The request runs with the user's stored
-   permissions, so a revoked permission or a deleted user takes effect at once, not when the token expires.
+   permissions, so a revoked permission or a deleted user takes effect within seconds (see `_auth_cache`), not
+   when the token expires.
 5. A correctly signed token that has expired is renewed when the user holds an unexpired stored refresh token: a
    new access and refresh token are minted, the refresh token's hash is stored, the request proceeds and the
    response carries `Authorization: Bearer <new access token>` (the 0.6.4 client swaps it in). Otherwise 401
@@ -56,7 +57,6 @@ from scouter.auth import (
     hash_refresh_token,
     mint_access,
     mint_refresh,
-    verify_access_allow_expired,
 )
 
 from .. import users
@@ -164,11 +164,11 @@ async def authenticate(ctx: HttpContext) -> tuple[Identity, str | None] | tuple[
     auth = ctx.settings.auth
     now = time.time()
     try:
-        claimed, expired = verify_access_allow_expired(token, auth.encrypt_secret, now)
+        claimed, expired = ctx.auth_cache.verify(token, auth.encrypt_secret, now)
     except TokenError as exc:
         log.info("rejected a token: %s", exc.reason)  # the reason, never the token
         return _unauthorized("Invalid token")
-    user = await users.get_user(ctx.db, claimed.username)
+    user = await ctx.auth_cache.user(ctx.db, claimed.username)
     if user is None:
         return _unauthorized("User not found")
     if not user.active:
@@ -195,6 +195,7 @@ async def _renew(
     except Exception:
         log.exception("could not store the renewed refresh token of %r", user.username)
         return {"error": "Server Error", "message": "Failed to update refresh token"}, 500
+    ctx.auth_cache.forget(user.username)
     if not rotated:  # revoked, expired or deactivated since it was read
         return _unauthorized("No refresh token found")
     log.info("renewed the expired access token of %r", claimed.username)

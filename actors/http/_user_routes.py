@@ -150,6 +150,7 @@ async def update_user(username: str) -> Answer:
         active=active,
         favorite_spaces=favorite_spaces,
     )
+    ctx.auth_cache.forget(username)
     if updated is None:
         return {"error": "User not found"}, 404
     log.info("user %r updated by %r", username, identity().username)
@@ -160,7 +161,9 @@ async def update_user(username: str) -> Answer:
 @guarded(Requirement.admin())
 async def delete_user(username: str) -> Answer:
     """Delete a user (admin group only), unless it is the last user with role `admin`."""
-    outcome = await users.delete_user(context().db, username)
+    ctx = context()
+    outcome = await users.delete_user(ctx.db, username)
+    ctx.auth_cache.forget(username)
     if outcome is users.Deleted.LAST_ADMIN:
         return {"error": "Cannot delete the last admin user"}, 403
     log.info("user %r deleted by %r", username, identity().username)

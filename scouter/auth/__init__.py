@@ -47,6 +47,7 @@ from ._tokens import (
     refresh_token_matches,
     verify_access,
     verify_access_allow_expired,
+    verify_access_deadline,
     verify_refresh,
 )
 
@@ -91,6 +92,7 @@ __all__ = [
     "uses_default_secrets",
     "verify_access",
     "verify_access_allow_expired",
+    "verify_access_deadline",
     "verify_password",
     "verify_refresh",
 ]

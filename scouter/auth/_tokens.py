@@ -114,7 +114,23 @@ def _mint(identity: Identity, secret: str | bytes, now: float, ttl: int) -> str:
     return jwt.encode(claims, _key(secret), algorithm=_ALGORITHM, sort_headers=False)
 
 
+def verify_access_deadline(token: str, secret: str | bytes, now: float) -> tuple[Identity, float]:
+    """A correctly signed token's identity and the moment it stops being valid (``exp`` plus the leeway).
+
+    Expiry itself is not judged here, so the result can be cached by the token until that moment.
+    """
+    claims = _verified_claims(token, secret)
+    _check_times(claims, now)
+    return _identity(claims), float(_expect_int(claims, "exp") + LEEWAY_SECONDS)
+
+
 def _decode(token: str, secret: str | bytes, now: float) -> tuple[Identity, bool]:
+    claims = _verified_claims(token, secret)
+    identity = _identity(claims)
+    return identity, _check_times(claims, now)
+
+
+def _verified_claims(token: str, secret: str | bytes) -> dict[str, Any]:
     key = _key(secret)
     if not isinstance(token, str):
         raise TokenError("token is not a string")
@@ -129,8 +145,7 @@ def _decode(token: str, secret: str | bytes, now: float) -> tuple[Identity, bool
         raise TokenError(f"malformed token: {exc}") from None
     except jwt.PyJWTError as exc:
         raise TokenError(f"invalid token: {exc}") from None
-    identity = _identity(claims)
-    return identity, _check_times(claims, now)
+    return claims
 
 
 def _identity(claims: dict[str, Any]) -> Identity:
