@@ -50,6 +50,14 @@ def answers(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+async def _accepting(bin_dir: Path, port: int) -> bool:
+    result = await trio.run_process(
+        [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-t", "1"],
+        check=False, capture_stdout=True, capture_stderr=True,
+    )  # fmt: skip
+    return result.returncode == 0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -170,8 +178,10 @@ class EmbeddedPostgres:
                 **run_as,
             )
         try:
-            with trio.fail_after(30):
-                while not answers("127.0.0.1", port, timeout=0.2):
+            with trio.fail_after(60):
+                # TCP answers before the server accepts sessions ("the database system is starting up"):
+                # pg_isready asks the real question.
+                while not await _accepting(bin_dir, port):
                     if process.poll() is not None:
                         raise EmbeddedPostgresError(f"postgres exited with {process.returncode}; see {log_file}")
                     await trio.sleep(0.05)
