@@ -19,6 +19,8 @@ stores: dependencies.md §4.7), with bind parameters only. Both parts return agg
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -52,6 +54,10 @@ def from_epoch_ns(ns: int) -> datetime:
     return EPOCH + timedelta(microseconds=ns // 1000)
 
 
+class ArchiveReadError(RuntimeError):
+    """The archived part could not be read (the store unreachable, a corrupt object): the query fails with 500."""
+
+
 @attrs.frozen
 class ManifestEntry:
     object_path: str
@@ -72,14 +78,61 @@ async def _live_and_manifest(
 
 
 @attrs.define
+class _TableCache:
+    """Decoded archive objects, least recently used first out, bounded by their Arrow size. Sound because a committed
+    object is never rewritten (late rows go to a new part); keyed by path and size as the manifest states them."""
+
+    capacity: int
+    _tables: OrderedDict[tuple[str, int], pa.Table] = attrs.field(init=False, factory=OrderedDict)
+    _size: int = attrs.field(init=False, default=0)
+    _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
+
+    def get(self, key: tuple[str, int]) -> pa.Table | None:
+        with self._lock:
+            table = self._tables.get(key)
+            if table is not None:
+                self._tables.move_to_end(key)
+            return table
+
+    def put(self, key: tuple[str, int], table: pa.Table) -> None:
+        size = table.nbytes
+        if size > self.capacity:
+            return
+        with self._lock:
+            if key in self._tables:
+                return
+            self._tables[key] = table
+            self._size += size
+            while self._size > self.capacity:
+                _, old = self._tables.popitem(last=False)
+                self._size -= old.nbytes
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+
+@attrs.define
 class ArchiveReader:
-    """Answers the archived part of drift queries; shares the archiver's store."""
+    """Answers the archived part of drift queries; shares the archiver's store. Objects are fetched and decoded in
+    parallel threads and kept decoded in a bounded cache (`cache_bytes`), so repeated queries over the same days
+    cost only the aggregation."""
 
     stores: StoreHandle
     retention_days: int
-    fetch_threads: int = 16
+    fetch_threads: int = 8
     target_partitions: int = 2
-    _pool: ThreadPoolExecutor | None = attrs.field(init=False, default=None)
+    cache_bytes: int = 256 * 2**20
+    _pool: ThreadPoolExecutor = attrs.field(init=False)
+    _cache: _TableCache = attrs.field(init=False)
+
+    @_pool.default
+    def _make_pool(self) -> ThreadPoolExecutor:  # threads start on first use
+        return ThreadPoolExecutor(self.fetch_threads, thread_name_prefix="archive-read")
+
+    @_cache.default
+    def _make_cache(self) -> _TableCache:
+        return _TableCache(self.cache_bytes)
 
     def reaches_archive(self, query: DriftQuery, now: datetime) -> bool:
         """Does the query's window begin before the archive boundary (so archived rows may be in it)?"""
@@ -101,29 +154,40 @@ class ArchiveReader:
         """The archived part's aggregates over `entries` (in a worker thread; DataFusion releases the GIL)."""
         if not entries:
             return []
-        return await trio.to_thread.run_sync(self._aggregates, kind, [e.object_path for e in entries], query)
+        try:
+            return await trio.to_thread.run_sync(self._aggregates, kind, entries, query)
+        except Exception as exc:  # obstore, pyarrow and DataFusion each raise their own kinds
+            log.error("reading the archive failed", exc_info=True)
+            raise ArchiveReadError(f"archive: {exc}") from exc
 
-    # -- worker thread --------------------------------------------------------------------------------------------
-    def _fetch(self, keys: Sequence[str]) -> list[bytes | None]:
-        store = self.stores.get()
-        if len(keys) == 1:
-            return [get_object(store, keys[0])]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.fetch_threads, thread_name_prefix="archive-read")
-        return list(self._pool.map(lambda key: get_object(store, key), keys))
+    # -- worker threads -------------------------------------------------------------------------------------------
+    def _table(self, kind: ArchiveKind, entry: ManifestEntry) -> pa.Table | None:
+        key = (entry.object_path, entry.bytes)
+        table = self._cache.get(key)
+        if table is None:
+            blob = get_object(self.stores.get(), entry.object_path)
+            if blob is None:
+                return None
+            table = decode_parquet(blob, kind.columns, dictionary=kind.columns[1:5])
+            self._cache.put(key, table)
+        return table
 
-    def _aggregates(self, kind: ArchiveKind, keys: Sequence[str], query: DriftQuery) -> list[tuple]:
-        blobs = self._fetch(keys)
-        missing = [key for key, blob in zip(keys, blobs, strict=True) if blob is None]
+    def _aggregates(self, kind: ArchiveKind, entries: Sequence[ManifestEntry], query: DriftQuery) -> list[tuple]:
+        if len(entries) == 1:
+            found = [self._table(kind, entries[0])]
+        else:
+            found = list(self._pool.map(lambda entry: self._table(kind, entry), entries))
+        missing = [e.object_path for e, table in zip(entries, found, strict=True) if table is None]
         if missing:  # listed but gone (deleted by hand?): answer with what is there, loudly
             log.error("%d archived objects listed in archive_log are missing, e.g. %s", len(missing), missing[0])
-        tables = [decode_parquet(blob, kind.columns) for blob in blobs if blob is not None]
+        tables = [table for table in found if table is not None]
         if not tables:
             return []
-        batches = pa.concat_tables(tables).to_batches()
-        n = max(1, min(self.target_partitions, len(batches)))
+        table = pa.concat_tables(tables).combine_chunks()
+        n = max(1, min(self.target_partitions, table.num_rows))
+        batches = table.to_batches(max_chunksize=-(-table.num_rows // n))
         ctx = SessionContext(SessionConfig().with_target_partitions(self.target_partitions))
-        ctx.register_record_batches("archive", [batches[i::n] for i in range(n)])
+        ctx.register_record_batches("archive", [[batch] for batch in batches])
         window = query.window
         params = {
             "1": query.space,

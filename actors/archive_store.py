@@ -178,7 +178,9 @@ def encode_parquet(kind: ArchiveKind, space: str, name: str, version: str, rows:
     return sink.getvalue()
 
 
-def decode_parquet(data: bytes, columns: Sequence[str] | None = None) -> pa.Table:
-    """A Parquet file's table (`columns` only, when given). ``ParquetFile.read`` is several times faster than
+def decode_parquet(data: bytes, columns: Sequence[str] | None = None, dictionary: Sequence[str] = ()) -> pa.Table:
+    """A Parquet file's table (`columns` only, when given; `dictionary` columns kept dictionary-encoded, which
+    saves materialising the same few strings per row). ``ParquetFile.read`` is several times faster than
     ``read_table`` on many small files: it skips the dataset machinery."""
-    return pq.ParquetFile(pa.BufferReader(data)).read(columns=list(columns) if columns else None, use_threads=False)
+    reader = pq.ParquetFile(pa.BufferReader(data), read_dictionary=list(dictionary) or None)
+    return reader.read(columns=list(columns) if columns else None, use_threads=False)

@@ -348,6 +348,8 @@ class Dispatcher:
 
     # -- the loop ------------------------------------------------------------------------------------------------
     async def run(self, stop: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        # httpx logs every request's full URL at INFO, and webhook URLs carry their credential: keep it quiet.
+        logging.getLogger("httpx").setLevel(max(logging.getLogger("httpx").level, logging.WARNING))
         client = httpx.AsyncClient(
             timeout=self.settings.timeout,
             transport=self.transport,
@@ -460,7 +462,7 @@ class Dispatcher:
                     d.reclaimed_from,
                 )
             started = time.perf_counter()
-            verdict = await self._send(client, d)
+            verdict = await self.send(client, d)
             self.metrics.alert_dispatch_duration.labels(d.channel).observe(time.perf_counter() - started)
             settled = settle(
                 verdict,
@@ -530,7 +532,8 @@ class Dispatcher:
             self.metrics.alerts_dispatch_failed.labels(d.channel, reason).inc()
             log.error("%s: failed after %d attempt(s): %s", where, d.attempts + 1, settled.error)
 
-    async def _send(self, client: httpx.AsyncClient, d: ClaimedDelivery) -> Verdict:
+    async def send(self, client: httpx.AsyncClient, d: ClaimedDelivery) -> Verdict:
+        """One attempt at `d`: what the channel answered (Console cannot fail)."""
         if d.channel == CONSOLE:
             self.console(str(d.payload.get("text", "")))
             return Verdict("sent")

@@ -44,6 +44,7 @@ from actors.http import (
     alert_blueprint,
     auth_blueprint,
     create_app,
+    dashboard_blueprint,
     drift_blueprint,
     observability_blueprint,
     profile_blueprint,
@@ -188,6 +189,7 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
             drift_blueprint,
             observability_blueprint,
             alert_blueprint,
+            dashboard_blueprint,
         ],
     )
     writer = WriterActor(inbox_recv, inbox_send, database, process.metrics)

@@ -4,6 +4,7 @@ from ._alert_routes import blueprint as alert_blueprint
 from ._app import create_app
 from ._auth_routes import blueprint as auth_blueprint
 from ._context import HttpContext, Readiness, context
+from ._dashboard_routes import blueprint as dashboard_blueprint
 from ._drift_routes import blueprint as drift_blueprint
 from ._guard import Extractor, Source, authenticate, guarded, identity, json_body, json_object
 from ._observability_routes import blueprint as observability_blueprint
@@ -21,6 +22,7 @@ __all__ = [
     "authenticate",
     "context",
     "create_app",
+    "dashboard_blueprint",
     "drift_blueprint",
     "guarded",
     "identity",

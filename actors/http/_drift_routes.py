@@ -5,9 +5,10 @@ only once the rows are committed. A malformed body is a 400 naming the problem, 
 over ``SCOUTER_MAX_BODY_BYTES`` is a 413 before it is read whole (quart stops buffering at the limit). The hot path
 is the codec plus one channel round trip to the writer: no per-record work here.
 
-``GET /scouter/drift/{spc,psi,custom}`` aggregate in PostgreSQL, per bucket, over one *part* of the window each
-(today only the PostgreSQL part; an archive part for data past the retention boundary plugs in next to it), then
-merge the parts and shape the client's response in `scouter.binned`.
+``GET /scouter/drift/{spc,psi,custom}`` aggregate per bucket, over one or two *parts* of the window: PostgreSQL
+alone, or, for a window beginning before ``now - DATA_RETENTION_PERIOD``, the rows not archived yet from PostgreSQL
+plus the archived ones from Parquet (`actors.archive_reader`). Both parts have the same mergeable form;
+`scouter.binned` merges them bucket by bucket and shapes the client's response.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import attrs
 import orjson
 import trio
 from quart import Blueprint, Response, g, request
@@ -33,9 +35,17 @@ from scouter.binned import (
 from scouter.profiles import PsiDriftProfile, profile_from_data
 from scouter.queries import DriftQuery, QueryError, parse_drift_query
 from scouter.records import DecodeError, decode_records_data
-from scouter.sql import CUSTOM_BUCKETS, PSI_BUCKETS, PSI_PROFILE, SPC_BUCKETS
+from scouter.sql import (
+    CUSTOM_BUCKETS,
+    CUSTOM_UNARCHIVED_BUCKETS,
+    PSI_BUCKETS,
+    PSI_PROFILE,
+    PSI_UNARCHIVED_BUCKETS,
+    SPC_BUCKETS,
+    SPC_UNARCHIVED_BUCKETS,
+)
 
-from ..database import Database
+from ..archive_reader import ArchiveReadError
 from ..writer import write
 from ._context import context
 from ._guard import guarded, json_body
@@ -103,49 +113,57 @@ async def ingest() -> Response:
 # --- binned queries ------------------------------------------------------------------------------------------------
 
 
-async def spc_postgres_part(db: Database, query: DriftQuery) -> Sequence[Any]:
-    """(feature, bucket, count, mean) per bucket, from PostgreSQL."""
-    return await db.fetch(SPC_BUCKETS, *_parameters(query))
+@attrs.frozen
+class _Source:
+    """Where one kind's aggregates come from: its folder in the archive and its two PostgreSQL statements."""
+
+    kind: str
+    everything: str  # every row of the window: PostgreSQL alone holds the whole window
+    unarchived: str  # rows not archived yet: the live part when the archive holds the rest
 
 
-async def custom_postgres_part(db: Database, query: DriftQuery) -> Sequence[Any]:
-    """(metric, bucket, count, mean, variance) per bucket, from PostgreSQL."""
-    return await db.fetch(CUSTOM_BUCKETS, *_parameters(query))
+SPC = _Source("spc", SPC_BUCKETS, SPC_UNARCHIVED_BUCKETS)
+CUSTOM = _Source("custom", CUSTOM_BUCKETS, CUSTOM_UNARCHIVED_BUCKETS)
+PSI = _Source("psi", PSI_BUCKETS, PSI_UNARCHIVED_BUCKETS)
 
 
-async def psi_postgres_part(db: Database, query: DriftQuery, features: list[str]) -> Sequence[Any]:
-    """(feature, bucket, bin_id, count) per bucket and bin of `features`, from PostgreSQL."""
-    return await db.fetch(PSI_BUCKETS, *_parameters(query), features)
-
-
-def _parameters(query: DriftQuery) -> tuple[Any, ...]:
+async def query_parts(source: _Source, query: DriftQuery, now: datetime, *extra: Any) -> list[Sequence[Any]]:
+    """The window's per-bucket aggregates, as parts to merge: PostgreSQL alone, or, when the window begins before
+    the archive boundary (now - DATA_RETENTION_PERIOD), the unarchived rows plus the archived ones (§2.10, §8.2)."""
+    ctx = context()
     window = query.window
-    return (query.space, query.name, query.version, query.bucket, window.begin, window.end)
+    args = (query.space, query.name, query.version, query.bucket, window.begin, window.end, *extra)
+    if ctx.archive is not None and ctx.archive.reaches_archive(query, now):
+        return await ctx.archive.parts(ctx.db, source.kind, query, source.unarchived, args)
+    return [await ctx.db.fetch(source.everything, *args)]
 
 
-def _query() -> DriftQuery | Response:
+def _query(now: datetime) -> DriftQuery | Response:
     try:
-        return parse_drift_query(request.args, datetime.now(UTC))
+        return parse_drift_query(request.args, now)
     except QueryError as exc:
         return json_response({"error": f"Invalid drift request: {exc.reason}"}, 400)
 
 
 def _failed(exc: BaseException) -> Response:
+    if isinstance(exc, ArchiveReadError):
+        return json_response({"error": f"Failed to query records: {exc}"}, 500)
     status, detail = database_failure(exc)
     return json_response({"error": f"Failed to query records: {detail}"}, status)
 
 
 async def _binned(
-    part: Callable[[Database, DriftQuery], Any],
+    source: _Source,
     merge: Callable[[list[Sequence[Any]]], Any],
     shape: Callable[[Any], dict[str, Any]],
 ) -> Response:
-    query = _query()
+    now = datetime.now(UTC)
+    query = _query(now)
     if isinstance(query, Response):
         return query
     try:
-        parts = [await part(context().db, query)]
-    except DB_ERRORS as exc:
+        parts = await query_parts(source, query, now)
+    except (*DB_ERRORS, ArchiveReadError) as exc:
         return _failed(exc)
     return json_response(shape(merge(parts)))
 
@@ -153,19 +171,20 @@ async def _binned(
 @blueprint.get("/scouter/drift/spc")
 @guarded(Requirement.read())
 async def spc_drift() -> Response:
-    return await _binned(spc_postgres_part, merge_spc, spc_response)
+    return await _binned(SPC, merge_spc, spc_response)
 
 
 @blueprint.get("/scouter/drift/custom")
 @guarded(Requirement.read())
 async def custom_drift() -> Response:
-    return await _binned(custom_postgres_part, merge_custom, custom_response)
+    return await _binned(CUSTOM, merge_custom, custom_response)
 
 
 @blueprint.get("/scouter/drift/psi")
 @guarded(Requirement.read())
 async def psi_drift() -> Response:
-    query = _query()
+    now = datetime.now(UTC)
+    query = _query(now)
     if isinstance(query, Response):
         return query
     db = context().db
@@ -175,7 +194,8 @@ async def psi_drift() -> Response:
             return json_response({"error": _NO_PROFILE}, 500)  # upstream's answer; the client only sees a failure
         profile = cast(PsiDriftProfile, profile_from_data("Psi", orjson.loads(text)))
         expected = {feature: {b.id: b.proportion for b in limits.bins} for feature, limits in profile.features.items()}
-        parts = [await psi_postgres_part(db, query, list(expected))]
-    except DB_ERRORS as exc:
+        parts = await query_parts(PSI, query, now, list(expected))
+    except (*DB_ERRORS, ArchiveReadError) as exc:
         return _failed(exc)
+    # raw counts of both parts are added per bucket and bin before any proportion is computed
     return json_response(psi_response(merge_psi(parts), expected))

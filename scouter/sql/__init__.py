@@ -15,6 +15,7 @@ from ._archive import (
     delete_group,
     mark_archived,
 )
+from ._dashboard import LIST_PROFILES
 from ._dispatch import (
     CLAIM_DELIVERIES,
     CUSTOM_SAMPLES,
@@ -33,7 +34,16 @@ from ._dispatch import (
     SPC_SAMPLES,
     TRY_PLAN_LOCK,
 )
-from ._drift import CUSTOM_BUCKETS, OBSERVABILITY_BUCKETS, PSI_BUCKETS, PSI_PROFILE, SPC_BUCKETS
+from ._drift import (
+    CUSTOM_BUCKETS,
+    CUSTOM_UNARCHIVED_BUCKETS,
+    OBSERVABILITY_BUCKETS,
+    PSI_BUCKETS,
+    PSI_PROFILE,
+    PSI_UNARCHIVED_BUCKETS,
+    SPC_BUCKETS,
+    SPC_UNARCHIVED_BUCKETS,
+)
 from ._migrations import MIGRATION_LOCK_KEY, MIGRATIONS, Migration
 from ._partitions import (
     LIST_PARTITIONS,
@@ -81,6 +91,7 @@ __all__ = [
     "CUSTOM_AVERAGES",
     "CUSTOM_BUCKETS",
     "CUSTOM_SAMPLES",
+    "CUSTOM_UNARCHIVED_BUCKETS",
     "DEACTIVATE_OTHER_VERSIONS",
     "DISPATCH_PLAN_LOCK_KEY",
     "DUE_COUNTS",
@@ -91,6 +102,7 @@ __all__ = [
     "INSERT_QUARANTINE",
     "LIST_ALERTS",
     "LIST_PARTITIONS",
+    "LIST_PROFILES",
     "LOCK_ALERTS",
     "LOCK_LEASE",
     "MARK_PLANNED",
@@ -104,6 +116,7 @@ __all__ = [
     "PSI_DISTRIBUTIONS",
     "PSI_PROFILE",
     "PSI_SAMPLES",
+    "PSI_UNARCHIVED_BUCKETS",
     "PURGE_DELIVERIES",
     "RECORD_ATTEMPT",
     "RECORD_FAILURE",
@@ -116,6 +129,7 @@ __all__ = [
     "SET_PROFILE_STATUS",
     "SPC_BUCKETS",
     "SPC_SAMPLES",
+    "SPC_UNARCHIVED_BUCKETS",
     "SPC_VALUES",
     "TRY_PLAN_LOCK",
     "UPDATE_PROFILE",

@@ -73,11 +73,11 @@ GROUP BY metric
 """
 
 # $1 alert created_at, $2 alert ids, $3 space, $4 name, $5 version, $6 drift type, $7 message key, $8 channel,
-# $9 note, $10 payload (json text). A message already planned on that channel is left alone.
+# $9 note, $10 payload (JSON text). A message already planned on that channel is left alone.
 INSERT_DELIVERY: Final = """
 INSERT INTO scouter.alert_delivery
     (alert_created_at, alert_ids, space, name, version, drift_type, message_key, channel, note, payload)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (alert_created_at, message_key, channel) DO NOTHING
 """
 
@@ -107,7 +107,7 @@ SET next_attempt_at = now() + make_interval(secs => $2),
     updated_at = now()
 FROM due
 WHERE d.id = due.id
-RETURNING d.id, d.channel, d.payload::text AS payload, d.attempts, d.lease_token, d.message_key, d.alert_ids,
+RETURNING d.id, d.channel, d.payload, d.attempts, d.lease_token, d.message_key, d.alert_ids,
           d.alert_created_at, d.space, d.name, d.version, d.drift_type,
           due.was_token IS NOT NULL AS reclaimed, due.was_claimed_by
 """

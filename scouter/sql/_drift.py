@@ -37,6 +37,19 @@ WHERE {_WHERE} AND feature = ANY($7::text[])
 GROUP BY feature, bucket, bin_id
 """
 
+
+def _unarchived(sql: str) -> str:
+    """The same statement over the rows not archived yet: the live part of a window that also reads the archive
+    (the archived rows come from Parquet then; see actors.archive_reader)."""
+    if sql.count(_WHERE) != 1:
+        raise ValueError("expected exactly one window predicate")
+    return sql.replace(_WHERE, f"{_WHERE} AND NOT archived")
+
+
+SPC_UNARCHIVED_BUCKETS: Final = _unarchived(SPC_BUCKETS)
+CUSTOM_UNARCHIVED_BUCKETS: Final = _unarchived(CUSTOM_BUCKETS)
+PSI_UNARCHIVED_BUCKETS: Final = _unarchived(PSI_BUCKETS)
+
 # $1 space, $2 name, $3 version, $4 drift_type (always 'Psi' here).
 PSI_PROFILE: Final = """
 SELECT profile::text AS profile FROM scouter.drift_profile

@@ -237,7 +237,7 @@ CREATE TABLE scouter.alert_delivery (
     message_key text NOT NULL,
     channel text NOT NULL,
     note text,
-    payload jsonb NOT NULL,
+    payload text NOT NULL,  -- the JSON request body as rendered (key order kept), without credentials
     state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed')),
     attempts integer NOT NULL DEFAULT 0,
     next_attempt_at timestamptz NOT NULL DEFAULT now(),

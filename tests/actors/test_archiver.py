@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pytest
 import trio
@@ -25,6 +29,7 @@ pytestmark = pytest.mark.postgres
 __all__ = ["s3_server"]  # the fixture, imported for the tests below
 
 HOUR = timedelta(hours=1)
+ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_SCHEMAS = {
     "spc": [("created_at", "timestamp[ns]"), ("space", "string"), ("name", "string"), ("version", "string"),
             ("feature", "string"), ("value", "double")],
@@ -50,6 +55,10 @@ def _spc(hour: datetime, count: int, space: str = "sp", name: str = "nm", versio
     ]
 
 
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
 async def _count(db: Database, sql: str, *args: Any) -> int:
     return int(await db.fetchval(sql, *args))
 
@@ -61,7 +70,8 @@ async def test_pass_writes_one_object_per_kind_entity_and_hour_in_upstream_layou
     newer than the cut-off stay."""
     spc = _spc(OLD, 5) + _spc(OLD + HOUR, 3) + _spc(OLD, 2, version="2.0.0")
     psi = [(OLD + timedelta(minutes=m), "sp", "nm", "1.0.0", "f", b, 10 * b + m) for m in (1, 2) for b in (1, 2, 3)]
-    custom = [(OLD + timedelta(minutes=5), "sp", "nm", "1.0.0", "mae", 1.5), (OLD + 2 * HOUR, "sp", "nm", "1.0.0", "mae", 2.5)]
+    custom = [(OLD + timedelta(minutes=5), "sp", "nm", "1.0.0", "mae", 1.5)]
+    custom.append((OLD + 2 * HOUR, "sp", "nm", "1.0.0", "mae", 2.5))
     recent = _spc(datetime.now(UTC) - timedelta(days=29, hours=23), 4)
     await insert(db, "spc_drift", spc + recent)
     await insert(db, "psi_drift", psi)
@@ -80,7 +90,7 @@ async def test_pass_writes_one_object_per_kind_entity_and_hour_in_upstream_layou
         _path("custom", "sp", "nm", "1.0.0", OLD + 2 * HOUR),
     ])  # fmt: skip
     assert expected_keys == keys(store)
-    assert "/month=" in expected_keys[0] and "month=0" not in "".join(expected_keys)
+    assert "month=0" not in "".join(expected_keys)
     for key in expected_keys:
         schema = read(store, key).schema
         kind = key.split("/")[3]
@@ -90,20 +100,23 @@ async def test_pass_writes_one_object_per_kind_entity_and_hour_in_upstream_layou
     assert sorted(psi) == archived_rows(store, "sp/nm/1.0.0/psi/")
     assert sorted(custom) == archived_rows(store, "sp/nm/1.0.0/custom/")
 
-    assert (6, len(spc) + len(psi) + len(custom), ("spc", "psi", "custom")) == (report.objects, report.rows, report.kinds)
+    total = len(spc) + len(psi) + len(custom)
+    assert (6, total, ("spc", "psi", "custom")) == (report.objects, report.rows, report.kinds)
     assert sum((tmp_path / "root" / key).stat().st_size for key in expected_keys) == report.bytes
     assert len(recent) == await _count(db, "SELECT count(*) FROM scouter.spc_drift WHERE NOT archived")
     assert 0 == await _count(db, "SELECT count(*) FROM scouter.psi_drift WHERE NOT archived")
     log = await db.fetch("SELECT kind, object_path, rows, bytes, part FROM scouter.archive_log ORDER BY object_path")
-    assert [(k.split("/")[3], k, 0) for k in sorted(expected_keys)] == [(r["kind"], r["object_path"], r["part"]) for r in log]
+    logged = [(r["kind"], r["object_path"], r["part"]) for r in log]
+    assert [(k.split("/")[3], k, 0) for k in sorted(expected_keys)] == logged
     assert report.rows == sum(r["rows"] for r in log)
     assert report.bytes == sum(r["bytes"] for r in log)
-    assert report.rows == actor.metrics.registry.get_sample_value("scouter_archive_rows_total", {"kind": "spc"}) + len(psi) + len(custom)
-    assert report.bytes == sum(
-        actor.metrics.registry.get_sample_value("scouter_archive_bytes_total", {"kind": k}) for k in ("spc", "psi", "custom")
-    )
-    assert 1 == actor.metrics.registry.get_sample_value("scouter_archive_passes_total", {"outcome": "ok"})
-    assert 0 < actor.metrics.registry.get_sample_value("scouter_archive_last_success_timestamp_seconds")
+    sample = actor.metrics.registry.get_sample_value
+    kinds = ("spc", "psi", "custom")
+    assert [len(spc), len(psi), len(custom)] == [sample("scouter_archive_rows_total", {"kind": k}) for k in kinds]
+    assert report.bytes == sum(sample("scouter_archive_bytes_total", {"kind": k}) for k in kinds)
+    assert [3, 1, 2] == [sample("scouter_archive_objects_total", {"kind": k}) for k in kinds]
+    assert 1 == sample("scouter_archive_passes_total", {"outcome": "ok"})
+    assert 0 < sample("scouter_archive_last_success_timestamp_seconds")
 
     again = await actor.run_once()
     assert (0, 0) == (again.objects, again.rows)
@@ -249,14 +262,14 @@ async def test_unsafe_entity_names_are_quarantined_never_written(db: Database, t
     report = await archiver(db, LocalStore(root, mkdir=True), metrics=m).run_once()
 
     assert [_path("spc", "sp", "nm", "1.0.0", OLD)] == keys(LocalStore(root))
-    everything = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    everything = await trio.to_thread.run_sync(_tree, tmp_path)
     assert all(p.startswith("inner") for p in everything), everything
     assert all(p == "inner" or p.startswith("inner/root") for p in everything), everything
     assert (1, 2, len(hostile)) == (report.objects, report.rows, report.quarantined_rows)
     assert 2 == await _count(db, "SELECT count(*) FROM scouter.spc_drift")
     quarantined = await db.fetch("SELECT source, reason, raw FROM scouter.quarantine")
     assert {"archiver"} == {r["source"] for r in quarantined}
-    assert sum(len(__import__("orjson").loads(r["raw"])["rows"]) for r in quarantined) == len(hostile)
+    assert len(hostile) == sum(len(orjson.loads(r["raw"])["rows"]) for r in quarantined)
     assert len(hostile) == m.registry.get_sample_value("scouter_archive_quarantined_rows_total", {"kind": "spc"})
 
 
@@ -267,7 +280,8 @@ async def test_negative_psi_bins_are_quarantined(db: Database) -> None:
     report = await archiver(db, store).run_once()
     assert (1, 1, 1) == (report.objects, report.rows, report.quarantined_rows)
     assert [_path("psi", "sp", "nm", "1", OLD + HOUR)] == keys(store)
-    assert ["archiver: bin_id must not be negative"] == [r["reason"] for r in await db.fetch("SELECT reason FROM scouter.quarantine")]
+    reasons = [r["reason"] for r in await db.fetch("SELECT reason FROM scouter.quarantine")]
+    assert ["archiver: bin_id must not be negative"] == reasons
 
 
 async def test_one_replica_at_a_time(db: Database) -> None:
@@ -376,3 +390,42 @@ def test_schemas_match_the_spec() -> None:
     for kind, fields in EXPECTED_SCHEMAS.items():
         assert fields == [(f.name, str(f.type)) for f in SCHEMAS[kind]]
         assert not any(f.nullable for f in SCHEMAS[kind])
+
+
+async def test_killed_mid_pass_then_rerun(db: Database, fresh_database_dsn: str, tmp_path: Path) -> None:
+    """A process SIGKILLed right after an upload, before marking: PostgreSQL rolls its transaction back and frees the
+    lock; the re-run overwrites the orphan, and the archive holds every row exactly once."""
+    rows = _spc(OLD, 2) + _spc(OLD + HOUR, 2) + _spc(OLD + 2 * HOUR, 2)
+    await insert(db, "spc_drift", rows)
+    root = tmp_path / "root"
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "tests.actors.archiver_script", fresh_database_dsn, str(root)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        with trio.fail_after(30):
+            while seen.count(b"UPLOADED") < 2:
+                chunk = await proc.stdout.receive_some()
+                assert chunk, seen
+                seen += chunk
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert b"DONE" not in seen
+    store = LocalStore(root)
+    assert 2 == len(keys(store))
+    with trio.fail_after(20):  # the server notices the dead client at once, but not necessarily before we ask
+        while await _count(db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"):
+            await trio.sleep(0.05)
+    assert 2 == await _count(db, "SELECT count(*) FROM scouter.spc_drift WHERE archived")
+    report = await archiver(db, store).run_once()
+    assert (2, 4) == (report.objects, report.rows)
+    assert sorted(rows) == archived_rows(store)
+    assert 3 == len(keys(store))
+    assert 3 == await _count(db, "SELECT count(*) FROM scouter.archive_log")

@@ -9,7 +9,8 @@ For each transport, in one run, on backlogs of client-shaped messages (3 SPC rec
 * **bare**: the same library consuming the same backlog with N consumers, acknowledging / committing per batch,
   decoding and storing nothing, timed the same way; once under trio-asyncio (the loop the server runs on) and once
   under plain asyncio. ratio = ours / bare (target >= 0.7);
-* **raw COPY**: the same rows COPYed by plain asyncpg, one transaction per 1,000 messages, for reference;
+* **raw COPY**: the same rows COPYed by plain asyncpg, one transaction per 1,000 messages, for reference, and
+  **decode only**: `decode_server_records` over the same messages (the floor of what any pipeline adds);
 * **RSS**: the real server (`scouter serve`) draining backlogs 10x and 40x its writer inbox (1,000 requests), its
   peak resident memory sampled every 20 ms: bounded, and flat in the backlog's size.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import logging
 import os
 import secrets
 import subprocess
@@ -35,7 +37,7 @@ import orjson
 import psutil
 import trio
 import trio_asyncio
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
@@ -79,29 +81,57 @@ def payloads(count: int, space: str) -> list[bytes]:
 
 
 class Clock:
-    """From the first batch settled to the last: joins, connects and the first fetch are left out."""
+    """Messages per second from `start` (consumers connected; for Kafka: every partition assigned, so that tansu's
+    slow group join is left out) to the last batch settled (acknowledged, or committed to PostgreSQL)."""
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.done = 0
-        self.first_at: float | None = None
-        self.first_count = 0
+        self.start_at: float | None = None
         self.last_at = 0.0
+
+    def start(self) -> None:
+        if self.start_at is None:
+            self.start_at = time.perf_counter()
 
     def settled(self, count: int) -> None:
         self.done += count
-        now = time.perf_counter()
-        if self.first_at is None:
-            self.first_at, self.first_count = now, self.done
-        self.last_at = now
+        self.last_at = time.perf_counter()
 
     @property
     def finished(self) -> bool:
         return self.done >= self.total
 
     def rate(self) -> float:
-        assert self.first_at is not None
-        return (self.done - self.first_count) / max(self.last_at - self.first_at, 1e-9)
+        assert self.start_at is not None
+        return self.done / max(self.last_at - self.start_at, 1e-9)
+
+
+class _Assignments:
+    """Starts a clock once the group's members hold every partition between them."""
+
+    def __init__(self, clock: Clock, partitions: int) -> None:
+        self.clock = clock
+        self.partitions = partitions
+        self.held: dict[str, int] = {}
+
+    def assigned(self, member: str, count: int) -> None:
+        self.held[member] = count
+        if sum(self.held.values()) >= self.partitions:
+            self.clock.start()
+
+
+class _AssignmentLog(logging.Handler):
+    """Feeds the consumer actors' "kafka-N: assigned t/0, t/1" log lines to `_Assignments`."""
+
+    def __init__(self, assignments: _Assignments) -> None:
+        super().__init__(logging.INFO)
+        self.assignments = assignments
+
+    def emit(self, record: logging.LogRecord) -> None:
+        member, _, rest = record.getMessage().partition(": assigned ")
+        if rest:
+            self.assignments.assigned(member, len(rest.split(", ")))
 
 
 # --- brokers ---------------------------------------------------------------------------------------------------
@@ -156,9 +186,9 @@ async def delete_queues(url: str, queues: Sequence[str]) -> None:
 async def bare_kafka(brokers: str, topic: str, total: int, consumers: int) -> float:
     group = f"bare_{secrets.token_hex(4)}"
     clock = Clock(total)
+    assignments = _Assignments(clock, consumers)
     members = [
         AIOKafkaConsumer(
-            topic,
             bootstrap_servers=brokers,
             group_id=group,
             enable_auto_commit=False,
@@ -169,6 +199,19 @@ async def bare_kafka(brokers: str, topic: str, total: int, consumers: int) -> fl
         )
         for _ in range(consumers)
     ]
+
+    class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+        def __init__(self, member: str) -> None:
+            self.member = member
+
+        async def on_partitions_revoked(self, revoked: Any) -> None:
+            assignments.assigned(self.member, 0)
+
+        async def on_partitions_assigned(self, assigned: Any) -> None:
+            assignments.assigned(self.member, len(assigned))
+
+    for index, member in enumerate(members):
+        member.subscribe([topic], listener=Listener(str(index)))
 
     async def run(member: AIOKafkaConsumer) -> None:
         while not clock.finished:
@@ -187,6 +230,7 @@ async def bare_kafka(brokers: str, topic: str, total: int, consumers: int) -> fl
 
 async def bare_rabbit(url: str, queue: str, total: int, consumers: int, prefetch: int) -> float:
     clock = Clock(total)
+    clock.start()
 
     async def run(index: int) -> None:
         connection = await aio_pika.connect(url)
@@ -234,7 +278,11 @@ def run_bare_trio(make: Callable[[], Awaitable[float]]) -> float:
 # --- ours, in process: the tree's consumer wiring -------------------------------------------------------------
 
 
-def run_ours(dsn: str, total: int, make_actors: Callable[..., list[Any]]) -> tuple[float, dict[str, int]]:
+def run_ours(
+    dsn: str, total: int, make_actors: Callable[..., list[Any]], partitions: int | None = None
+) -> tuple[float, dict[str, int]]:
+    """The consumer actors with a writer and a pool; ``partitions`` for Kafka (the clock waits for the join)."""
+
     async def main() -> tuple[float, dict[str, int]]:
         async with trio_asyncio.open_loop():
             db = await open_pool(dsn, DatabaseSettings(max_pool_size=10, min_pool_size=2))
@@ -244,6 +292,13 @@ def run_ours(dsn: str, total: int, make_actors: Callable[..., list[Any]]) -> tup
             writer = WriterActor(recv, send, handle, metrics)
             actors = make_actors(handle, send, HealthBoard(), metrics)
             clock = Clock(total)
+            handler = None
+            if partitions is None:
+                clock.start()
+            else:
+                handler = _AssignmentLog(_Assignments(clock, partitions))
+                logging.getLogger("actors.kafka").addHandler(handler)
+                logging.getLogger("actors.kafka").setLevel(logging.INFO)
             writer_stop, consumers_stop = trio.Event(), trio.Event()
             consumed = metrics.broker_messages_consumed
             async with trio.open_nursery() as nursery:
@@ -262,6 +317,8 @@ def run_ours(dsn: str, total: int, make_actors: Callable[..., list[Any]]) -> tup
                 writer_stop.set()
             stats = writer.statistics()
             await close_pool(db)
+            if handler is not None:
+                logging.getLogger("actors.kafka").removeHandler(handler)
             return clock.rate(), stats
 
     return trio.run(main)
@@ -284,6 +341,14 @@ async def raw_copy(dsn: str, messages: Sequence[bytes]) -> float:
         return len(messages) * RECORDS / (time.perf_counter() - started)
     finally:
         await conn.close()
+
+
+def decode_only(messages: Sequence[bytes]) -> float:
+    """Records per second of the wire codec alone."""
+    started = time.perf_counter()
+    for message in messages:
+        decode_server_records(message)
+    return len(messages) * RECORDS / (time.perf_counter() - started)
 
 
 # --- peak RSS of the real server ------------------------------------------------------------------------------
@@ -360,6 +425,7 @@ def bench_kafka(total: int, consumers: int) -> dict[str, float]:
         topic = f"bench_{secrets.token_hex(4)}"
         asyncio.run(kafka_backlog(brokers, topic, consumers, messages))
         figures["raw_copy"] = asyncio.run(raw_copy(dsn, messages))
+        figures["decode_only"] = decode_only(messages)
         asyncpg_clear(dsn)
         figures["bare_asyncio"] = run_bare_asyncio(lambda: bare_kafka(brokers, topic, total, consumers))
         figures["bare_trio"] = run_bare_trio(lambda: bare_kafka(brokers, topic, total, consumers))
@@ -374,7 +440,7 @@ def bench_kafka(total: int, consumers: int) -> dict[str, float]:
             )
             return [KafkaConsumerActor(settings, i, handle, send, board, metrics) for i in range(consumers)]
 
-        figures["ours"], stats = run_ours(dsn, total, actors)
+        figures["ours"], stats = run_ours(dsn, total, actors, partitions=consumers)
         figures["flushes"] = stats["flushes"]
     with tempfile.TemporaryDirectory(prefix="scouter-bench-") as scratch:
         for factor in (10, 40):
@@ -408,6 +474,7 @@ def bench_rabbitmq(total: int, consumers: int, prefetch: int) -> dict[str, float
             space = f"bench_{secrets.token_hex(3)}"
             messages = payloads(total, space)
             figures["raw_copy"] = asyncio.run(raw_copy(dsn, messages))
+            figures["decode_only"] = decode_only(messages)
             asyncpg_clear(dsn)
             for variant in ("bare_asyncio", "bare_trio", "ours"):
                 queue = f"bench_{variant}_{secrets.token_hex(4)}"
@@ -479,6 +546,7 @@ def report(name: str, total: int, figures: dict[str, float], setup: str) -> None
             f"  (ours / bare = {ratio:.2f})"
         )
     print(f"  raw asyncpg COPY, same rows:       {figures['raw_copy']:>10,.0f} records/s")
+    print(f"  decode only (scouter.records):     {figures['decode_only']:>10,.0f} records/s")
     for factor in (10, 40):
         print(
             f"  server draining {WRITER_INBOX * factor:>6,} messages:     "
@@ -488,7 +556,7 @@ def report(name: str, total: int, figures: dict[str, float], setup: str) -> None
 
 def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("messages", type=int, nargs="?", default=30_000)
+    parser.add_argument("messages", type=int, nargs="?", default=50_000)
     parser.add_argument("--only", choices=("kafka", "rabbitmq"))
     parser.add_argument("--consumers", type=int, default=3, help="consumers (and Kafka partitions); default 3")
     parser.add_argument("--prefetch", type=int, default=100, help="RabbitMQ prefetch; default 100")

@@ -23,8 +23,11 @@ MUST_SHOW = {
     "writer flush latency": "scouter_writer_flush_duration_seconds_bucket",
     "writer queue depth": "scouter_writer_queue_depth",
     "poll lag (due profiles)": "scouter_drift_due_profiles",
-    "alerts": "scouter_drift_alerts_total",
+    "alerts stored": "scouter_drift_alerts_total",
+    "alerts by channel": "scouter_alerts_dispatched_total",
     "supervisor restarts": "scouter_supervisor_restarts_total",
+    "archive: rows archived": "scouter_archive_rows_total",
+    "archive: last successful pass": "scouter_archive_last_success_timestamp_seconds",
 }
 
 
