@@ -25,6 +25,7 @@ import obstore
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from obstore.exceptions import BaseError
 from obstore.store import AzureStore, GCSStore, LocalStore, MemoryStore, S3Store
 
 from config import StorageSettings
@@ -94,7 +95,7 @@ def open_store(settings: StorageSettings) -> ObjectStore:
             return GCSStore.from_url(uri)
         if scheme == "az":
             return AzureStore.from_url(uri)
-    except (ValueError, OSError) as exc:  # obstore's configuration errors are ValueErrors (GenericError)
+    except (BaseError, ValueError, OSError) as exc:  # a bad URI, bad credentials, a folder that cannot be made
         raise StorageError(f"SCOUTER_STORAGE_URI {uri!r}: {exc}") from exc
     raise StorageError(f"SCOUTER_STORAGE_URI {uri!r}: unsupported scheme {scheme!r}")
 

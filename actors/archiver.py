@@ -261,7 +261,7 @@ class ArchiverActor:
         started = time.perf_counter()
         try:
             report = await self._pass(db, progress, stopping, started)
-        except BaseException:
+        except Exception:  # a cancellation (shutdown) is not a failure
             self.metrics.archive_passes.labels("failed").inc()
             raise
         if report.skipped:

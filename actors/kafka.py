@@ -194,6 +194,7 @@ class _Seek:
     """What to do with a partition before the next fetch."""
 
     tp: TopicPartition
+    assignments: int  # the assignment it was planned for; a later rebalance makes it moot
     offset: int | None = None  # seek there (None: do not seek)
     start_over: bool = False  # seek as KAFKA_OFFSET_RESET says
     resume: bool = False  # resume the partition, paused since its assignment
@@ -360,8 +361,8 @@ class KafkaConsumerActor:
         seeks, self._seeks = self._seeks, []
         assigned = consumer.assignment()
         for seek in seeks:
-            if seek.tp not in assigned:
-                continue
+            if seek.tp not in assigned or seek.assignments != self._state.assignments:
+                continue  # revoked, or reassigned: planned again from the stored positions
             try:
                 if seek.start_over:
                     if self.settings.offset_reset.lower() == "latest":
@@ -425,10 +426,10 @@ class KafkaConsumerActor:
         for tp in pending:
             offset = stored.get(tp)
             if offset is None or offset <= 0:  # nothing stored: Kafka's committed offset, or KAFKA_OFFSET_RESET
-                self._seeks.append(_Seek(tp, resume=True))
+                self._seeks.append(_Seek(tp, assignments, resume=True))
             else:
                 state.verify[tp] = offset - 1  # re-read the last stored message to recognise the log
-                self._seeks.append(_Seek(tp, offset - 1, resume=True))
+                self._seeks.append(_Seek(tp, assignments, offset - 1, resume=True))
             state.pending.discard(tp)
 
     async def _reread_positions(self, tps: Sequence[TopicPartition], firsts: dict[TopicPartition, int]) -> None:
@@ -445,7 +446,7 @@ class KafkaConsumerActor:
         stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
         for tp in tps:
             offset = max(stored.get(tp, 0), firsts[tp])
-            self._seeks.append(_Seek(tp, offset))
+            self._seeks.append(_Seek(tp, self._state.assignments, offset))
             self._state.expected[tp] = offset
             self._state.last_digest.pop(tp, None)
             log.warning(
@@ -531,7 +532,7 @@ class KafkaConsumerActor:
         self._state.restarted.add(tp)
         self._state.expected.pop(tp, None)
         self._state.last_digest.pop(tp, None)
-        self._seeks.append(_Seek(tp, start_over=True))
+        self._seeks.append(_Seek(tp, self._state.assignments, start_over=True))
 
     async def _store_or_split(self, items: list[_Item]) -> None:
         error = await self._store(items)

@@ -65,6 +65,15 @@ INSERT INTO scouter.ingested_messages (digest, source) SELECT unnest($1::bytea[]
 ON CONFLICT DO NOTHING RETURNING digest
 """
 DIGESTS_PRESENT = "SELECT digest FROM scouter.ingested_messages WHERE digest = ANY($1::bytea[])"
+PRUNE_CHUNK = 10_000
+PRUNE_DIGESTS = f"""
+WITH old AS (
+    SELECT digest FROM scouter.ingested_messages
+    WHERE source = 'rabbitmq' AND created_at < now() - make_interval(secs => $1)
+    LIMIT {PRUNE_CHUNK}
+)
+DELETE FROM scouter.ingested_messages m USING old WHERE m.digest = old.digest
+"""
 
 
 class _LinkLost(ConnectionError):
@@ -147,8 +156,10 @@ class RabbitConsumerActor:
     metrics: ScouterMetrics
     reply_within: float = 30.0  # seconds to wait for the writer before re-sending the same batch
     fetch_wait: float = 0.5  # how often the loop looks at its stop event when idle
+    prune_every: float = 300.0  # seconds between prunes of old digests (consumer 0 only)
     backoff: Backoff = attrs.Factory(Backoff)
     _reachable: bool = False
+    _connected_since: float | None = None
 
     @property
     def name(self) -> str:
@@ -163,25 +174,59 @@ class RabbitConsumerActor:
         self.board.failing(self.name, "connecting to RabbitMQ")
         task_status.started()  # the tree goes on starting; readiness says whether we are connected
         try:
-            while not stop.is_set():
-                link = _Link(self.settings, self.consumer_tag)
-                try:
-                    with trio.fail_after(30):
-                        await _cross(link.open)
-                    self._found()
-                    await self._consume(link, stop)
-                except (_LinkLost, trio.TooSlowError) as exc:
-                    self._lost(exc)
-                finally:
-                    await close_bounded(link.close, f"{self.name} connection")
-                if not stop.is_set():
-                    await self.backoff.wait(stop)
+            async with trio.open_nursery() as nursery:
+                if self.index == 0:
+                    nursery.start_soon(self._prune_digests, stop)
+                await self._connect_and_consume(stop)
+                nursery.cancel_scope.cancel(reason="consumer stopped")
         finally:
             self.board.forget(self.name)
+
+    async def _connect_and_consume(self, stop: trio.Event) -> None:
+        while not stop.is_set():
+            link = _Link(self.settings, self.consumer_tag)
+            try:
+                with trio.fail_after(30):
+                    await _cross(link.open)
+                self._found()
+                await self._consume(link, stop)
+            except (_LinkLost, trio.TooSlowError) as exc:
+                self._lost(exc)
+            finally:
+                await close_bounded(link.close, f"{self.name} connection")
+            if not stop.is_set():
+                await self.backoff.wait(stop)
+
+    async def _prune_digests(self, stop: trio.Event) -> None:
+        """Delete digests older than RABBITMQ_DIGEST_RETENTION_SECONDS, but only while this consumer has been
+        connected for that long: after a crash the broker redelivers at once to whichever consumer is connected (or
+        at its next connect), so the digests that matter are young then; nobody prunes while no one consumes."""
+        retention = self.settings.digest_retention
+        while True:
+            with trio.move_on_after(self.prune_every):
+                await stop.wait()
+            if stop.is_set():
+                return
+            if self._connected_since is None or trio.current_time() - self._connected_since < retention:
+                continue
+            deleted = 0
+            try:
+                with trio.fail_after(60):
+                    while True:
+                        status = await self.database.get().execute(PRUNE_DIGESTS, retention)
+                        count = int(status.split()[-1])
+                        deleted += count
+                        if count < PRUNE_CHUNK:
+                            break
+            except (*UNAVAILABLE, RuntimeError, trio.TooSlowError) as exc:
+                log.warning("%s: pruning old message digests failed (%r); trying again later", self.name, exc)
+            if deleted:
+                log.info("%s: pruned %d message digests older than %.0f s", self.name, deleted, retention)
 
     def _found(self) -> None:
         log.info("%s: consuming %r at %s", self.name, self.settings.queue, _redacted(self.settings.addr))
         self._reachable = True
+        self._connected_since = trio.current_time()
         self.backoff.reset()
         self.board.ok(self.name)
 
@@ -193,6 +238,7 @@ class RabbitConsumerActor:
         else:
             log.info("%s: RabbitMQ not reachable yet: %r", self.name, exc)
         self._reachable = False
+        self._connected_since = None
 
     async def _consume(self, link: _Link, stop: trio.Event) -> None:
         ack: AbstractIncomingMessage | None = None

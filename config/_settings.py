@@ -165,7 +165,13 @@ class RabbitSettings:
     consumers: int = env("RABBITMQ_CONSUMER_COUNT", 3, help="RabbitMQ consumers", validator=at_least(1))
     prefetch: int = env("RABBITMQ_PREFETCH_COUNT", 10, help="unacked messages per consumer", validator=at_least(1))
     queue: str = env("RABBITMQ_QUEUE", "scouter_monitoring", help="queue to consume")
-    consumer_tag: str = env("RABBITMQ_CONSUMER_TAG", "scouter", help="consumer tag")
+    consumer_tag: str = env("RABBITMQ_CONSUMER_TAG", "scouter", help="consumer tag (each consumer appends -<index>)")
+    digest_retention: float = env(
+        "RABBITMQ_DIGEST_RETENTION_SECONDS",
+        3600.0,
+        help="how long digests of stored messages are kept to recognise redeliveries (ours)",
+        validator=at_least(1),
+    )
 
 
 @attrs.frozen

@@ -8,9 +8,10 @@
     ├── consumers      one_for_one: kafka-0 … kafka-(KAFKA_WORKER_COUNT-1) when KAFKA_BROKERS is set,
     │                  rabbitmq-0 … rabbitmq-(RABBITMQ_CONSUMER_COUNT-1) when RABBITMQ_ADDR is set; else absent
     ├── drift          one_for_one: poller-0 … poller-(POLLING_WORKER_COUNT-1), due-gauge; absent when 0 workers
-    ├── archiver       hourly Parquet of rows past DATA_RETENTION_PERIOD to SCOUTER_STORAGE_URI, one replica at a time
     ├── dispatcher     sends stored alerts (outbox in scouter.alert_delivery); absent when SCOUTER_ALERT_DISPATCH=false
-    └── http           quart-trio on hypercorn: API, health, readiness, /metrics (also on port + 1)
+    ├── archiver       hourly Parquet of rows past DATA_RETENTION_PERIOD to SCOUTER_STORAGE_URI, one replica at a time
+    └── http           quart-trio on hypercorn: API, health, readiness, /metrics (also on port + 1), and the
+                       web dashboard at / (actors.http._dashboard_routes)
 
 Children start top to bottom, each once the previous reported ready, and stop bottom to top: HTTP stops taking
 requests first, the writer drains after it, the pool closes last. The tree owns the channels between actors, so a
@@ -200,8 +201,8 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
         ChildSpec("maintenance", MaintenanceActor(database).run, shutdown=5),
         *_consumers(settings, process, database, inbox_send, board, monitor),
         *_drift(settings, process, database, AlertChannel(alerts_send, process.metrics), monitor),
-        ChildSpec("archiver", _archiver(settings, process, database, stores).run, shutdown=ARCHIVER_GRACE),
         *_dispatcher(settings, process, database, alerts_recv),
+        ChildSpec("archiver", _archiver(settings, process, database, stores).run, shutdown=ARCHIVER_GRACE),
         *extra,
         ChildSpec("http", functools.partial(serve_http, app, http), shutdown=settings.http.graceful_timeout + 2),
     ]

@@ -47,6 +47,7 @@ __all__ = [
     "PostgresServer",
     "RabbitNode",
     "ServiceError",
+    "ensure_chromium",
     "ensure_kafka",
     "ensure_postgres",
     "ensure_rabbitmq",
@@ -668,26 +669,50 @@ def _amqp_answers(url: str, timeout: float = 8) -> bool:
 _apt_updated = False
 
 
+def _apt_get_install(package: str) -> Path:
+    """`apt-get install -y package` (root only; `apt-get update` once per process); returns the log's path."""
+    global _apt_updated
+    log_path = _new_dir("apt") / "apt.log"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    lock = ["-o", "DPkg::Lock::Timeout=300"]
+    with _lock:
+        if not _apt_updated:
+            _run_logged("apt-get update", ["apt-get", *lock, "update"], log_path=log_path, cwd=Path("/"), env=env,
+                        timeout=600)
+            _apt_updated = True
+        _run_logged(f"apt-get install {package}", ["apt-get", *lock, "install", "-y", package],
+                    log_path=log_path, cwd=Path("/"), env=env, timeout=900)
+    return log_path
+
+
 def _ensure_rabbitmq_installed() -> None:
     """apt-get install rabbitmq-server when its scripts are missing (root only; `apt-get update` once)."""
-    global _apt_updated
     if (RABBITMQ_LIB_BIN / "rabbitmq-server").exists():
         return
     if not _is_root():
         raise ServiceError(f"RabbitMQ is not installed ({RABBITMQ_LIB_BIN}/rabbitmq-server missing) and only root may "
                            "apt-get install rabbitmq-server; install it or set " + ENV_RABBITMQ_URL)
-    log_path = _new_dir("apt") / "apt.log"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    lock = ["-o", "DPkg::Lock::Timeout=300"]
-    if not _apt_updated:
-        _run_logged("apt-get update", ["apt-get", *lock, "update"], log_path=log_path, cwd=Path("/"), env=env,
-                    timeout=600)
-        _apt_updated = True
-    _run_logged("apt-get install rabbitmq-server", ["apt-get", *lock, "install", "-y", "rabbitmq-server"],
-                log_path=log_path, cwd=Path("/"), env=env, timeout=900)
+    log_path = _apt_get_install("rabbitmq-server")
     if not (RABBITMQ_LIB_BIN / "rabbitmq-server").exists():
         raise ServiceError(f"apt-get installed rabbitmq-server but {RABBITMQ_LIB_BIN}/rabbitmq-server is missing "
                            f"(log: {log_path})")
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def ensure_chromium() -> Path:
+    """Debian's Chromium for the dashboard's browser test: `apt-get install chromium` unless /usr/bin/chromium
+    exists (root only). Playwright drives this binary; its own browser downloads are never used."""
+    if CHROMIUM.exists():
+        return CHROMIUM
+    if not _is_root():
+        raise ServiceError(f"Chromium is not installed ({CHROMIUM} missing) and only root may apt-get install "
+                           "chromium; install it to run the browser test")
+    log_path = _apt_get_install("chromium")
+    if not CHROMIUM.exists():
+        raise ServiceError(f"apt-get installed chromium but {CHROMIUM} is missing (log: {log_path})")
+    return CHROMIUM
 
 
 _node_counter = 0

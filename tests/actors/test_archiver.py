@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 import trio
 from obstore.store import LocalStore, MemoryStore
 
-from actors.archive_store import SCHEMAS, StoreHandle, open_store, put_object
+from actors.archive_store import SCHEMAS, StorageError, StoreHandle, open_store, put_object
 from actors.archiver import ArchiveProgress
 from actors.database import Database, DatabaseHandle
 from actors.maintenance import MaintenanceActor
@@ -172,8 +173,10 @@ async def test_failure_after_upload_before_marking_then_rerun(db: Database, tmp_
         if len(uploads) == 3:
             raise Crash(key)
 
+    failing = archiver(db, store, put=put_then_crash)
     with pytest.raises(Crash):
-        await archiver(db, store, put=put_then_crash).run_once()
+        await failing.run_once()
+    assert 1 == failing.metrics.registry.get_sample_value("scouter_archive_passes_total", {"outcome": "failed"})
     assert uploads == keys(store)
     assert 6 == await _count(db, "SELECT count(*) FROM scouter.spc_drift WHERE archived")
     assert 2 == await _count(db, "SELECT count(*) FROM scouter.archive_log")
@@ -429,3 +432,13 @@ async def test_killed_mid_pass_then_rerun(db: Database, fresh_database_dsn: str,
     assert sorted(rows) == archived_rows(store)
     assert 3 == len(keys(store))
     assert 3 == await _count(db, "SELECT count(*) FROM scouter.archive_log")
+
+
+def test_google_key_from_base64_reaches_the_store() -> None:
+    """GOOGLE_ACCOUNT_JSON_BASE64 is decoded and handed to the GCS store (which checks it): base64 of a JSON that is
+    not a service-account key, and text that is not base64, are both a StorageError saying why."""
+    not_a_key = base64.b64encode(b'{"not": "a key"}').decode()
+    with pytest.raises(StorageError, match="private_key"):
+        open_store(StorageSettings(uri="gs://bucket/prefix", google_account_json_base64=not_a_key))
+    with pytest.raises(StorageError, match="GOOGLE_ACCOUNT_JSON_BASE64"):
+        open_store(StorageSettings(uri="gs://bucket", google_account_json_base64="not base64!"))

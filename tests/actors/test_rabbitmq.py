@@ -184,3 +184,37 @@ async def test_graceful_stop_finishes_the_batch_in_flight(db: Database, rabbitmq
     assert 0 < len(stored) <= 30  # one batch of at most the prefetch...
     assert stored == expected_values(range(len(stored) // 3))  # ...in publishing order
     assert 30 - len(stored) // 3 == await left_in_queue(rabbitmq_url, queue)
+
+
+async def test_old_digests_are_pruned_once_connected_long_enough(harness: Harness, rabbitmq_url: str) -> None:
+    """Consumer 0 deletes RabbitMQ digests older than the retention, and only after being connected that long
+    itself; younger digests stay until they are old enough; Kafka position digests are never touched."""
+    queue, space = unique("q"), unique("sp")
+    await harness.db.execute(
+        "INSERT INTO scouter.ingested_messages (digest, source, created_at) VALUES"
+        " ('\\x01', 'rabbitmq', now() - interval '1 hour'), ('\\x02', 'kafka', now() - interval '1 hour')"
+    )
+    settings = RabbitSettings(addr=rabbitmq_url, queue=queue, digest_retention=3)
+    actor = RabbitConsumerActor(
+        settings, 0, harness.handle, harness.inbox, harness.board, harness.metrics, prune_every=0.1
+    )
+
+    async def sources() -> list[str]:
+        return sorted(r["source"] for r in await harness.db.fetch("SELECT source FROM scouter.ingested_messages"))
+
+    async with harness.running(actor):
+        with trio.fail_after(10):
+            while "rabbitmq-0" in harness.board.problems():
+                await trio.sleep(0.01)
+        connected = trio.current_time()
+        await trio.sleep(1.5)
+        await publish(rabbitmq_url, queue, [spc_message(space, 1)])
+        await wait_for_rows(harness.db, space, 3)
+        assert ["kafka", "rabbitmq", "rabbitmq"] == await sources()  # connected for less than the retention
+        with trio.fail_after(10):
+            while await sources() != ["kafka", "rabbitmq"]:
+                await trio.sleep(0.05)
+        assert trio.current_time() - connected >= 3
+        with trio.fail_after(10):
+            while await sources() != ["kafka"]:  # the young digest, once it is 3 s old too
+                await trio.sleep(0.05)

@@ -31,7 +31,9 @@ def test_drift_subtree_sits_between_maintenance_and_http() -> None:
     """Three workers: 'drift' starts after maintenance and before http, with an unbounded stop grace."""
     tree = _tree("3")
     ids = [child.id for child in tree.spec.children]
-    assert ["database", "writer", "maintenance", "drift", "http"] == ids[ids.index("database") :]
+    assert ["database", "writer", "maintenance", "drift", "dispatcher", "archiver", "http"] == ids[
+        ids.index("database") :
+    ]
     drift = _drift(tree.spec.children)
     assert math.inf == drift.shutdown
     assert isinstance(drift.start, functools.partial)

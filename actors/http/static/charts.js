@@ -141,7 +141,7 @@ export function timeChart({ domain, points, band = [], rules = [], label }) {
 
 /**
  * Grouped bars, one group per category: [{label: string, values: [number, ...]}] with `series` naming each value
- * (drawn with classes "bar s0", "bar s1", ...).
+ * (bars and legend keys get classes "s0", "s1", ...).
  */
 export function barChart({ groups, series, label }) {
   const svg = svgRoot(label);
@@ -168,7 +168,7 @@ export function barChart({ groups, series, label }) {
   });
   const legend = node("g", { class: "legend" }, svg);
   series.forEach((name, s) => {
-    node("rect", { x: WIDTH - MARGIN.right + 8, y: MARGIN.top + s * 18, width: 10, height: 10, class: `bar s${s}` },
+    node("rect", { x: WIDTH - MARGIN.right + 8, y: MARGIN.top + s * 18, width: 10, height: 10, class: `key s${s}` },
       legend);
     node("text", { x: WIDTH - MARGIN.right + 22, y: MARGIN.top + s * 18 + 5 }, legend, name);
   });
