@@ -14,6 +14,10 @@ has not reached yet therefore still come from PostgreSQL.
 The archived part is computed by DataFusion over the objects fetched with obstore (DataFusion cannot use obstore
 stores: dependencies.md §4.7), with bind parameters only. Both parts return aggregates in the same mergeable form
 (`scouter.binned`), which merges them bucket by bucket. No object listed, or none readable: an empty part (§12 #25).
+
+Committed objects are never rewritten, so decoded objects are kept in a bounded LRU cache: the first query over a
+month of hourly objects pays for fetching and decoding them, later ones only for the aggregation. Objects that are
+not in ``archive_log`` (written by upstream, or orphans of a crashed pass) are never read.
 """
 
 from __future__ import annotations

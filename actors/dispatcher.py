@@ -19,12 +19,12 @@ Each round:
 **Delivery guarantees.** Nothing is lost: alerts are durable before the dispatcher sees them, planning is one
 transaction, and a delivery stays pending until an outcome is recorded; a restarted dispatcher (or another replica)
 resumes whatever is pending. Nothing is sent twice on purpose: each send and the recording of its outcome run as
-one unit shielded from cancellation (bounded by ``timeout`` + a few seconds), so stopping or restarting the actor
-lets in-flight sends finish and be marked. What remains is the at-least-once window between a 2xx and its mark: if
-the process dies there (or the database is unreachable for the few seconds the mark is retried), the lease expires
-after ``lease`` seconds and the message is sent again. Receivers can fold repeats: the webhook's
-``X-Scouter-Delivery`` header and ``key`` field, OpsGenie's ``alias`` and PagerDuty's ``dedup_key`` all carry the
-message key (``scouter-alert-<ids>``); Slack has no such key.
+one unit shielded from cancellation (bounded by ``timeout`` + a few seconds, and by 90 % of the lease), so stopping
+or restarting the actor lets in-flight sends finish and be marked. What remains is the at-least-once window between
+a 2xx and its mark: if the process dies there (or the database is unreachable for the few seconds the mark is
+retried), the lease expires after ``lease`` seconds and the message is sent again. Receivers can fold repeats:
+the webhook's ``X-Scouter-Delivery`` header and ``key`` field, OpsGenie's ``alias`` and PagerDuty's ``dedup_key``
+all carry the message key (``scouter-alert-<ids>``); Slack has no such key.
 
 Credentials are added to requests when they are sent and are never stored, logged or put in error records; webhook
 URLs are logged as scheme, host and port only.
@@ -55,6 +55,7 @@ from scouter.dispatch import (
     OPSGENIE,
     PAGERDUTY,
     RETRY,
+    SENT,
     SLACK,
     WEBHOOK,
     AlertRow,
@@ -450,8 +451,11 @@ class Dispatcher:
     # -- one delivery --------------------------------------------------------------------------------------------
     async def deliver(self, client: httpx.AsyncClient, d: ClaimedDelivery) -> None:
         """Send `d` and record the outcome, as one unit that cancellation waits for (bounded)."""
+        # Bounded twice: by the timeout plus time to record, and within the lease, so that no other dispatcher can
+        # take the delivery over while this one may still send it.
+        budget = min(self.settings.timeout + RECORD_GRACE, self.settings.lease * 0.9)
         with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + self.settings.timeout + RECORD_GRACE
+            scope.deadline = trio.current_time() + budget
             if d.reclaimed_from is not None:
                 self._count("reclaimed")
                 self.metrics.alert_deliveries_reclaimed.inc()
@@ -480,10 +484,10 @@ class Dispatcher:
                 self._account(d, settled, verdict)
         if scope.cancelled_caught:
             log.warning(
-                "%s on %s: not finished within %.0f s; it is sent again once its lease expires",
+                "%s on %s: not finished within %.1f s; it is sent again once its lease expires",
                 d.message_key,
                 d.channel,
-                self.settings.timeout + RECORD_GRACE,
+                budget,
             )
 
     async def _record(self, d: ClaimedDelivery, settled: Settled, verdict: Verdict) -> bool:
@@ -535,8 +539,11 @@ class Dispatcher:
     async def send(self, client: httpx.AsyncClient, d: ClaimedDelivery) -> Verdict:
         """One attempt at `d`: what the channel answered (Console cannot fail)."""
         if d.channel == CONSOLE:
-            self.console(str(d.payload.get("text", "")))
-            return Verdict("sent")
+            try:
+                self.console(str(d.payload.get("text", "")))
+            except OSError as exc:  # stdout closed or full: retrying will not help
+                return Verdict(FAILED, f"cannot write to the console: {exc!r}")
+            return Verdict(SENT)
         request = self._request(d)
         if request is None:
             return Verdict(FAILED, f"{d.channel} is not configured on this server")

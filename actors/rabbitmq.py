@@ -272,7 +272,11 @@ class RabbitConsumerActor:
         if duplicates:
             self.metrics.broker_messages_duplicate.labels(TRANSPORT).inc(duplicates)
             self.metrics.broker_messages_consumed.labels(TRANSPORT).inc(duplicates)
-            log.info("%s: %d redelivered message(s) were already stored; acknowledging them", self.name, duplicates)
+            log.info(
+                "%s: %d message(s) were already stored (redelivered or published twice); acknowledging them",
+                self.name,
+                duplicates,
+            )
         self.metrics.ingest_duration.labels(TRANSPORT).observe(time.perf_counter() - started)
 
     async def _drop_stored(self, items: list[_Item]) -> tuple[list[_Item], int]:

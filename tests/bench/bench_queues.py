@@ -364,7 +364,7 @@ def peak_rss(dsn: str, env_extra: dict[str, str], total: int, scratch: Path) -> 
         SCOUTER_DATA_DIR=str(scratch / "data"),
         SCOUTER_STORAGE_URI=str(scratch / "storage"),
         POLLING_WORKER_COUNT="0",
-        LOG_LEVEL="warn",
+        LOG_LEVEL="error",
         **env_extra,
     )
     space = env_extra["BENCH_SPACE"]
