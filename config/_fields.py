@@ -15,7 +15,10 @@ HELP = "help"
 
 def env(name: str, default: Any, *, help: str, secret: bool = False, validator: Any = None) -> Any:
     """A settings field read from the environment variable ``name``."""
-    return attrs.field(default=default, validator=validator, metadata={ENV: name, SECRET: secret, HELP: help})
+    # Secrets stay out of repr(), so a settings object in a log line or a traceback never shows them.
+    return attrs.field(
+        default=default, validator=validator, repr=not secret, metadata={ENV: name, SECRET: secret, HELP: help}
+    )
 
 
 def at_least(minimum: float) -> Callable[[Any, attrs.Attribute[Any], Any], None]:

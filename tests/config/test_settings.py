@@ -86,3 +86,10 @@ def test_describe_masks_secrets() -> None:
     assert "'***'" == rows["SCOUTER_ENCRYPT_SECRET"]
     assert "8000" == rows["SCOUTER_SERVER_PORT"]
     assert "(unset: off)" == rows["KAFKA_BROKERS"]
+
+
+def test_repr_never_shows_secrets() -> None:
+    """A settings object printed in a log or traceback does not reveal secret values."""
+    settings = load_settings({"SCOUTER_ENCRYPT_SECRET": "s3cret-in-repr", "SLACK_APP_TOKEN": "xoxb-hidden"})
+    assert "s3cret-in-repr" not in repr(settings)
+    assert "xoxb-hidden" not in repr(settings)
