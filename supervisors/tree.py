@@ -46,6 +46,7 @@ from actors.http import (
     auth_blueprint,
     create_app,
     dashboard_blueprint,
+    docs_blueprint,
     drift_blueprint,
     observability_blueprint,
     profile_blueprint,
@@ -191,6 +192,7 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
             observability_blueprint,
             alert_blueprint,
             dashboard_blueprint,
+            docs_blueprint,
         ],
     )
     writer = WriterActor(inbox_recv, inbox_send, database, process.metrics)

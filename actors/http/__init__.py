@@ -5,9 +5,11 @@ from ._app import create_app
 from ._auth_routes import blueprint as auth_blueprint
 from ._context import HttpContext, Readiness, context
 from ._dashboard_routes import blueprint as dashboard_blueprint
+from ._docs_routes import blueprint as docs_blueprint
 from ._drift_routes import blueprint as drift_blueprint
 from ._guard import Extractor, Source, authenticate, guarded, identity, json_body, json_object
 from ._observability_routes import blueprint as observability_blueprint
+from ._openapi import documented, openapi_document, undocumented
 from ._profile_routes import blueprint as profile_blueprint
 from ._serve import serve_http
 from ._user_routes import blueprint as user_blueprint
@@ -23,13 +25,17 @@ __all__ = [
     "context",
     "create_app",
     "dashboard_blueprint",
+    "docs_blueprint",
+    "documented",
     "drift_blueprint",
     "guarded",
     "identity",
     "json_body",
     "json_object",
     "observability_blueprint",
+    "openapi_document",
     "profile_blueprint",
     "serve_http",
+    "undocumented",
     "user_blueprint",
 ]

@@ -26,6 +26,7 @@ from scouter.auth import (
 
 from .. import users
 from ._context import HttpContext, context
+from ._openapi import BEARER_ONLY, ErrorBody, LoginHeaders, Token, Validated, documented
 
 log = logging.getLogger("actors.http.auth")
 
@@ -59,6 +60,11 @@ async def _new_refresh(ctx: HttpContext, user: users.UserRow, now: float) -> boo
 
 
 @blueprint.get("/scouter/auth/login")
+@documented(
+    tags=["auth"],
+    headers=LoginHeaders,
+    responses={200: Token, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 429: ErrorBody, 500: ErrorBody},
+)
 async def login() -> Answer:
     """Headers `Username` and `Password` → `{"token": <access jwt>}`."""
     username = _login_header("Username")
@@ -107,6 +113,11 @@ async def login() -> Answer:
 
 
 @blueprint.get("/scouter/auth/refresh")
+@documented(
+    tags=["auth"],
+    security=BEARER_ONLY,
+    responses={200: Token, 401: ErrorBody, 404: ErrorBody, 500: ErrorBody, 503: ErrorBody},
+)
 async def refresh() -> Answer:
     """A new access token for a correctly signed one (expired or not) whose user holds a valid refresh token."""
     token = _bearer()
@@ -139,6 +150,7 @@ async def refresh() -> Answer:
 
 
 @blueprint.get("/scouter/auth/validate")
+@documented(tags=["auth"], security=BEARER_ONLY, responses={200: Validated, 401: ErrorBody, 503: ErrorBody})
 async def validate() -> Answer:
     """`{"is_authenticated": true}` for an unexpired, correctly signed token of an existing, active user."""
     token = _bearer()

@@ -27,6 +27,7 @@ from scouter.sql import LIST_PROFILES
 
 from ._context import context
 from ._guard import guarded, identity
+from ._openapi import BEARER, AuthErrorBody, ErrorBody, ProfileList, ProfileListRequest, documented, undocumented
 from ._responses import DB_ERRORS, database_failure, json_response
 
 blueprint = Blueprint("dashboard", __name__)
@@ -85,11 +86,13 @@ async def _serve(name: str) -> Response:
 
 
 @blueprint.get("/")
+@undocumented
 async def index() -> Response:
     return await _serve(INDEX)
 
 
 @blueprint.get("/ui/<path:name>")
+@undocumented
 async def asset(name: str) -> Response:
     return await _serve(name)
 
@@ -99,12 +102,19 @@ def _stamp(moment: Any) -> str | None:
 
 
 @blueprint.get("/scouter/profiles")
+@documented(
+    tags=["profiles"],
+    security=BEARER,
+    query=ProfileListRequest,
+    responses={200: ProfileList, 401: AuthErrorBody, 500: ErrorBody, 503: ErrorBody},
+)
 @guarded(Requirement.authenticated())
 async def list_profiles() -> Response:
     """``{"profiles": [...]}``: every profile of the readable spaces (of ``?space=`` only, when given)."""
     space = request.args.get("space") or None
     who = identity()
-    if space is not None and not can_read(who, space):
+    # a space the caller may not read, or that no profile can have (PostgreSQL text holds no NUL), lists nothing
+    if space is not None and (not can_read(who, space) or "\x00" in space):
         return json_response({"profiles": []})
     try:
         rows = await context().db.fetch(LIST_PROFILES, space)

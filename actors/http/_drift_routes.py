@@ -49,6 +49,19 @@ from ..archive_reader import ArchiveReadError
 from ..writer import write
 from ._context import context
 from ._guard import guarded, json_body
+from ._openapi import (
+    BEARER,
+    BODY_ERRORS,
+    QUERY_ERRORS,
+    BinnedCustomMetrics,
+    BinnedPsiFeatureMetrics,
+    DriftRequest,
+    ErrorBody,
+    ScouterResponse,
+    ServerRecords,
+    SpcDriftFeatures,
+    documented,
+)
 from ._responses import DB_ERRORS, database_failure, json_response, raw_json_response
 
 blueprint = Blueprint("drift", __name__)
@@ -83,6 +96,7 @@ _KINDS = (("spc", "spc_rows"), ("psi", "psi_rows"), ("custom", "custom_rows"), (
 
 
 @blueprint.post("/scouter/drift")
+@documented(tags=["drift"], security=BEARER, body=ServerRecords, responses={**BODY_ERRORS, 200: ScouterResponse})
 @guarded(Requirement.write(), source=first_space)
 async def ingest() -> Response:
     ctx = context()
@@ -169,18 +183,26 @@ async def _binned(
 
 
 @blueprint.get("/scouter/drift/spc")
+@documented(tags=["drift"], security=BEARER, query=DriftRequest, responses={**QUERY_ERRORS, 200: SpcDriftFeatures})
 @guarded(Requirement.read())
 async def spc_drift() -> Response:
     return await _binned(SPC, merge_spc, spc_response)
 
 
 @blueprint.get("/scouter/drift/custom")
+@documented(tags=["drift"], security=BEARER, query=DriftRequest, responses={**QUERY_ERRORS, 200: BinnedCustomMetrics})
 @guarded(Requirement.read())
 async def custom_drift() -> Response:
     return await _binned(CUSTOM, merge_custom, custom_response)
 
 
 @blueprint.get("/scouter/drift/psi")
+@documented(
+    tags=["drift"],
+    security=BEARER,
+    query=DriftRequest,
+    responses={**QUERY_ERRORS, 200: BinnedPsiFeatureMetrics, 404: ErrorBody},
+)
 @guarded(Requirement.read())
 async def psi_drift() -> Response:
     now = datetime.now(UTC)
@@ -191,7 +213,9 @@ async def psi_drift() -> Response:
     try:
         text = await db.fetchval(PSI_PROFILE, query.space, query.name, query.version, "Psi")
         if text is None:
-            return json_response({"error": _NO_PROFILE}, 500)  # upstream's answer; the client only sees a failure
+            # Upstream answered 500; a missing profile is the caller's mistake, not a server fault, so 404 with
+            # upstream's message (the 0.6.4 client reports "Failed to get drift data" for either).
+            return json_response({"error": _NO_PROFILE}, 404)
         profile = cast(PsiDriftProfile, profile_from_data("Psi", orjson.loads(text)))
         expected = {feature: {b.id: b.proportion for b in limits.bins} for feature, limits in profile.features.items()}
         parts = await query_parts(PSI, query, now, list(expected))

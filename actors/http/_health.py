@@ -6,11 +6,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Blueprint, Response, request
 
 from ._context import context
+from ._openapi import METRICS_TOKEN, Alive, ErrorBody, MetricsText, Ready, documented
 
 blueprint = Blueprint("health", __name__)
 
 
 @blueprint.get("/scouter/healthcheck")
+@documented(tags=["health"], responses={200: Alive, 503: Alive})
 async def healthcheck() -> tuple[dict[str, object], int]:
     """Upstream's liveness shape; 503 while draining so balancers stop sending work."""
     if context().draining:
@@ -19,6 +21,7 @@ async def healthcheck() -> tuple[dict[str, object], int]:
 
 
 @blueprint.get("/scouter/readyz")
+@documented(tags=["health"], responses={200: Ready, 503: Ready})
 async def readyz() -> tuple[dict[str, object], int]:
     """200 only when every child runs and every outside dependency answers."""
     ctx = context()
@@ -36,7 +39,14 @@ def metrics_allowed(token: str | None, authorization: str | None) -> bool:
 
 
 @blueprint.get("/metrics")
+@documented(
+    tags=["health"],
+    responses={200: MetricsText, 401: ErrorBody},
+    security=METRICS_TOKEN,
+    content_types={200: "text/plain"},
+)
 async def metrics() -> Response | tuple[dict[str, str], int]:
+    """Prometheus metrics (also on port + 1); needs `Bearer <SCOUTER_METRICS_TOKEN>` when that is set."""
     ctx = context()
     if not metrics_allowed(ctx.settings.http.metrics_token, request.headers.get("Authorization")):
         return {"error": "Unauthorized"}, 401

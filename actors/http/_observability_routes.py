@@ -21,6 +21,14 @@ from scouter.sql import OBSERVABILITY_BUCKETS
 from ..database import Database
 from ._context import context
 from ._guard import guarded
+from ._openapi import (
+    BEARER,
+    QUERY_ERRORS,
+    ObservabilityError,
+    ObservabilityMetricRequest,
+    ObservabilityMetrics,
+    documented,
+)
 from ._responses import DB_ERRORS, database_failure, json_response
 
 blueprint = Blueprint("observability", __name__)
@@ -39,6 +47,18 @@ async def observability_postgres_part(db: Database, query: ObservabilityQuery) -
 
 
 @blueprint.get("/scouter/observability/metrics")
+@documented(
+    tags=["observability"],
+    security=BEARER,
+    query=ObservabilityMetricRequest,
+    responses={
+        **QUERY_ERRORS,
+        200: ObservabilityMetrics,
+        400: ObservabilityError,
+        500: ObservabilityError,
+        503: ObservabilityError,
+    },
+)
 @guarded(Requirement.read())
 async def observability_metrics() -> Response:
     try:

@@ -24,6 +24,18 @@ from scouter.sql import DEACTIVATE_OTHER_VERSIONS, GET_PROFILE, SET_PROFILE_STAT
 
 from ._context import context
 from ._guard import guarded, json_object
+from ._openapi import (
+    BEARER,
+    BODY_ERRORS,
+    QUERY_ERRORS,
+    ErrorBody,
+    GetProfileRequest,
+    ProfileRequest,
+    ProfileStatusRequest,
+    ScouterResponse,
+    TaggedDriftProfile,
+    documented,
+)
 from ._responses import DB_ERRORS, database_failure, json_response, raw_json_response
 
 blueprint = Blueprint("profiles", __name__)
@@ -41,6 +53,7 @@ def _affected(command_tag: str) -> int:
 
 
 @blueprint.post("/scouter/profile")
+@documented(tags=["profiles"], security=BEARER, body=ProfileRequest, responses={**BODY_ERRORS, 200: ScouterResponse})
 @guarded(Requirement.write())
 async def register_profile() -> Response:
     now = datetime.now(UTC)
@@ -69,6 +82,12 @@ async def register_profile() -> Response:
 
 
 @blueprint.put("/scouter/profile")
+@documented(
+    tags=["profiles"],
+    security=BEARER,
+    body=ProfileRequest,
+    responses={**BODY_ERRORS, 200: ScouterResponse, 404: ErrorBody},
+)
 @guarded(Requirement.write())
 async def update_profile() -> Response:
     now = datetime.now(UTC)
@@ -108,6 +127,12 @@ async def _set_status(conn: asyncpg.Connection, status: ProfileStatus) -> int:  
 
 
 @blueprint.put("/scouter/profile/status")
+@documented(
+    tags=["profiles"],
+    security=BEARER,
+    body=ProfileStatusRequest,
+    responses={**BODY_ERRORS, 200: ScouterResponse, 404: ErrorBody},
+)
 @guarded(Requirement.write())
 async def update_profile_status() -> Response:
     try:
@@ -126,6 +151,12 @@ async def update_profile_status() -> Response:
 
 
 @blueprint.get("/scouter/profile")
+@documented(
+    tags=["profiles"],
+    security=BEARER,
+    query=GetProfileRequest,
+    responses={**QUERY_ERRORS, 200: TaggedDriftProfile, 404: ErrorBody},
+)
 @guarded(Requirement.read())
 async def get_profile() -> Response:
     try:

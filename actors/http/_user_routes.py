@@ -18,6 +18,20 @@ from scouter.auth import Requirement, hash_password, is_admin, new_recovery_code
 from .. import users
 from ._context import context
 from ._guard import guarded, identity, json_object
+from ._openapi import (
+    BEARER,
+    BEARER_OR_BOOTSTRAP,
+    BODY_ERRORS,
+    GUARD_ERRORS,
+    CreateUserRequest,
+    CreateUserResponse,
+    ErrorBody,
+    ScouterResponse,
+    UpdateUserRequest,
+    UserList,
+    UserResponse,
+    documented,
+)
 
 log = logging.getLogger("actors.http.users")
 
@@ -26,6 +40,12 @@ blueprint = Blueprint("users", __name__)
 Answer = tuple[dict[str, Any], int]
 
 RECOVERY_MESSAGE = "Save these recovery codes securely. They cannot be shown again!"
+
+
+def _storable(username: str) -> bool:
+    """False for a name no user can have: PostgreSQL text holds no NUL (and creating such a user is a 422), so
+    asking the database about it would only fail."""
+    return "\x00" not in username
 
 
 # -- request bodies ---------------------------------------------------------------------------------------------
@@ -65,6 +85,12 @@ def _flag(body: dict[str, Any], name: str) -> bool | None:
 
 # -- routes -----------------------------------------------------------------------------------------------------
 @blueprint.post("/scouter/user")
+@documented(
+    tags=["users"],
+    security=BEARER_OR_BOOTSTRAP,
+    body=CreateUserRequest,
+    responses={**BODY_ERRORS, 200: CreateUserResponse, 409: ErrorBody},
+)
 @guarded(Requirement.admin())
 async def create_user() -> Answer:
     """Create a user (admin group, or the bootstrap key); answer with its four recovery codes, shown once."""
@@ -107,6 +133,7 @@ async def create_user() -> Answer:
 
 
 @blueprint.get("/scouter/user")
+@documented(tags=["users"], security=BEARER, responses={**GUARD_ERRORS, 200: UserList})
 @guarded(Requirement.admin())
 async def list_users() -> Answer:
     """Every user (admin group only)."""
@@ -114,16 +141,23 @@ async def list_users() -> Answer:
 
 
 @blueprint.get("/scouter/user/<username>")
+@documented(tags=["users"], security=BEARER, responses={**GUARD_ERRORS, 200: UserResponse, 404: ErrorBody})
 @guarded(Requirement.admin_or_self())
 async def get_user(username: str) -> Answer:
     """One user (admin group, or the user themself)."""
-    user = await users.get_user(context().db, username)
+    user = await users.get_user(context().db, username) if _storable(username) else None
     if user is None:
         return {"error": "User not found"}, 404
     return user.response(), 200
 
 
 @blueprint.put("/scouter/user/<username>")
+@documented(
+    tags=["users"],
+    security=BEARER,
+    body=UpdateUserRequest,
+    responses={**BODY_ERRORS, 200: UserResponse, 404: ErrorBody},
+)
 @guarded(Requirement.admin_or_self())
 async def update_user(username: str) -> Answer:
     """Change a user's password or favourite spaces; admins may also change permissions, groups and `active`."""
@@ -138,7 +172,7 @@ async def update_user(username: str) -> Answer:
         permissions = group_permissions = active = None
 
     ctx = context()
-    if await users.get_user(ctx.db, username) is None:
+    if not _storable(username) or await users.get_user(ctx.db, username) is None:
         return {"error": "User not found"}, 404
     password_hash = None if password is None else await users.off_loop(hash_password, password)
     updated = await users.update_user(
@@ -158,11 +192,13 @@ async def update_user(username: str) -> Answer:
 
 
 @blueprint.delete("/scouter/user/<username>")
+@documented(tags=["users"], security=BEARER, responses={**GUARD_ERRORS, 200: ScouterResponse})
 @guarded(Requirement.admin())
 async def delete_user(username: str) -> Answer:
     """Delete a user (admin group only), unless it is the last user with role `admin`."""
     ctx = context()
-    outcome = await users.delete_user(ctx.db, username)
+    # deleting a user that does not exist succeeds, as upstream; one that cannot exist is not asked about
+    outcome = await users.delete_user(ctx.db, username) if _storable(username) else users.Deleted.DELETED
     ctx.auth_cache.forget(username)
     if outcome is users.Deleted.LAST_ADMIN:
         return {"error": "Cannot delete the last admin user"}, 403

@@ -227,6 +227,16 @@ async def test_update_of_another_user_or_a_missing_one(db: Database) -> None:
     assert {"error": "field 'favorite_spaces' must be a list of strings"} == await bad.get_json()
 
 
+async def test_a_name_holding_nul_is_no_user(db: Database) -> None:
+    """A path name with NUL (no user can have one): GET and PUT 404, DELETE succeeds as for any missing user."""
+    api, admin = await admin_api(db)
+    assert 404 == (await api.client.get("/scouter/user/a%00b", headers=admin)).status_code
+    updated = await api.client.put("/scouter/user/a%00b", json={"password": "x"}, headers=admin)
+    assert (404, {"error": "User not found"}) == (updated.status_code, await updated.get_json())
+    deleted = await api.client.delete("/scouter/user/a%00b", headers=admin)
+    assert (200, "success") == (deleted.status_code, (await deleted.get_json())["status"])
+
+
 # -- delete -----------------------------------------------------------------------------------------------------
 async def test_delete_a_user(db: Database) -> None:
     """An admin deletes a user: upstream's success body; the user is gone; a missing user also succeeds."""

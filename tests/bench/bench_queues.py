@@ -88,11 +88,13 @@ class Clock:
         self.total = total
         self.done = 0
         self.start_at: float | None = None
+        self.done_at_start = 0
         self.last_at = 0.0
 
     def start(self) -> None:
         if self.start_at is None:
             self.start_at = time.perf_counter()
+            self.done_at_start = self.done
 
     def settled(self, count: int) -> None:
         self.done += count
@@ -104,7 +106,7 @@ class Clock:
 
     def rate(self) -> float:
         assert self.start_at is not None
-        return self.done / max(self.last_at - self.start_at, 1e-9)
+        return (self.done - self.done_at_start) / max(self.last_at - self.start_at, 1e-9)
 
 
 class _Assignments:

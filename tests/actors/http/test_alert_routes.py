@@ -121,6 +121,9 @@ async def test_bad_queries_are_400(api: Api) -> None:
     assert (400, {"error": "Invalid alert request: limit: must not be negative, got -3"}) == await get(
         api, token, "name=m&space=cap&version=1&limit=-3"
     )
+    assert (400, {"error": "Invalid alert request: version: must not contain NUL"}) == await get(
+        api, token, "name=m&space=cap&version=1%00"
+    )
 
 
 async def test_put_updates_status_and_get_active_no_longer_returns_it(api: Api, db: Database) -> None:
@@ -157,6 +160,9 @@ async def test_put_malformed_bodies_are_422(api: Api) -> None:
         api, token, {"id": "1", "active": False, "space": "cap"}
     )
     assert (422, {"error": "missing field 'space'"}) == await put(api, token, {"id": 1, "active": False})
+    assert (422, {"error": "Invalid alert update: space: must not contain NUL"}) == await put(
+        api, token, {"id": 1, "active": False, "space": "c\x00p"}
+    )
 
 
 async def test_permissions_on_the_alert_space(api: Api, db: Database) -> None:

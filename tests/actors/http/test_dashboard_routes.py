@@ -111,6 +111,8 @@ async def test_space_filter_lists_one_space_and_hides_unreadable_ones(api: Api, 
     reader = await api.login("areader", "areader")
     assert (200, {"profiles": []}) == await _list(api, reader, {"space": "b"})
     assert (200, {"profiles": []}) == await _list(api, reader, {"space": "nowhere"})
+    admin = await api.login("admin", "admin")
+    assert (200, {"profiles": []}) == await _list(api, admin, {"space": "a\x00"})  # no space can hold a NUL
     _, a_rows = await _list(api, reader, {"space": "a"})
     assert 2 == len(a_rows["profiles"])
 

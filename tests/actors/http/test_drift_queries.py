@@ -271,9 +271,9 @@ async def test_psi_per_bucket_and_overall_against_the_profile(client_api: Client
     _assert_entry_like(next(iter(reference["features"].values())), ours)
 
 
-async def test_psi_without_a_profile_is_upstreams_500(client_api: ClientApi) -> None:
-    """No PSI profile for the entity: 500 with upstream's message (the client reports a failure either way)."""
-    assert (500, {"error": "Failed to query records: No Profile found"}) == await _get(
+async def test_psi_without_a_profile_is_a_404_with_upstreams_message(client_api: ClientApi) -> None:
+    """No PSI profile for the entity: 404 (upstream: 500) with upstream's message; the client fails either way."""
+    assert (404, {"error": "Failed to query records: No Profile found"}) == await _get(
         client_api, "psi", _query("OneHour", 10, "Psi")
     )
 
