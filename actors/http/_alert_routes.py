@@ -46,7 +46,13 @@ def _nul_in(**fields: str) -> str | None:
 
 
 @blueprint.get("/scouter/alerts")
-@documented(tags=["alerts"], security=BEARER, query=DriftAlertRequest, responses={**QUERY_ERRORS, 200: Alerts})
+@documented(
+    tags=["alerts"],
+    summary="A model's drift alerts, newest first.",
+    security=BEARER,
+    query=DriftAlertRequest,
+    responses={**QUERY_ERRORS, 200: Alerts},
+)
 @guarded(Requirement.read())
 async def list_alerts() -> Response:
     try:
@@ -76,6 +82,7 @@ async def list_alerts() -> Response:
 @blueprint.put("/scouter/alerts")
 @documented(
     tags=["alerts"],
+    summary="Acknowledge (deactivate) or reactivate an alert.",
     security=BEARER,
     body=UpdateAlertStatus,
     responses={**BODY_ERRORS, 200: AlertUpdated, 404: ErrorBody},

@@ -32,6 +32,14 @@ def create_app(ctx: HttpContext, blueprints: Iterable[Blueprint] = ()) -> QuartT
     async def _start_timer() -> None:
         g.started = time.perf_counter()
 
+    @app.before_request
+    async def _read_body() -> None:
+        # The whole body is read before any answer, even when the route ignores it (404, 405, 401, a GET with a
+        # body): a response that completes before the body has arrived leaves the keep-alive connection stuck
+        # (quart-trio cancels hypercorn's clean-up of it), so the client's next request on it is never answered.
+        # Routes that read the body get this cached copy; one over MAX_CONTENT_LENGTH is a 413 here.
+        await request.get_data(cache=True)
+
     @app.after_request
     async def _count(response: Response) -> Response:
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"

@@ -104,6 +104,7 @@ def _stamp(moment: Any) -> str | None:
 @blueprint.get("/scouter/profiles")
 @documented(
     tags=["profiles"],
+    summary="List the profiles of the spaces the caller may read (of `space` only, when given).",
     security=BEARER,
     query=ProfileListRequest,
     responses={200: ProfileList, 401: AuthErrorBody, 500: ErrorBody, 503: ErrorBody},

@@ -96,7 +96,13 @@ _KINDS = (("spc", "spc_rows"), ("psi", "psi_rows"), ("custom", "custom_rows"), (
 
 
 @blueprint.post("/scouter/drift")
-@documented(tags=["drift"], security=BEARER, body=ServerRecords, responses={**BODY_ERRORS, 200: ScouterResponse})
+@documented(
+    tags=["drift"],
+    summary="Store drift records; answers once they are committed.",
+    security=BEARER,
+    body=ServerRecords,
+    responses={**BODY_ERRORS, 200: ScouterResponse},
+)
 @guarded(Requirement.write(), source=first_space)
 async def ingest() -> Response:
     ctx = context()
@@ -183,14 +189,26 @@ async def _binned(
 
 
 @blueprint.get("/scouter/drift/spc")
-@documented(tags=["drift"], security=BEARER, query=DriftRequest, responses={**QUERY_ERRORS, 200: SpcDriftFeatures})
+@documented(
+    tags=["drift"],
+    summary="SPC drift: the mean of each feature per bucket.",
+    security=BEARER,
+    query=DriftRequest,
+    responses={**QUERY_ERRORS, 200: SpcDriftFeatures},
+)
 @guarded(Requirement.read())
 async def spc_drift() -> Response:
     return await _binned(SPC, merge_spc, spc_response)
 
 
 @blueprint.get("/scouter/drift/custom")
-@documented(tags=["drift"], security=BEARER, query=DriftRequest, responses={**QUERY_ERRORS, 200: BinnedCustomMetrics})
+@documented(
+    tags=["drift"],
+    summary="Custom metrics: mean and spread of each metric per bucket.",
+    security=BEARER,
+    query=DriftRequest,
+    responses={**QUERY_ERRORS, 200: BinnedCustomMetrics},
+)
 @guarded(Requirement.read())
 async def custom_drift() -> Response:
     return await _binned(CUSTOM, merge_custom, custom_response)
@@ -199,6 +217,7 @@ async def custom_drift() -> Response:
 @blueprint.get("/scouter/drift/psi")
 @documented(
     tags=["drift"],
+    summary="PSI drift of each feature per bucket, against the registered PSI profile (404 without one).",
     security=BEARER,
     query=DriftRequest,
     responses={**QUERY_ERRORS, 200: BinnedPsiFeatureMetrics, 404: ErrorBody},

@@ -12,7 +12,7 @@ blueprint = Blueprint("health", __name__)
 
 
 @blueprint.get("/scouter/healthcheck")
-@documented(tags=["health"], responses={200: Alive, 503: Alive})
+@documented(tags=["health"], summary="Liveness (503 while draining).", responses={200: Alive, 503: Alive})
 async def healthcheck() -> tuple[dict[str, object], int]:
     """Upstream's liveness shape; 503 while draining so balancers stop sending work."""
     if context().draining:
@@ -21,7 +21,11 @@ async def healthcheck() -> tuple[dict[str, object], int]:
 
 
 @blueprint.get("/scouter/readyz")
-@documented(tags=["health"], responses={200: Ready, 503: Ready})
+@documented(
+    tags=["health"],
+    summary="Readiness: 200 once every child runs and every dependency answers, else 503 naming the problems.",
+    responses={200: Ready, 503: Ready},
+)
 async def readyz() -> tuple[dict[str, object], int]:
     """200 only when every child runs and every outside dependency answers."""
     ctx = context()

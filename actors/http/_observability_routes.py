@@ -49,6 +49,7 @@ async def observability_postgres_part(db: Database, query: ObservabilityQuery) -
 @blueprint.get("/scouter/observability/metrics")
 @documented(
     tags=["observability"],
+    summary="Per-route latency percentiles, request and error counts per bucket.",
     security=BEARER,
     query=ObservabilityMetricRequest,
     responses={

@@ -15,6 +15,7 @@ Swagger UI page whose files come from the `swagger-ui-py` package.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -137,8 +138,8 @@ class MetricsText(RootModel[str]):
 class LoginHeaders(BaseModel):
     """The credentials of `GET /scouter/auth/login`, as headers (ASCII only)."""
 
-    username: str = Field(description="The user name (header `Username`).", examples=["admin"])
-    password: str = Field(description="The password (header `Password`).", examples=["admin"])
+    username: str = Field(description="The user name (header `Username`).")
+    password: str = Field(description="The password (header `Password`).")
 
 
 TimeInterval = Literal[
@@ -279,9 +280,33 @@ class UpdateUserRequest(BaseModel):
 # --- profiles -------------------------------------------------------------------------------------------------------
 
 
+_CUSTOM_PROFILE = {
+    "config": {
+        "sample_size": 25,
+        "space": "cap",
+        "name": "model",
+        "version": "1.0.0",
+        "alert_config": {
+            "dispatch_config": {"Console": {"enabled": True}},
+            "schedule": "0 0 0 * * *",
+            "alert_conditions": {"mae": {"alert_threshold": "Above", "alert_threshold_value": 0.5}},
+        },
+        "drift_type": "Custom",
+    },
+    "metrics": {"mae": 1.0},
+    "scouter_version": "0.6.4",
+}
+
+
 class ProfileRequest(BaseModel):
     """A profile to register or update: `profile` is the profile document as a JSON *string* (the client's
     `model_dump_json()`); `space` must be the profile's own `config.space`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"space": "cap", "drift_type": "Custom", "profile": json.dumps(_CUSTOM_PROFILE, indent=2)}]
+        }
+    )
 
     space: Segment
     drift_type: DriftType
@@ -294,6 +319,21 @@ class ProfileRequest(BaseModel):
 class ProfileStatusRequest(BaseModel):
     """Activate or deactivate a profile (every drift type of the version when `drift_type` is null), optionally
     deactivating the other versions of the same space and name."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "model",
+                    "space": "cap",
+                    "version": "1.0.0",
+                    "active": True,
+                    "drift_type": "Custom",
+                    "deactivate_others": False,
+                }
+            ]
+        }
+    )
 
     name: Annotated[Segment, Field(examples=["model"])]
     space: Segment
@@ -788,6 +828,7 @@ def documented(
     *,
     tags: Iterable[str],
     responses: Mapping[int, type],
+    summary: str | None = None,
     query: type | None = None,
     body: type | None = None,
     headers: type | None = None,
@@ -798,7 +839,8 @@ def documented(
     """Declare a route's request and responses for the OpenAPI document; documentation only, nothing is validated.
 
     `responses` maps each status the route may answer to the model of its body; `content_types` overrides a status's
-    media type (JSON by default). Guarded routes also get the `Authorization` response header of a renewed token.
+    media type (JSON by default). `summary` stands in for the handler's docstring, which is the summary otherwise.
+    Guarded routes also get the `Authorization` response header of a renewed token.
     """
 
     def decorate(view: T) -> T:
@@ -819,7 +861,11 @@ def documented(
         for status in (429, 503):
             if status in responses:
                 extra_headers.setdefault(status, {}).update(_RETRY_AFTER)
-        setattr(view, _EXTRA, {"content_types": dict(content_types or {}), "headers": extra_headers})
+        setattr(
+            view,
+            _EXTRA,
+            {"content_types": dict(content_types or {}), "headers": extra_headers, "summary": summary},
+        )
         return view
 
     return decorate
@@ -857,6 +903,8 @@ class _Provider(OpenAPIProvider):
         extra = getattr(self._app.view_functions[rule.endpoint], _EXTRA, {})
         for operations in paths.values():
             for operation in operations.values():
+                if extra.get("summary"):
+                    operation["summary"] = extra["summary"]
                 operation["responses"] = {
                     str(status): _response(status, response, extra)
                     for status, response in sorted(operation["responses"].items())

@@ -53,7 +53,13 @@ def _affected(command_tag: str) -> int:
 
 
 @blueprint.post("/scouter/profile")
-@documented(tags=["profiles"], security=BEARER, body=ProfileRequest, responses={**BODY_ERRORS, 200: ScouterResponse})
+@documented(
+    tags=["profiles"],
+    summary="Register a drift profile (a new one starts inactive; registering again replaces it).",
+    security=BEARER,
+    body=ProfileRequest,
+    responses={**BODY_ERRORS, 200: ScouterResponse},
+)
 @guarded(Requirement.write())
 async def register_profile() -> Response:
     now = datetime.now(UTC)
@@ -84,6 +90,7 @@ async def register_profile() -> Response:
 @blueprint.put("/scouter/profile")
 @documented(
     tags=["profiles"],
+    summary="Update a registered drift profile and its schedule.",
     security=BEARER,
     body=ProfileRequest,
     responses={**BODY_ERRORS, 200: ScouterResponse, 404: ErrorBody},
@@ -129,6 +136,7 @@ async def _set_status(conn: asyncpg.Connection, status: ProfileStatus) -> int:  
 @blueprint.put("/scouter/profile/status")
 @documented(
     tags=["profiles"],
+    summary="Activate or deactivate a drift profile.",
     security=BEARER,
     body=ProfileStatusRequest,
     responses={**BODY_ERRORS, 200: ScouterResponse, 404: ErrorBody},
@@ -153,6 +161,7 @@ async def update_profile_status() -> Response:
 @blueprint.get("/scouter/profile")
 @documented(
     tags=["profiles"],
+    summary="Download a drift profile, tagged by its drift type.",
     security=BEARER,
     query=GetProfileRequest,
     responses={**QUERY_ERRORS, 200: TaggedDriftProfile, 404: ErrorBody},

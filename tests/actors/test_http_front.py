@@ -99,3 +99,50 @@ async def test_serves_api_and_metrics_ports_over_real_sockets() -> None:
                 assert 404 == (await client.get(f"{metrics_url}/scouter/healthcheck")).status_code
             stop.set()
     assert ctx.draining
+
+
+async def _answer_line(stream: trio.SocketStream) -> bytes:
+    """The status line of the next response on `stream` (its headers and body are read and dropped)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = await stream.receive_some()
+        assert chunk, "the server closed the connection"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    while len(rest) < length:
+        rest += await stream.receive_some()
+    return head.split(b"\r\n")[0].strip()
+
+
+async def test_a_body_sent_after_the_headers_does_not_stall_the_connection() -> None:
+    """A request answered without reading its body (405, 404, a GET), whose body arrives after the headers: the next
+    request on the same keep-alive connection is still answered."""
+    ctx = make_context(SCOUTER_SERVER_HOST="127.0.0.1", SCOUTER_SERVER_PORT="0")
+    app = create_app(ctx)
+    stop = trio.Event()
+    body = b'{"space": "cap"}'
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            api_url, _ = await nursery.start(functools.partial(serve_http, app, ctx, stop))
+            port = int(api_url.rsplit(":", 1)[1])
+            answers = []
+            for method, path in (("PATCH", "/scouter/healthcheck"), ("POST", "/nowhere"), ("GET", "/scouter/readyz")):
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+                await stream.send_all(head.encode())
+                await trio.sleep(0.05)  # the body comes later, as from a slow client
+                await stream.send_all(body)
+                first = await _answer_line(stream)
+                await stream.send_all(b"GET /scouter/healthcheck HTTP/1.1\r\nHost: x\r\n\r\n")
+                with trio.move_on_after(3):
+                    answers.append((first, await _answer_line(stream)))
+                await stream.aclose()
+            stop.set()
+    assert [
+        (b"HTTP/1.1 405", b"HTTP/1.1 200"),
+        (b"HTTP/1.1 404", b"HTTP/1.1 200"),
+        (b"HTTP/1.1 200", b"HTTP/1.1 200"),
+    ] == answers

@@ -23,7 +23,6 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.generation.meta import TestPhase
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from tests.drift_profiles import custom_profile, psi_profile, spc_profile
@@ -31,7 +30,7 @@ from tests.e2e.conftest import LiveServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-EXAMPLES = int(os.environ.get("SCOUTER_FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("SCOUTER_FUZZ_EXAMPLES", "50"))
 SEED = os.environ.get("SCOUTER_FUZZ_SEED")
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 SPACE, NAME, VERSION = "cap", "model", "1.0.0"
@@ -79,17 +78,16 @@ def test_fuzzed_operations_answer_only_documented_shapes_and_never_5xx(live_serv
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == sum(len(methods) for methods in document["paths"].values())
     for operation in operations:
-        for mode, phase in (
-            (GenerationMode.POSITIVE, TestPhase.EXAMPLES),
-            (GenerationMode.POSITIVE, TestPhase.FUZZING),
-            (GenerationMode.NEGATIVE, TestPhase.FUZZING),
-        ):
-            # The token goes in the cookie too: the server reads the cookie first, and the document names it as an
-            # alternative to the header, so schemathesis would otherwise send a made-up one.
-            strategy = operation.as_strategy(generation_mode=mode, phase=phase, headers=auth, cookies=cookie)
-            failure = _run(strategy, live_server.url, statuses[operation.label])
+        # The token goes in the cookie too: the server reads the cookie first, and the document names it as an
+        # alternative to the header, so schemathesis would otherwise send a made-up one.
+        strategies = [("examples", strategy) for strategy in schema.get_strategies_from_examples(operation)]
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            strategy = operation.as_strategy(generation_mode=mode, headers=auth, cookies=cookie)
+            strategies.append((mode.value, strategy))
+        for name, strategy in strategies:
+            failure = _run(strategy, live_server.url, auth, cookie, statuses[operation.label])
             if failure is not None:
-                failures.append(f"{operation.label} ({mode.value}, {phase.value}):\n{failure}")
+                failures.append(f"{operation.label} ({name}):\n{failure}")
 
     summary = "\n".join(f"{label}: {dict(sorted(counts.items()))}" for label, counts in sorted(statuses.items()))
     print(summary)
@@ -101,7 +99,9 @@ def test_fuzzed_operations_answer_only_documented_shapes_and_never_5xx(live_serv
     assert len(answered) >= len(statuses) * 2 // 3, summary
 
 
-def _run(strategy: Any, url: str, seen: collections.Counter[int]) -> str | None:
+def _run(
+    strategy: Any, url: str, auth: dict[str, str], cookie: dict[str, str], seen: collections.Counter[int]
+) -> str | None:
     """Run `strategy`'s cases against the server; the first failure (shrunk), or None."""
 
     @given(case=strategy)
@@ -115,7 +115,7 @@ def _run(strategy: Any, url: str, seen: collections.Counter[int]) -> str | None:
         report_multiple_bugs=False,
     )
     def run(case: Any) -> None:
-        response = case.call_and_validate(base_url=url, checks=CHECKS, timeout=30)
+        response = case.call_and_validate(base_url=url, headers=auth, cookies=cookie, checks=CHECKS, timeout=30)
         seen[response.status_code] += 1
 
     if SEED is not None:
