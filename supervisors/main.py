@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -107,13 +107,23 @@ async def _amain(prepare, hard_deadline: float) -> Ending:  # type: ignore[no-un
     raise failure
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
+BAD_CONFIGURATION = 2  # exit status for an invalid environment, whatever the command
+
+
+def _settings_or_report(load: Callable[[Mapping[str, str]], Settings]) -> Settings | None:
+    """Settings from the environment, or None after printing one line per bad variable to stderr."""
     try:
-        settings = _load(os.environ)
+        return load(os.environ)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"scouter: invalid configuration: {problem}", file=sys.stderr)
-        return 2
+        return None
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings_or_report(_load)
+    if settings is None:
+        return BAD_CONFIGURATION
     setup_logging(settings.log.level, settings.log.json)
     return serve(settings)
 
@@ -196,12 +206,9 @@ def _leaf(exc: BaseException) -> BaseException:
 
 
 def _cmd_archive(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(os.environ)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"scouter: invalid configuration: {problem}", file=sys.stderr)
-        return 1
+    settings = _settings_or_report(load_settings)
+    if settings is None:
+        return BAD_CONFIGURATION
     setup_logging(settings.log.level, settings.log.json)
     progress = ProgressBar(sys.stderr, sys.stderr.isatty())
     root = store_root(settings.storage)
@@ -229,12 +236,9 @@ def _cmd_archive(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(os.environ)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"scouter: invalid configuration: {problem}", file=sys.stderr)
-        return 2
+    settings = _settings_or_report(load_settings)
+    if settings is None:
+        return BAD_CONFIGURATION
     rows = list(describe(settings))
     width = max(len(name) for name, _, _ in rows)
     for name, value, help_text in rows:

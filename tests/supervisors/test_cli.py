@@ -93,9 +93,10 @@ def run_scouter(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     return subprocess.run([*SCOUTER, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
-def test_bad_env_var_exits_2_naming_it() -> None:
-    """POLLING_WORKER_COUNT=abc: exit status 2 and one line naming the variable and the value."""
-    result = run_scouter("serve", env={**os.environ, "POLLING_WORKER_COUNT": "abc"})
+@pytest.mark.parametrize("command", ["serve", "archive", "config"])
+def test_bad_env_var_exits_2_naming_it(command: str) -> None:
+    """POLLING_WORKER_COUNT=abc: exit status 2 and one line naming the variable and the value, for every command."""
+    result = run_scouter(command, env={**os.environ, "POLLING_WORKER_COUNT": "abc"})
     assert 2 == result.returncode
     assert "POLLING_WORKER_COUNT='abc'" in result.stderr
 
