@@ -12,6 +12,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from itertools import chain
+from typing import TypeVar
 
 import asyncpg
 import attrs
@@ -34,6 +35,7 @@ QUARANTINE_SQL = (
 
 #: One hook step: an asyncio coroutine function run with the writer's connection, inside the hook's savepoint.
 Step = Callable[[asyncpg.Connection], Awaitable[None]]
+Item = TypeVar("Item")
 
 
 class Conflict(Exception):
@@ -121,6 +123,34 @@ async def store(
             return await write(writer, batch, in_transaction=in_transaction, timeout=reply_within)
         except trio.TooSlowError:
             log.warning("%s: no answer from the writer within %.0f s; retrying the same batch", what, reply_within)
+
+
+async def store_or_split(
+    name: str,
+    items: list[Item],
+    store_items: Callable[[Sequence[Item]], Awaitable[str | None]],
+    quarantined: Callable[[Item, str], Item],
+    describe: Callable[[Item], str],
+) -> None:
+    """Store ``items`` as one request; when the database rejects it, store them one by one (three tries each) and
+    quarantine a message it keeps rejecting, so one bad message never blocks the rest. Raises when even the
+    quarantine cannot be stored: then something is wrong beyond one message, and the supervisor takes over."""
+    error = await store_items(items)
+    if error is None:
+        return
+    if len(items) > 1:
+        log.warning("%s: a batch of %d messages failed (%s); storing them one by one", name, len(items), error)
+    for item in items:
+        for attempt in range(3):
+            error = await store_items([item])
+            if error is None:
+                break
+            await trio.sleep(0.5 * (attempt + 1))
+        else:
+            reason = f"rejected by the database: {error}"
+            log.error("%s: quarantining %s: %s", name, describe(item), reason)
+            if await store_items([quarantined(item, reason)]) is not None:
+                raise RuntimeError(f"cannot even quarantine {describe(item)}")
 
 
 @attrs.define

@@ -63,6 +63,7 @@ from ._consuming import (
     merge,
     quarantine_step,
     store,
+    store_or_split,
 )
 from .database import UNAVAILABLE, DatabaseHandle
 from .health import HealthBoard
@@ -535,23 +536,11 @@ class KafkaConsumerActor:
         self._seeks.append(_Seek(tp, self._state.assignments, start_over=True))
 
     async def _store_or_split(self, items: list[_Item]) -> None:
-        error = await self._store(items)
-        if error is None:
-            return
-        if len(items) > 1:
-            log.warning("%s: a batch of %d messages failed (%s); storing them one by one", self.name, len(items), error)
-        for item in items:
-            for attempt in range(3):
-                error = await self._store([item])
-                if error is None:
-                    break
-                await trio.sleep(0.5 * (attempt + 1))
-            else:
-                reason = f"rejected by the database: {error}"
-                log.error("%s: quarantining %s: %s", self.name, _source(item), reason)
-                poisoned = _Item(item.tp, item.record, Decoded(item.decoded.raw, None, reason))
-                if await self._store([poisoned]) is not None:
-                    raise RuntimeError(f"cannot even quarantine {_source(item)}")  # the supervisor takes over
+        await store_or_split(
+            self.name, items, self._store,
+            lambda item, reason: _Item(item.tp, item.record, Decoded(item.decoded.raw, None, reason)),
+            _source,
+        )  # fmt: skip
 
     async def _store(self, items: Sequence[_Item]) -> str | None:
         """One write request for ``items``; None when stored (or found stored), else the writer's error."""

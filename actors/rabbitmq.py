@@ -49,6 +49,7 @@ from ._consuming import (
     merge,
     quarantine_step,
     store,
+    store_or_split,
 )
 from .database import UNAVAILABLE, DatabaseHandle
 from .health import HealthBoard
@@ -293,23 +294,11 @@ class RabbitConsumerActor:
         return kept, len(items) - len(kept)
 
     async def _store_or_split(self, items: list[_Item]) -> None:
-        error = await self._store(items)
-        if error is None:
-            return
-        if len(items) > 1:
-            log.warning("%s: a batch of %d messages failed (%s); storing them one by one", self.name, len(items), error)
-        for item in items:
-            for attempt in range(3):
-                error = await self._store([item])
-                if error is None:
-                    break
-                await trio.sleep(0.5 * (attempt + 1))
-            else:
-                reason = f"rejected by the database: {error}"
-                log.error("%s: quarantining a message: %s", self.name, reason)
-                poisoned = _Item(item.message, item.digest, Decoded(item.decoded.raw, None, reason))
-                if await self._store([poisoned]) is not None:
-                    raise RuntimeError("cannot even quarantine a message")  # the supervisor takes over
+        await store_or_split(
+            self.name, items, self._store,
+            lambda item, reason: _Item(item.message, item.digest, Decoded(item.decoded.raw, None, reason)),
+            lambda item: "a message",
+        )  # fmt: skip
 
     async def _store(self, items: list[_Item]) -> str | None:
         """One write request for ``items``; None when stored (or found stored), else the writer's error."""
