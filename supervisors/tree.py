@@ -11,7 +11,7 @@
     ├── dispatcher     sends stored alerts (outbox in scouter.alert_delivery); absent when SCOUTER_ALERT_DISPATCH=false
     ├── archiver       hourly Parquet of rows past DATA_RETENTION_PERIOD to SCOUTER_STORAGE_URI, one replica at a time
     └── http           quart-trio on hypercorn: API, health, readiness, /metrics (also on port + 1), and the
-                       web dashboard at / (actors.http._dashboard_routes)
+                       web dashboard at / (actors.http._dashboard_routes), the API documentation at /scouter/docs
 
 Children start top to bottom, each once the previous reported ready, and stop bottom to top: HTTP stops taking
 requests first, the writer drains after it, the pool closes last. The tree owns the channels between actors, so a

@@ -896,7 +896,9 @@ class _Provider(OpenAPIProvider):
 
     def build_headers_parameters(self, model: type) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         parameters, definitions = super().build_headers_parameters(model)
-        return _mark_required(parameters, model, lambda name: name.replace("_", "-")), definitions
+        for parameter in parameters:  # `Username`, as the client spells it, rather than `username`
+            parameter["name"] = _header_name(parameter["name"])
+        return _mark_required(parameters, model, lambda name: _header_name(name.replace("_", "-"))), definitions
 
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)
@@ -920,6 +922,10 @@ def _absent_not_null(schema: dict[str, Any]) -> dict[str, Any]:
     rest = [branch for branch in branches if branch != {"type": "null"}]
     plain = {key: value for key, value in schema.items() if key != "anyOf" and not (key == "default" and value is None)}
     return {**plain, **rest[0]} if len(rest) == 1 else {**plain, "anyOf": rest}
+
+
+def _header_name(name: str) -> str:
+    return "-".join(part.capitalize() for part in name.split("-"))
 
 
 def _mark_required(

@@ -356,6 +356,10 @@ def test_every_api_route_of_the_tree_is_guarded() -> None:
         "/scouter/auth/login",
         "/scouter/auth/refresh",
         "/scouter/auth/validate",
+        # the API documentation: the OpenAPI document and its Swagger UI page
+        "/scouter/docs",
+        "/scouter/docs/openapi.json",
+        "/scouter/docs/<name>",
     }
     settings = load_settings({"DATABASE_URI": "postgresql://nobody@127.0.0.1:9/none"})
     tree = build_tree(settings, Process(metrics=ScouterMetrics.create(CollectorRegistry(), process=False)))
