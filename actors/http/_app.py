@@ -17,6 +17,8 @@ from ._context import HttpContext
 
 log = logging.getLogger("actors.http")
 
+ErrorAnswer = tuple[dict[str, str], int] | tuple[dict[str, str], int, dict[str, str]]
+
 
 def create_app(ctx: HttpContext, blueprints: Iterable[Blueprint] = ()) -> QuartTrio:
     """An app serving health and metrics plus ``blueprints``; handlers reach ``ctx`` through ``context()``."""
@@ -57,14 +59,17 @@ def create_app(ctx: HttpContext, blueprints: Iterable[Blueprint] = ()) -> QuartT
             g.pop(key, None)
 
     @app.errorhandler(HTTPException)
-    async def _http_error(error: HTTPException) -> tuple[dict[str, str], int]:
+    async def _http_error(error: HTTPException) -> ErrorAnswer:
         code = error.code or 500
         if code in (404, 405):
             return {"error": f"{error.name}: {request.method} {request.path}"}, code
+        if code == 413:
+            # The rest of the oversized body is never read: this connection cannot carry another request.
+            return {"error": error.description or error.name}, code, {"Connection": "close"}
         return {"error": error.description or error.name}, code
 
     @app.errorhandler(Exception)
-    async def _crash(error: Exception) -> tuple[dict[str, str], int] | tuple[dict[str, str], int, dict[str, str]]:
+    async def _crash(error: Exception) -> ErrorAnswer:
         if isinstance(error, trio.Cancelled):  # cancellation belongs to the server, never a 500
             raise error
         if isinstance(error, UNAVAILABLE):  # an outage, not a bug: tell the client to come back
