@@ -32,6 +32,7 @@ URLs are logged as scheme, host and port only.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
 import os
@@ -326,26 +327,16 @@ class Dispatcher:
     #: Where Console messages go (upstream: stdout).
     console: Callable[[str], None] = _print_console
     rng: random.Random = attrs.Factory(random.Random)
-    _counts: dict[str, int] = attrs.Factory(dict)
+    _counts: collections.Counter[str] = attrs.Factory(collections.Counter)
     _paused: dict[str, float] = attrs.Factory(dict)  # channel -> trio time until which it is left alone
     _wake: trio.Event = attrs.Factory(trio.Event)
     _next_purge: float | None = None
 
     def statistics(self) -> DispatchStatistics:
-        get = self._counts.get
-        return DispatchStatistics(
-            planned_messages=get("planned_messages", 0),
-            planned_deliveries=get("planned_deliveries", 0),
-            sent=get("sent", 0),
-            retried=get("retried", 0),
-            failed=get("failed", 0),
-            lease_lost=get("lease_lost", 0),
-            reclaimed=get("reclaimed", 0),
-            notices=get("notices", 0),
-        )
+        return DispatchStatistics(**{f.name: self._counts[f.name] for f in attrs.fields(DispatchStatistics)})
 
     def _count(self, key: str, n: int = 1) -> None:
-        self._counts[key] = self._counts.get(key, 0) + n
+        self._counts[key] += n
 
     # -- the loop ------------------------------------------------------------------------------------------------
     async def run(self, stop: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -22,6 +22,7 @@ it). Alerts found become a notice on the alert channel after COMMIT (`actors.ale
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
 import os
@@ -207,22 +208,13 @@ class Poller:
     metrics: ScouterMetrics
     config: PollerConfig = PollerConfig()
     index: int = 0  # position among its siblings: staggers the first poll
-    _counts: dict[str, int] = attrs.Factory(dict)
+    _counts: collections.Counter[str] = attrs.Factory(collections.Counter)
 
     def statistics(self) -> PollerStatistics:
-        get = self._counts.get
-        return PollerStatistics(
-            checks=get("checks", 0),
-            drift=get("drift", 0),
-            failed=get("failed", 0),
-            lease_lost=get("lease_lost", 0),
-            released=get("released", 0),
-            reclaimed=get("reclaimed", 0),
-            alerts=get("alerts", 0),
-        )
+        return PollerStatistics(**{field.name: self._counts[field.name] for field in attrs.fields(PollerStatistics)})
 
     def _count(self, key: str, n: int = 1) -> None:
-        self._counts[key] = self._counts.get(key, 0) + n
+        self._counts[key] += n
 
     async def run(self, stop: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
