@@ -104,6 +104,10 @@ async def run(dsn: str, total: int, root: Path) -> dict[str, float]:
             reader = ArchiveReader(stores, 30)
             archived = [(await _timed_query(db, reader, args)) for _ in range(6)]
             assert archived[0][1] == postgres[0][1] or _close(archived[0][1], postgres[0][1])
+            # A running server meets a cold cache with its libraries already loaded: a fresh reader (empty decoded-
+            # object cache, new threads) in this warmed process, best of 3.
+            cold = [(await _timed_query(db, ArchiveReader(stores, 30), args)) for _ in range(3)]
+            assert all(body == postgres[0][1] or _close(body, postgres[0][1]) for _, body in cold)
         finally:
             await close_pool(db)
     points = sum(len(f["values"]) for f in archived[0][1]["features"].values())
@@ -115,6 +119,7 @@ async def run(dsn: str, total: int, root: Path) -> dict[str, float]:
         "archive_rows_per_s": report.rows / report.duration,
         "query_first_ms": archived[0][0] * 1000,
         "query_best_ms": min(t for t, _ in archived[1:]) * 1000,
+        "query_cold_cache_ms": min(t for t, _ in cold) * 1000,
         "postgres_best_ms": min(t for t, _ in postgres) * 1000,
         "points": points,
     }
@@ -122,8 +127,11 @@ async def run(dsn: str, total: int, root: Path) -> dict[str, float]:
     print(f"  pass: {report.rows:,} rows in {report.objects} objects, {report.bytes / 2**20:.1f} MiB, "
           f"{report.duration:.2f} s = {figures['archive_rows_per_s']:,.0f} rows/s")  # fmt: skip
     print(f"  binned query over the {DAYS} archived days ({POINTS} points, {points} values in the answer):")
-    print(f"    first run (fetch + decode 720 objects) {figures['query_first_ms']:.0f} ms, "
-          f"best of 5 (decoded objects cached) {figures['query_best_ms']:.0f} ms (target <= 200 ms)")  # fmt: skip
+    print(f"    first query after start-up (libraries load, fetch + decode 720 objects) "
+          f"{figures['query_first_ms']:.0f} ms")  # fmt: skip
+    print(f"    cold cache in a running server (fetch + decode 720 objects), best of 3: "
+          f"{figures['query_cold_cache_ms']:.0f} ms (target <= 200 ms)")  # fmt: skip
+    print(f"    decoded objects cached, best of 5: {figures['query_best_ms']:.0f} ms")
     print(f"    same query from PostgreSQL before archiving: best of 3 {figures['postgres_best_ms']:.0f} ms")
     return figures
 
