@@ -39,20 +39,7 @@ from actors.archiver import ArchiverActor
 from actors.database import DatabaseActor, DatabaseHandle
 from actors.dispatcher import Dispatcher, dispatcher_grace
 from actors.health import HealthBoard
-from actors.http import (
-    HttpContext,
-    Readiness,
-    alert_blueprint,
-    auth_blueprint,
-    create_app,
-    dashboard_blueprint,
-    docs_blueprint,
-    drift_blueprint,
-    observability_blueprint,
-    profile_blueprint,
-    serve_http,
-    user_blueprint,
-)
+from actors.http import API_BLUEPRINTS, HttpContext, Readiness, create_app, serve_http
 from actors.kafka import KafkaConsumerActor
 from actors.maintenance import MaintenanceActor
 from actors.metrics import ScouterMetrics
@@ -182,19 +169,7 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
         writer=inbox_send,
         archive=ArchiveReader(stores, settings.database.retention_days),
     )
-    app = create_app(
-        http,
-        blueprints=[
-            auth_blueprint,
-            user_blueprint,
-            profile_blueprint,
-            drift_blueprint,
-            observability_blueprint,
-            alert_blueprint,
-            dashboard_blueprint,
-            docs_blueprint,
-        ],
-    )
+    app = create_app(http, blueprints=API_BLUEPRINTS)
     writer = WriterActor(inbox_recv, inbox_send, database, process.metrics)
     database_actor = DatabaseActor(settings.database, uri, database, board, auth=settings.auth)
     children += [

@@ -14,7 +14,20 @@ from ._profile_routes import blueprint as profile_blueprint
 from ._serve import serve_http
 from ._user_routes import blueprint as user_blueprint
 
+#: Every route group the server serves, in registration order (health and /metrics come with create_app).
+API_BLUEPRINTS = (
+    auth_blueprint,
+    user_blueprint,
+    profile_blueprint,
+    drift_blueprint,
+    observability_blueprint,
+    alert_blueprint,
+    dashboard_blueprint,
+    docs_blueprint,
+)
+
 __all__ = [
+    "API_BLUEPRINTS",
     "Extractor",
     "HttpContext",
     "Readiness",

@@ -15,18 +15,11 @@ from prometheus_client import CollectorRegistry
 from quart_trio import QuartTrio
 
 from actors.http import (
+    API_BLUEPRINTS,
     HttpContext,
     Readiness,
-    alert_blueprint,
-    auth_blueprint,
     create_app,
-    dashboard_blueprint,
-    docs_blueprint,
-    drift_blueprint,
-    observability_blueprint,
     openapi_document,
-    profile_blueprint,
-    user_blueprint,
 )
 from actors.http._openapi import is_hidden
 from actors.metrics import ScouterMetrics
@@ -34,16 +27,7 @@ from config import load_settings
 
 from .support import session
 
-BLUEPRINTS = [
-    auth_blueprint,
-    user_blueprint,
-    profile_blueprint,
-    drift_blueprint,
-    observability_blueprint,
-    alert_blueprint,
-    dashboard_blueprint,
-    docs_blueprint,
-]
+BLUEPRINTS = API_BLUEPRINTS
 #: Routes left out of the document on purpose: the dashboard's page and files, the documentation itself.
 HIDDEN = {"dashboard.index", "dashboard.asset", "docs.docs_page", "docs.openapi_json", "docs.docs_asset"}
 #: Captured exchanges whose answers were made up by the capture harness, or that we answer differently on purpose.
