@@ -338,6 +338,19 @@ def _disown(server: object) -> None:
             _owned.remove(server)  # type: ignore[arg-type]
 
 
+def _start_owned(server: T) -> T:
+    """Start a server this process owns (stopped at exit); on failure it is disowned and the error raised."""
+    _own(server)
+    t0 = time.monotonic()
+    try:
+        server.start()  # type: ignore[attr-defined]
+    except BaseException:
+        _disown(server)
+        raise
+    log.info("started %r in %.2f s", server, time.monotonic() - t0)
+    return server
+
+
 def _failed() -> None:
     global _keep_work_dir
     _keep_work_dir = True
@@ -535,18 +548,6 @@ class PostgresServer:
         _disown(self)
 
 
-def _start_private_postgres() -> PostgresServer:
-    server = _own(PostgresServer())
-    t0 = time.monotonic()
-    try:
-        server.start()
-    except BaseException:
-        _disown(server)
-        raise
-    log.info("started %r in %.2f s", server, time.monotonic() - t0)
-    return server
-
-
 def ensure_postgres() -> str:
     """A DSN (maintenance database `postgres`) of a PostgreSQL >= 14 reachable over TCP.
 
@@ -569,7 +570,7 @@ def ensure_postgres() -> str:
                 elif version is not None:
                     log.warning("PostgreSQL at %s is version %d, need >= %d; looking further",
                                 dsn, version, MIN_POSTGRES_VERSION_NUM)
-        _postgres_server = _start_private_postgres()
+        _postgres_server = _start_owned(PostgresServer())
         _postgres_dsn = _postgres_server.dsn
         return _postgres_dsn
 
@@ -586,7 +587,7 @@ def stop_postgres() -> None:
 @contextlib.contextmanager
 def private_postgres() -> Iterator[PostgresServer]:
     """A started PostgreSQL of our own (never a shared one), stopped on exit: for tests that stop/start it."""
-    server = _start_private_postgres()
+    server = _start_owned(PostgresServer())
     try:
         yield server
     finally:
@@ -804,18 +805,6 @@ class RabbitNode:
         _disown(self)
 
 
-def _start_private_rabbitmq() -> RabbitNode:
-    node = _own(RabbitNode())
-    t0 = time.monotonic()
-    try:
-        node.start()
-    except BaseException:
-        _disown(node)
-        raise
-    log.info("started %r in %.2f s", node, time.monotonic() - t0)
-    return node
-
-
 def ensure_rabbitmq() -> str:
     """An amqp URL: $SCOUTER_TEST_RABBITMQ_URL or guest@127.0.0.1:5672 if they answer, else a private node."""
     global _rabbitmq_url, _rabbitmq_node
@@ -829,7 +818,7 @@ def ensure_rabbitmq() -> str:
                     return url
                 if url and url == os.environ.get(ENV_RABBITMQ_URL):
                     log.warning("%s=%s does not answer; looking further", ENV_RABBITMQ_URL, url)
-        _rabbitmq_node = _start_private_rabbitmq()
+        _rabbitmq_node = _start_owned(RabbitNode())
         _rabbitmq_url = _rabbitmq_node.url
         return _rabbitmq_url
 
@@ -846,7 +835,7 @@ def stop_rabbitmq() -> None:
 @contextlib.contextmanager
 def private_rabbitmq() -> Iterator[RabbitNode]:
     """A started RabbitMQ node of our own (never the shared one), stopped and removed on exit: for fault tests."""
-    node = _start_private_rabbitmq()
+    node = _start_owned(RabbitNode())
     try:
         yield node
     finally:
@@ -962,18 +951,6 @@ class KafkaBroker:
         _disown(self)
 
 
-def _start_kafka() -> KafkaBroker:
-    broker = _own(KafkaBroker())
-    t0 = time.monotonic()
-    try:
-        broker.start()
-    except BaseException:
-        _disown(broker)
-        raise
-    log.info("started %r in %.2f s", broker, time.monotonic() - t0)
-    return broker
-
-
 def kafka_broker() -> KafkaBroker:
     """The process-wide tansu broker (started on first use). Do not stop it in a test: use `private_kafka`."""
     global _kafka
@@ -981,7 +958,7 @@ def kafka_broker() -> KafkaBroker:
         if _kafka is None or not _kafka.running:
             if _kafka is not None:
                 _kafka.close()
-            _kafka = _start_kafka()
+            _kafka = _start_owned(KafkaBroker())
         return _kafka
 
 
@@ -1001,7 +978,7 @@ def stop_kafka() -> None:
 @contextlib.contextmanager
 def private_kafka() -> Iterator[KafkaBroker]:
     """A started tansu broker just for the caller (restart tests), stopped and removed on exit."""
-    broker = _start_kafka()
+    broker = _start_owned(KafkaBroker())
     try:
         yield broker
     finally:
