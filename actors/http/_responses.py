@@ -29,9 +29,7 @@ def raw_json_response(text: bytes | str, status: int = 200) -> Response:
 
 def database_failure(exc: BaseException) -> tuple[int, str]:
     """(status, detail) for an error of a database call: 503 when PostgreSQL is out of reach, else 500."""
-    if isinstance(exc, (*UNAVAILABLE, TimeoutError, asyncio.TimeoutError)) or (
-        isinstance(exc, RuntimeError) and "not running" in str(exc)
-    ):
+    if isinstance(exc, (*UNAVAILABLE, TimeoutError, asyncio.TimeoutError)):  # incl. DatabaseUnavailable
         log.warning("database unavailable: %r", exc)
         return 503, "database unavailable"
     if isinstance(exc, asyncpg.PostgresError):
