@@ -11,7 +11,7 @@ import enum
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import attrs
@@ -19,10 +19,16 @@ import orjson
 import trio
 
 from config import AuthSettings
-from scouter.auth import Identity, default_users, hash_password, new_recovery_codes
+from scouter.auth import (
+    GUEST_USERNAME,
+    Identity,
+    default_users,
+    hash_password,
+    new_recovery_codes,
+    verify_password,
+)
 
-if TYPE_CHECKING:  # database.py imports this module to create the default users after migrating
-    from .database import Database
+from .database import Database
 
 log = logging.getLogger("actors.users")
 
@@ -287,6 +293,8 @@ async def _insert_defaults(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]
 def _default_rows(auth: AuthSettings) -> list[tuple[Any, ...]]:
     rows = []
     for user in default_users(auth.default_username, auth.default_password):
+        if auth.strict_secrets and user.username == GUEST_USERNAME:
+            continue  # strict mode creates no account with a built-in password
         _, recovery_hashes = new_recovery_codes(user.recovery_codes)
         new = NewUser(
             username=user.username,
@@ -305,7 +313,7 @@ async def ensure_default_users(db: Database, auth: AuthSettings) -> list[str]:
     """Create the admin and guest users when `scouter.user` is empty; return the names created (often none).
 
     Safe for replicas starting together: the insert runs under a transaction-level advisory lock and re-checks
-    that the table is still empty.
+    that the table is still empty. With SCOUTER_STRICT_SECRETS the guest is not created.
     """
     if await db.fetchval('SELECT EXISTS (SELECT 1 FROM scouter."user")'):
         return []
@@ -313,6 +321,30 @@ async def ensure_default_users(db: Database, auth: AuthSettings) -> list[str]:
     created = await db.run(_insert_defaults, rows, transaction=True)
     if created:
         log.info("created the default users %s", ", ".join(created))
-        if auth.default_password == "admin":
-            log.warning("the default admin user %r has the built-in password; change it", auth.default_username)
     return created
+
+
+async def built_in_password_accounts(db: Database, auth: AuthSettings) -> list[str]:
+    """The active default accounts (the configured admin, the guest) whose stored password is still built in."""
+    names = []
+    for username, password in ((auth.default_username, "admin"), (GUEST_USERNAME, "guest")):
+        user = await get_user(db, username)
+        if user is not None and user.active and await off_loop(verify_password, password, user.password_hash):
+            names.append(username)
+    return names
+
+
+async def prepare_users(db: Database, auth: AuthSettings) -> None:
+    """What the database actor runs before reporting ready: the default users of a first start, then, at every
+    start, a warning for each default account still using its built-in password (as for the default secrets)."""
+    await ensure_default_users(db, auth)
+    for username in await built_in_password_accounts(db, auth):
+        password = "guest" if username == GUEST_USERNAME else "admin"
+        rights = "has write on every space" if username == GUEST_USERNAME else "is an admin"
+        log.warning(
+            "the user %r still has the built-in password %r and %s: anyone can log in as it;"
+            " change its password or deactivate it",
+            username,
+            password,
+            rights,
+        )
