@@ -31,6 +31,7 @@ from ._permissions import (
     can_read,
     can_write,
     check,
+    first_unwritable,
     has_permission,
     is_admin,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "can_write",
     "check",
     "default_users",
+    "first_unwritable",
     "has_permission",
     "hash_password",
     "hash_refresh_token",
