@@ -34,7 +34,7 @@ from scouter.binned import (
 )
 from scouter.profiles import PsiDriftProfile, profile_from_data
 from scouter.queries import DriftQuery, QueryError, parse_drift_query
-from scouter.records import DecodeError, DecodedBatch, decode_records_data
+from scouter.records import DecodedBatch, DecodeError, decode_records_data
 from scouter.sql import (
     CUSTOM_BUCKETS,
     CUSTOM_UNARCHIVED_BUCKETS,
@@ -122,7 +122,8 @@ async def ingest() -> Response:
     # A writer of every space (the common producer) is not asked about each one.
     refused = None if can_write(who, "all") else first_unwritable(who, batch_spaces(batch))
     if refused is not None:  # one record the caller may not write refuses the whole body: nothing is stored
-        return json_response({"error": "Permission denied", "message": f"no write permission on space {refused!r}"}, 403)
+        denied = {"error": "Permission denied", "message": f"no write permission on space {refused!r}"}
+        return json_response(denied, 403)
     received = ctx.metrics.records_received
     for kind, attribute in _KINDS:
         rows = getattr(batch, attribute)
