@@ -20,6 +20,7 @@ import trio
 
 from config import AuthSettings
 from scouter.auth import (
+    ADMIN_GROUP,
     GUEST_USERNAME,
     Identity,
     default_users,
@@ -200,6 +201,42 @@ async def create_user(db: Database, user: NewUser) -> Created:
     return await db.run(_create, _insert_args(user))
 
 
+class LastAdmin(Exception):
+    """The change would leave no active user in the admin group, and so nobody able to manage users."""
+
+
+#: Who holds admin rights: active members of the `admin` group (`scouter.auth.is_admin`; `role` grants nothing).
+#: Locking their rows serialises concurrent changes: a second transaction re-reads them after the first commits,
+#: so two admins removed at once cannot leave none.
+_ADMINS_FOR_UPDATE = (
+    "SELECT username FROM scouter.\"user\" WHERE active AND group_permissions ? $1 ORDER BY username FOR UPDATE"
+)
+
+_UPDATE = f"""
+UPDATE scouter."user" SET
+    password_hash = COALESCE($2, password_hash),
+    permissions = COALESCE($3::jsonb, permissions),
+    group_permissions = COALESCE($4::jsonb, group_permissions),
+    active = COALESCE($5, active),
+    favorite_spaces = COALESCE($6::jsonb, favorite_spaces),
+    refresh_token = CASE WHEN $7 THEN NULL ELSE refresh_token END,
+    refresh_expires_at = CASE WHEN $7 THEN NULL ELSE refresh_expires_at END,
+    updated_at = now()
+WHERE username = $1
+RETURNING {_COLUMNS}
+"""
+
+
+async def _admins(conn: asyncpg.Connection) -> list[str]:  # asyncio side, in a transaction
+    return [record["username"] for record in await conn.fetch(_ADMINS_FOR_UPDATE, ADMIN_GROUP)]
+
+
+async def _update(conn: asyncpg.Connection, args: tuple[Any, ...], removes_admin: bool) -> Any:  # in a transaction
+    if removes_admin and await _admins(conn) == [args[0]]:
+        raise LastAdmin(args[0])
+    return await conn.fetchrow(_UPDATE, *args)
+
+
 async def update_user(
     db: Database,
     username: str,
@@ -209,43 +246,36 @@ async def update_user(
     group_permissions: Sequence[str] | None = None,
     active: bool | None = None,
     favorite_spaces: Sequence[str] | None = None,
+    revoke_refresh: bool = False,
 ) -> UserRow | None:
-    """Write the given fields (None leaves a column as it is); the updated user, or None when there is none."""
-    record = await db.fetchrow(
-        f"""
-        UPDATE scouter."user" SET
-            password_hash = COALESCE($2, password_hash),
-            permissions = COALESCE($3::jsonb, permissions),
-            group_permissions = COALESCE($4::jsonb, group_permissions),
-            active = COALESCE($5, active),
-            favorite_spaces = COALESCE($6::jsonb, favorite_spaces),
-            updated_at = now()
-        WHERE username = $1
-        RETURNING {_COLUMNS}
-        """,
+    """Write the given fields (None leaves a column as it is); the updated user, or None when there is none.
+
+    `revoke_refresh` deletes the stored refresh token, so no token of the user renews any more. Raises `LastAdmin`
+    when the change would take the admin group from, or deactivate, the only active admin.
+    """
+    args = (
         username,
         password_hash,
         None if permissions is None else _json(permissions),
         None if group_permissions is None else _json(group_permissions),
         active,
         None if favorite_spaces is None else _json(favorite_spaces),
+        revoke_refresh,
     )
+    removes_admin = active is False or (group_permissions is not None and ADMIN_GROUP not in group_permissions)
+    record = await db.run(_update, args, removes_admin, transaction=True)
     return None if record is None else UserRow.from_record(record)
 
 
 async def _delete(conn: asyncpg.Connection, username: str) -> Deleted:  # asyncio side, in a transaction
-    # Locking the admin rows serialises concurrent deletes: a second transaction re-reads them after the first
-    # commits, so two admins deleted at once cannot leave none.
-    records = await conn.fetch("SELECT username FROM scouter.\"user\" WHERE role = 'admin' FOR UPDATE")
-    admins = [record["username"] for record in records]
-    if admins == [username]:
+    if await _admins(conn) == [username]:
         return Deleted.LAST_ADMIN
     await conn.execute('DELETE FROM scouter."user" WHERE username = $1', username)
     return Deleted.DELETED
 
 
 async def delete_user(db: Database, username: str) -> Deleted:
-    """Delete `username` unless it is the only user with role `admin` (upstream's last-admin rule)."""
+    """Delete `username` unless it is the only active user of the admin group (what grants admin rights)."""
     return await db.run(_delete, username, transaction=True)
 
 
