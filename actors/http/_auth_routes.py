@@ -20,7 +20,7 @@ from scouter.auth import (
     mint_access,
     mint_refresh,
     verify_access,
-    verify_access_allow_expired,
+    verify_access_renewable,
     verify_password,
 )
 
@@ -119,14 +119,15 @@ async def login() -> Answer:
     responses={200: Token, 401: ErrorBody, 404: ErrorBody, 500: ErrorBody, 503: ErrorBody},
 )
 async def refresh() -> Answer:
-    """A new access token for a correctly signed one (expired or not) whose user holds a valid refresh token."""
+    """A new access token for a correctly signed one (expired or not, issued within the refresh token's lifetime)
+    whose user holds a valid refresh token."""
     token = _bearer()
     if token is None:
         return {"error": "No refresh token provided"}, 401
     ctx = context()
     now = time.time()
     try:
-        claimed, _ = verify_access_allow_expired(token, ctx.settings.auth.encrypt_secret, now)
+        claimed = verify_access_renewable(token, ctx.settings.auth.encrypt_secret, now)
     except TokenError as exc:
         log.info("refresh rejected a token: %s", exc.reason)
         return {"error": "Failed to decode JWT token"}, 401

@@ -24,8 +24,9 @@ Authentication is upstream's middleware (§2.2) with upstream's later fix:
 4. The user named by `sub` must still exist and be active, else 401. The request runs with the user's stored
    permissions, so a revoked permission or a deleted user takes effect within seconds (see `_auth_cache`), not
    when the token expires.
-5. A correctly signed token that has expired is renewed when the user holds an unexpired stored refresh token: a
-   new access and refresh token are minted, the refresh token's hash is stored, the request proceeds and the
+5. A correctly signed token that has expired is renewed when it was issued less than the refresh token's lifetime
+   (24 h) ago and the user holds an unexpired stored refresh token (deleted by a password, permission or group
+   change and by deactivation): a new access and refresh token are minted, the refresh token's hash is stored, the request proceeds and the
    response carries `Authorization: Bearer <new access token>` (the 0.6.4 client swaps it in). Otherwise 401
    "No refresh token found".
 
@@ -175,6 +176,9 @@ async def authenticate(ctx: HttpContext) -> tuple[Identity, str | None] | tuple[
         return _unauthorized("User is inactive")
     if not expired:
         return user.identity, None
+    if not ctx.auth_cache.renewable(token, auth.encrypt_secret, now):
+        log.info("refused to renew a token of %r issued too long ago", claimed.username)
+        return _unauthorized("Token too old to renew; log in again")
     return await _renew(ctx, user, claimed, now)
 
 

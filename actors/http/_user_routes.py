@@ -162,7 +162,9 @@ async def get_user(username: str) -> Answer:
 )
 @guarded(Requirement.admin_or_self())
 async def update_user(username: str) -> Answer:
-    """Change a user's password or favourite spaces; admins may also change permissions, groups and `active`."""
+    """Change a user's password or favourite spaces; admins may also change permissions, groups and `active`.
+
+    A new password, changed permissions or groups, and a deactivation delete the stored refresh token."""
     body = await json_object()
     password = _text(body, "password")
     favorite_spaces = _texts(body, "favorite_spaces")
@@ -174,9 +176,17 @@ async def update_user(username: str) -> Answer:
         permissions = group_permissions = active = None
 
     ctx = context()
-    if not _storable(username) or await users.get_user(ctx.db, username) is None:
+    current = await users.get_user(ctx.db, username) if _storable(username) else None
+    if current is None:
         return {"error": "User not found"}, 404
     password_hash = None if password is None else await users.off_loop(hash_password, password)
+    # What a token was issued against no longer holds: no token of the user renews any more (log in again).
+    revoke_refresh = (
+        password is not None
+        or active is False
+        or (permissions is not None and set(permissions) != set(current.permissions))
+        or (group_permissions is not None and set(group_permissions) != set(current.group_permissions))
+    )
     try:
         updated = await users.update_user(
             ctx.db,
@@ -186,6 +196,7 @@ async def update_user(username: str) -> Answer:
             group_permissions=group_permissions,
             active=active,
             favorite_spaces=favorite_spaces,
+            revoke_refresh=revoke_refresh,
         )
     except users.LastAdmin:
         return {"error": "Cannot remove the admin rights of the last admin user"}, 409
