@@ -26,9 +26,9 @@ Authentication is upstream's middleware (§2.2) with upstream's later fix:
    when the token expires.
 5. A correctly signed token that has expired is renewed when it was issued less than the refresh token's lifetime
    (24 h) ago and the user holds an unexpired stored refresh token (deleted by a password, permission or group
-   change and by deactivation): a new access and refresh token are minted, the refresh token's hash is stored, the request proceeds and the
-   response carries `Authorization: Bearer <new access token>` (the 0.6.4 client swaps it in). Otherwise 401
-   "No refresh token found".
+   change and by deactivation): a new access and refresh token are minted, the refresh token's hash is stored,
+   the request proceeds and the response carries `Authorization: Bearer <new access token>` (the 0.6.4 client
+   swaps it in). Otherwise 401 ("Token too old to renew; log in again", "No refresh token found").
 
 Then the requirement is checked (403 with upstream's body). Tokens and passwords are never logged.
 """
