@@ -35,7 +35,7 @@ from ._permissions import (
     has_permission,
     is_admin,
 )
-from ._throttle import LoginThrottle
+from ._throttle import LoginLimits, LoginThrottle
 from ._tokens import (
     ACCESS_TTL_SECONDS,
     LEEWAY_SECONDS,
@@ -76,6 +76,7 @@ __all__ = [
     "DefaultUser",
     "Denied",
     "Identity",
+    "LoginLimits",
     "LoginThrottle",
     "Requirement",
     "TokenError",
