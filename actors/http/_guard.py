@@ -155,8 +155,14 @@ def _bootstrap(ctx: HttpContext) -> bool:
     )
 
 
-async def authenticate(ctx: HttpContext) -> tuple[Identity, str | None] | tuple[dict[str, str], int]:
-    """The identity and, when the token was renewed, the new access token; or the 401/500 answer to send."""
+Outcome: TypeAlias = tuple[Identity, str | None] | tuple[dict[str, str], int]
+
+
+async def authenticate(ctx: HttpContext, *, renew: bool = True) -> Outcome | None:
+    """The identity and, when the token was renewed, the new access token; or the 401/500 answer to send.
+
+    With `renew=False`, None instead of renewing a token that would be renewed (a check without side effects).
+    """
     if _bootstrap(ctx):
         return BOOTSTRAP_IDENTITY, None
     token = _presented_token()
@@ -179,6 +185,8 @@ async def authenticate(ctx: HttpContext) -> tuple[Identity, str | None] | tuple[
     if not ctx.auth_cache.renewable(token, auth.encrypt_secret, now):
         log.info("refused to renew a token of %r issued too long ago", claimed.username)
         return _unauthorized("Token too old to renew; log in again")
+    if not renew:
+        return None if user.refresh_valid(now) else _unauthorized("No refresh token found")
     return await _renew(ctx, user, claimed, now)
 
 
@@ -213,12 +221,15 @@ _AUTHENTICATED = "scouter_authenticated"
 async def refuse_unauthenticated() -> Response | None:
     """Run before the request body is read: a guarded route's request without valid credentials is answered 401
     at once, its body never read. The connection is closed, since its unread body cannot be skipped. An
-    authenticated request returns None, and the guard reuses the outcome (a renewal is not done twice)."""
+    authenticated request returns None, and the guard reuses the outcome. A token due for renewal is renewed by the
+    guard, after the body is read: a renewal must reach the client, which a 413 here would prevent."""
     rule = request.url_rule
     view = None if rule is None else current_app.view_functions.get(rule.endpoint)
     if getattr(view, "__scouter_requirement__", None) is None:
         return None
-    outcome = await authenticate(context())
+    outcome = await authenticate(context(), renew=False)
+    if outcome is None:
+        return None
     if isinstance(outcome[0], Identity):
         setattr(g, _AUTHENTICATED, outcome)
         return None
@@ -283,6 +294,7 @@ def guarded(
         @functools.wraps(view)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
             outcome = g.pop(_AUTHENTICATED, None) or await authenticate(context())
+            assert outcome is not None  # renew=True always decides
             if not isinstance(outcome[0], Identity):
                 return await current_app.make_response(outcome)
             who, renewed = outcome

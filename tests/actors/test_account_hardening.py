@@ -202,3 +202,14 @@ async def test_an_unauthenticated_body_is_not_read(db: Database, credentials: st
         ).encode()
         answer = await trio.to_thread.run_sync(_headers_only, port, head)
         assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+
+
+async def test_an_expired_token_due_for_renewal_still_gets_its_body_read(db: Database) -> None:
+    """The early refusal leaves renewal to the guard: a POST with an expired but renewable token has its body read
+    (here: a 4xx naming what is wrong with it) and still carries the renewed token back."""
+    api = await make_api(db, [drift_blueprint])
+    async with served(api) as http:
+        await login(http, "guest", "guest")
+        response = await http.post("/scouter/drift", json={"records": 3}, headers=bearer(api.token("guest", age=7200)))
+        assert response.status_code in (400, 403, 422), response.text
+        assert response.headers["Authorization"].startswith("Bearer ")
