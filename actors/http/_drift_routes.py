@@ -76,7 +76,8 @@ _NO_PROFILE = "Failed to query records: No Profile found"
 
 
 def first_space(body: Any) -> str:
-    """The space write permission is checked on: the first record's (§2.9); `MISSING_SPACE` when there is none.
+    """The space the guard checks write permission on before decoding: the first record's (§2.9); `MISSING_SPACE`
+    when there is none. Every record's space is checked once the body is decoded (`batch_spaces`).
 
     A body too malformed to name one also gets `MISSING_SPACE`: only a writer of every space gets as far as the
     decoder's precise 400, everyone else a 403.
