@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import attrs
@@ -34,7 +34,7 @@ from scouter.binned import (
 )
 from scouter.profiles import PsiDriftProfile, profile_from_data
 from scouter.queries import DriftQuery, QueryError, parse_drift_query
-from scouter.records import DecodeError, decode_records_data
+from scouter.records import CreatedAtBounds, DecodeError, decode_records_data
 from scouter.sql import (
     CUSTOM_BUCKETS,
     CUSTOM_UNARCHIVED_BUCKETS,
@@ -107,7 +107,8 @@ _KINDS = (("spc", "spc_rows"), ("psi", "psi_rows"), ("custom", "custom_rows"), (
 async def ingest() -> Response:
     ctx = context()
     try:
-        batch = decode_records_data(await json_body())  # parsed once, by the guard
+        bounds = CreatedAtBounds.around(datetime.now(UTC), timedelta(seconds=ctx.settings.max_future_seconds))
+        batch = decode_records_data(await json_body(), bounds)  # parsed once, by the guard
     except DecodeError as exc:
         return json_response({"error": f"Invalid drift records: {exc.reason}"}, 400)
     received = ctx.metrics.records_received
