@@ -177,7 +177,7 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
     children += [
         ChildSpec("database", database_actor.run, shutdown=10),
         ChildSpec("writer", writer.run, shutdown=15),
-        ChildSpec("maintenance", MaintenanceActor(database).run, shutdown=5),
+        ChildSpec("maintenance", MaintenanceActor(database, metrics=process.metrics).run, shutdown=5),
         *_consumers(settings, process, database, inbox_send, board, monitor),
         *_drift(settings, process, database, AlertChannel(alerts_send, process.metrics), monitor),
         *_dispatcher(settings, process, database, alerts_recv),
