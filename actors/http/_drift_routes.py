@@ -45,7 +45,7 @@ from scouter.sql import (
     SPC_UNARCHIVED_BUCKETS,
 )
 
-from ..archive_reader import ArchiveReadError
+from ..archive_reader import ArchiveLimitExceeded, ArchiveReadError
 from ..writer import write
 from ._context import context
 from ._guard import guarded, json_body
@@ -167,6 +167,8 @@ def _query(now: datetime) -> DriftQuery | Response:
 
 
 def _failed(exc: BaseException) -> Response:
+    if isinstance(exc, ArchiveLimitExceeded):
+        return json_response({"error": f"Invalid drift request: {exc}"}, 400)
     if isinstance(exc, ArchiveReadError):
         return json_response({"error": f"Failed to query records: {exc}"}, 500)
     status, detail = database_failure(exc)
