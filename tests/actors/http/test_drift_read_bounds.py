@@ -54,7 +54,8 @@ async def test_max_data_points_is_clamped_to_the_documented_maximum(client_api: 
 @pytest.mark.parametrize("points", ["0", "-5", "-2147483648"])
 async def test_max_data_points_of_zero_or_below_means_one(client_api: ClientApi, points: str) -> None:
     """Upstream answers 200 for max_data_points <= 0 (client scripts send it): one bucket over the window."""
-    await insert(client_api.db, "spc_drift", [(NOW - timedelta(minutes=m), *ENTITY.values(), "f", 2.0) for m in (1, 2)])
+    now = datetime.now(UTC)  # the window is the last five minutes of the request, not of the module's import
+    await insert(client_api.db, "spc_drift", [(now - timedelta(minutes=m), *ENTITY.values(), "f", 2.0) for m in (1, 2)])
     status, body = await _get(client_api, _query(points))
     assert 200 == status, body
     assert [2.0] == body["features"]["f"]["values"]
