@@ -16,7 +16,7 @@ import pytest
 
 from .conftest import LiveServer, clean_environment, free_port_pair
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 UTC = dt.UTC
 
