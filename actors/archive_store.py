@@ -40,6 +40,7 @@ __all__ = [
     "decode_parquet",
     "encode_parquet",
     "get_object",
+    "merge_parquet",
     "open_store",
     "put_object",
     "store_root",
@@ -185,3 +186,14 @@ def decode_parquet(data: bytes, columns: Sequence[str] | None = None, dictionary
     ``read_table`` on many small files: it skips the dataset machinery."""
     reader = pq.ParquetFile(pa.BufferReader(data), read_dictionary=list(dictionary) or None)
     return reader.read(columns=list(columns) if columns else None, use_threads=False)
+
+
+def merge_parquet(kind: ArchiveKind, blobs: Sequence[bytes]) -> tuple[int, bytes]:
+    """(rows, one zstd Parquet file) holding every row of the Parquet files `blobs`, sorted by created_at (so readers
+    that prune row groups by their statistics skip most of a day). The day's rows are held in memory once."""
+    schema = SCHEMAS[kind.name]
+    tables = [decode_parquet(blob).select(schema.names).cast(schema) for blob in blobs]
+    table = pa.concat_tables(tables).sort_by("created_at") if tables else schema.empty_table()
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return table.num_rows, sink.getvalue()

@@ -31,6 +31,8 @@ __all__ = [
     "UnsafeSegment",
     "archive_boundary",
     "archive_cutoff",
+    "day_object_key",
+    "floor_day",
     "floor_hour",
     "kind_named",
     "object_key",
@@ -128,3 +130,18 @@ def object_key(kind: ArchiveKind, space: str, name: str, version: str, hour: dat
     h = floor_hour(hour)
     partition = f"year={h.year}/month={h.month}/day={h.day}/hour={h.hour}"
     return f"{space}/{name}/{version}/{kind.name}/{partition}/{object_name(kind, h, part)}"
+
+
+def floor_day(moment: datetime) -> datetime:
+    """The start of `moment`'s UTC day, timezone-aware."""
+    return floor_hour(moment).replace(hour=0)
+
+
+def day_object_key(kind: ArchiveKind, space: str, name: str, version: str, day: datetime, part: int) -> str:
+    """A compacted day's object: the day's folder of `object_key` (no ``hour=`` level, so the Hive layout stays
+    ``year=/month=/day=``) and ``spc-20260703-0001.parquet``, deterministic per (kind, entity, day, part) like an
+    hourly object's. Raises `UnsafeSegment` as `object_key` does."""
+    d = floor_day(day)
+    hourly = object_key(kind, space, name, version, d, part)
+    folder = hourly.rpartition(f"/hour={d.hour}/")[0]
+    return f"{folder}/{kind.name}-{d:%Y%m%d}-{part:04d}.parquet"

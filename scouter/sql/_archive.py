@@ -76,10 +76,12 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 INSERT_QUARANTINE: Final = "INSERT INTO scouter.quarantine (source, reason, raw) VALUES ('archiver', $1, $2)"
 
 #: The committed objects that may hold rows of a window: $1 kind, $2 space, $3 name, $4 version, $5 first hour,
-#: $6 window end.
+#: $6 window end. An entry covers [hour, hour + span): an hour, or a whole day once compacted (whose start may be up
+#: to a day before the first hour; the first condition keeps the primary key's range scan).
 ARCHIVE_MANIFEST: Final = """
 SELECT object_path, rows, bytes FROM scouter.archive_log
-WHERE kind = $1 AND space = $2 AND name = $3 AND version = $4 AND hour >= $5 AND hour <= $6
+WHERE kind = $1 AND space = $2 AND name = $3 AND version = $4
+  AND hour > $5::timestamptz - interval '1 day' AND hour + span > $5 AND hour <= $6
 ORDER BY hour, part
 """
 

@@ -251,10 +251,22 @@ CREATE TABLE scouter.alert_delivery (
 CREATE INDEX alert_delivery_due ON scouter.alert_delivery (next_attempt_at) WHERE state = 'pending';
 """
 
+# Daily compaction of the archive (actors/archive_compactor.py): an entry covers [hour, hour + span), one hour for
+# the archiver's objects and one day for a compacted one; objects whose entries a daily object replaced wait in
+# archive_retired until they are deleted from the store (a crash in between leaves the next pass the list).
+_ARCHIVE_COMPACTION = """
+ALTER TABLE scouter.archive_log ADD COLUMN span interval NOT NULL DEFAULT interval '1 hour';
+CREATE TABLE scouter.archive_retired (
+    object_path text PRIMARY KEY,
+    retired_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "default partitions", _DEFAULT_PARTITIONS),
     Migration(10, "drift engine leases", _DRIFT_ENGINE_LEASES),
     Migration(20, "alert dispatch outbox", _ALERT_DISPATCH),
     Migration(30, "archive parts", _ARCHIVE_PARTS),
+    Migration(310, "daily compaction of the archive", _ARCHIVE_COMPACTION),
 )

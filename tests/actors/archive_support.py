@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.request
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -93,6 +94,8 @@ def s3_server() -> Iterator[S3Server]:
     try:
         import boto3
 
+        # moto keeps its buckets in the process, across servers: start every test from an empty one
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="archive")
         yield S3Server(endpoint, "archive")
     finally:
