@@ -281,3 +281,36 @@ async def test_the_actor_compacts_after_each_archive_pass(db: Database) -> None:
                 await trio.sleep(0.02)
             stop.set()
     assert 4 == len([k for k in keys(store) if "/hour=" not in k])
+
+
+async def test_duckdb_reads_the_archive_in_place_as_the_readme_says(db: Database, tmp_path: Path) -> None:
+    """The README's one-line DuckDB query over a local archive (compacted days beside the incomplete day's hourly
+    objects) counts every archived row once; the compacted days alone read with Hive partitioning, pruned by day."""
+    import duckdb  # imported late: a test-only dependency
+
+    spc, _, recent = await _seed(db)
+    root = tmp_path / "scouter_storage"
+    actor = archiver(db, LocalStore(root, mkdir=True), clock=lambda: NOW)
+    await actor.run_once()
+    await actor.compact_once()
+    readme = (ROOT / "README.md").read_text()
+    one_liner = next(line for line in readme.splitlines() if "read_parquet('scouter_storage/" in line).strip(" `")
+    expected: dict[str, list[float]] = {}
+    for row in spc + recent:
+        expected.setdefault(row[4], []).append(row[5])
+    con = duckdb.connect()
+    try:
+        sql = one_liner.replace("scouter_storage/", f"{root}/").replace("2026-07-01", f"{DAY0:%Y-%m-%d}")
+        got = {
+            feature: (n, mean) for feature, n, mean in await trio.to_thread.run_sync(lambda: con.sql(sql).fetchall())
+        }
+        days_sql = (
+            f"SELECT day, count(*) FROM read_parquet('{root}/*/*/*/spc/year=*/month=*/day=*/*.parquet', "
+            f"hive_partitioning = true) WHERE year = {DAY0.year} AND month = {DAY0.month} AND day = {DAY0.day} "
+            "GROUP BY day"
+        )
+        per_day = await trio.to_thread.run_sync(lambda: con.sql(days_sql).fetchall())
+    finally:
+        con.close()
+    assert {f: (len(v), pytest.approx(sum(v) / len(v))) for f, v in expected.items()} == got
+    assert [(DAY0.day, len([r for r in spc if floor_day(r[0]) == DAY0]))] == per_day
