@@ -160,6 +160,7 @@ class ArchiveReader:
     retention_days: int
     fetch_threads: int = 8
     target_partitions: int = 2
+    rows_per_partition: int = 1_000_000
     cache_bytes: int = 256 * 2**20
     #: Parquet bytes aggregated at once (one part per chunk), and the most one query may load (else a 400).
     chunk_bytes: int = 64 * 2**20
@@ -240,7 +241,7 @@ class ArchiveReader:
             blob = get_object(self.stores.get(), entry.object_path)
             if blob is None:
                 return None
-            table = decode_parquet(blob, kind.columns, dictionary=kind.columns[1:5])
+            table = decode_parquet(blob, ("created_at", kind.key, *kind.values), dictionary=(kind.key,))
             self._cache.put(key, table)
         return table
 
@@ -259,19 +260,23 @@ class ArchiveReader:
         tables = [table for table in found if table is not None]
         if not tables:
             return []
-        table = pa.concat_tables(tables).combine_chunks()
-        n = max(1, min(self.target_partitions, table.num_rows))
-        batches = table.to_batches(max_chunksize=-(-table.num_rows // n))
-        ctx = SessionContext(SessionConfig().with_target_partitions(self.target_partitions))
-        ctx.register_record_batches("archive", [[batch] for batch in batches])
+        # The decoded batches as they are (no concatenation: a copy of every row), dealt round-robin to partitions.
+        # One partition per ~rows_per_partition rows: below that a second one costs more than it gains (a hash
+        # repartition before the final aggregate; 26 against 51 ms over a million rows on two cores).
+        rows = sum(table.num_rows for table in tables)
+        if not rows:
+            return []
+        n = max(1, min(self.target_partitions, -(-rows // self.rows_per_partition)))
+        partitions: list[list[pa.RecordBatch]] = [[] for _ in range(n)]
+        for i, batch in enumerate(b for table in tables for b in table.to_batches() if b.num_rows):
+            partitions[i % n].append(batch)
+        ctx = SessionContext(SessionConfig().with_target_partitions(n))
+        ctx.register_record_batches("archive", [p for p in partitions if p])
         window = query.window
         params = {
-            "1": query.space,
-            "2": query.name,
-            "3": query.version,
-            "4": query.bucket // _MICROSECOND * 1000,
-            "5": epoch_ns(window.begin),
-            "6": epoch_ns(window.end),
+            "1": query.bucket // _MICROSECOND * 1000,
+            "2": epoch_ns(window.begin),
+            "3": epoch_ns(window.end),
         }
         result = ctx.sql(ARCHIVE_BUCKETS[kind.name], param_values=params).to_arrow_table()
         columns = [result.column(i).to_pylist() for i in range(result.num_columns)]

@@ -86,11 +86,13 @@ ORDER BY hour, part
 """
 
 # --- read-back (DataFusion over table "archive") -------------------------------------------------------------------
-# $1 space, $2 name, $3 version, $4 bucket width (ns), $5 window begin, $6 window end (epoch ns, both inclusive).
-# Buckets are epoch-aligned like PostgreSQL's date_bin (floored, also before 1970) and come back as epoch ns.
+# $1 bucket width (ns), $2 window begin, $3 window end (epoch ns, both inclusive). Buckets are epoch-aligned like
+# PostgreSQL's date_bin (floored, also before 1970) and come back as epoch ns. No entity filter: every object holds
+# the rows of one entity, the one archive_log lists it under, so the manifest query has already chosen the entity;
+# the read-back then decodes neither space, name nor version (a third of the cold query's decoding).
 _NS = "arrow_cast(created_at, 'Int64')"
-_BUCKET = f"({_NS} - ((({_NS} % $4) + $4) % $4))"
-_WHERE = f"space = $1 AND name = $2 AND version = $3 AND {_NS} >= $5 AND {_NS} <= $6"
+_BUCKET = f"({_NS} - ((({_NS} % $1) + $1) % $1))"
+_WHERE = f"{_NS} >= $2 AND {_NS} <= $3"
 
 # feature, bucket, count, mean
 ARCHIVE_SPC_BUCKETS: Final = f"""
