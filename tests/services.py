@@ -483,10 +483,12 @@ def _runnable_as(bin_dir: Path, user: str | None, log_path: Path) -> Path:
 class PostgresServer:
     """A private PostgreSQL on 127.0.0.1 (trust auth, user postgres) that this process owns.
 
-    `stop()` + `start()` keeps the data directory and the port, for "database restarted" tests.
+    `stop()` + `start()` keeps the data directory and the port, for "database restarted" tests. Test servers skip
+    fsync and WAL safety (a throwaway cluster); `durable=True` keeps production's settings (for benchmarks).
     """
 
-    def __init__(self, *, port: int | None = None) -> None:
+    def __init__(self, *, port: int | None = None, durable: bool = False) -> None:
+        self.durable = durable
         self.root = _new_dir("postgres")
         self.log_path = self.root / "postgres.log"
         self.log_path.touch()
@@ -498,7 +500,8 @@ class PostgresServer:
         _chown(self.root, self.user)
 
     def __repr__(self) -> str:
-        return f"PostgresServer(port={self.port}, bin={self.bin_dir}, user={self.user}, running={self.running})"
+        return (f"PostgresServer(port={self.port}, bin={self.bin_dir}, user={self.user}, durable={self.durable}, "
+                f"running={self.running})")
 
     @property
     def dsn(self) -> str:
@@ -531,9 +534,9 @@ class PostgresServer:
                         log_path=self.log_path, cwd=self.root, user=self.user, env=self._env())
         argv = [str(self.bin_dir / "postgres"), "-D", str(self.data_dir), "-h", "127.0.0.1", "-p", str(self.port),
                 "-k", str(self.data_dir),
-                # a throwaway cluster: durability buys nothing and costs seconds
-                "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
                 "-c", "max_connections=200"]
+        if not self.durable:  # a throwaway cluster: durability buys nothing and costs seconds
+            argv += ["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"]
         self._child = _Child(f"PostgreSQL on 127.0.0.1:{self.port}", argv, env=self._env(), log_path=self.log_path,
                              cwd=self.root, user=self.user, death_signal=signal.SIGINT)
         self._child.wait_ready(lambda: _run_async(lambda: _pg_version_num(self.dsn), timeout=5) > 0, timeout)
