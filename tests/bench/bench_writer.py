@@ -139,7 +139,9 @@ def main(total: int) -> dict[str, float]:
         "writer / raw COPY sequential", figures["writer_rows_per_s"], figures["raw_copy_rows_per_s"], target=0.8
     )
     figures["fair_ratio"] = verdicts.ratio(
-        "writer / raw COPY merged alike (fair)", figures["writer_rows_per_s"], figures["merged_copy_rows_per_s"],
+        "writer / raw COPY merged alike (fair)",
+        figures["writer_rows_per_s"],
+        figures["merged_copy_rows_per_s"],
         target=0.8,
     )
     verdicts.finish()
