@@ -100,3 +100,37 @@ def test_bench_runs_at_smoke_sizes(runs: dict[str, Run], run_id: str) -> None:
     assert server, output[-4000:]  # the server measured on, and its durability settings
     missing = [line for line in PROMISED[run_id] if line not in output]
     assert missing == [], output[-4000:]
+
+
+@pytest.mark.postgres
+def test_benches_measure_on_durable_settings_or_say_they_are_not(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A test server (fsync off) is labelled NOT DURABLE when picked explicitly; a full run offered it starts a
+    private server with production's settings instead and says so."""
+    from tests import services
+    from tests.bench import common
+
+    monkeypatch.setattr(common, "SMOKE", False)
+    with services.private_postgres() as throwaway:
+        settings = common.server_settings(throwaway.dsn)
+        assert not settings.durable
+        assert "fsync=off" in settings.describe()
+        assert "NOT DURABLE" in settings.describe()
+
+        monkeypatch.setenv(common.ENV_DATABASE_URI, throwaway.dsn)
+        assert throwaway.dsn == common.bench_postgres()
+        assert "NOT DURABLE" in capsys.readouterr().out
+
+        monkeypatch.delenv(common.ENV_DATABASE_URI)
+        monkeypatch.setattr(common, "ensure_postgres", lambda: throwaway.dsn)
+        try:
+            chosen = common.bench_postgres()
+            assert chosen != throwaway.dsn
+            assert common.server_settings(chosen).durable
+            printed = capsys.readouterr().out.splitlines()
+            assert printed[-1].endswith(": durable")
+        finally:
+            if common._durable_server is not None:
+                common._durable_server.close()
+                monkeypatch.setattr(common, "_durable_server", None)
