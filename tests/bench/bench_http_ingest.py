@@ -266,9 +266,8 @@ async def closed_loop(
         position = index
         while phase != "done":
             sent_measuring = phase == "measure"
-            request, records = (measured if sent_measuring else warm)[
-                position % len(measured if sent_measuring else warm)
-            ]
+            pool = measured if sent_measuring else warm
+            request, records = pool[position % len(pool)]
             position += 1
             started = time.perf_counter()
             status = await connection.exchange(request)
