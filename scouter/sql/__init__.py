@@ -70,6 +70,7 @@ from ._poller import (
     RESCHEDULE,
     SECONDS_UNTIL_DUE,
     SPC_VALUES,
+    WINDOW_BOUND,
 )
 from ._profiles import (
     DEACTIVATE_OTHER_VERSIONS,
@@ -134,6 +135,7 @@ __all__ = [
     "TRY_PLAN_LOCK",
     "UPDATE_PROFILE",
     "UPSERT_PROFILE",
+    "WINDOW_BOUND",
     "Migration",
     "PartitionedTable",
     "archive_plan",

@@ -251,10 +251,31 @@ CREATE TABLE scouter.alert_delivery (
 CREATE INDEX alert_delivery_due ON scouter.alert_delivery (next_attempt_at) WHERE state = 'pending';
 """
 
+# Drift check windows (scouter/sql/_poller.py): successive checks of a profile tile time, [previous bound, own
+# bound) on created_at, and a row committed after the check of its window had read (created_at is the client's, a
+# transaction may hold rows across a bound, a Kafka backlog arrives days old) is judged by the next check, once.
+# For that every record row carries the transaction that stored it, and the profile the snapshot its last check
+# read in. Adding a nullable column and then setting its default rewrites nothing: rows stored before this
+# migration keep NULL ("visible to every later check"), so they are judged by created_at alone, as before.
+# previous_run keeps its value: it becomes the first check's window start, so the first check after the upgrade
+# reads from where the previous version's next check would have read (nothing skipped).
+_DRIFT_CHECK_WINDOWS = (
+    "\n".join(
+        f"""ALTER TABLE scouter.{table} ADD COLUMN written_xid xid8;
+ALTER TABLE scouter.{table} ALTER COLUMN written_xid SET DEFAULT pg_current_xact_id();
+CREATE INDEX {table}_written ON scouter.{table} (space, name, version, written_xid) WHERE written_xid IS NOT NULL;"""
+        for table in ("spc_drift", "psi_drift", "custom_drift")
+    )
+    + """
+ALTER TABLE scouter.drift_profile ADD COLUMN previous_snapshot pg_snapshot;
+"""
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "default partitions", _DEFAULT_PARTITIONS),
     Migration(10, "drift engine leases", _DRIFT_ENGINE_LEASES),
     Migration(20, "alert dispatch outbox", _ALERT_DISPATCH),
     Migration(30, "archive parts", _ARCHIVE_PARTS),
+    Migration(130, "drift check windows", _DRIFT_CHECK_WINDOWS),
 )

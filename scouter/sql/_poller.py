@@ -8,7 +8,21 @@ stored at most once per due time, and an expired lease is simply claimable again
 itself).
 
 Parameters are positional (asyncpg ``$n``); the comment above each statement lists them. The aggregate queries read
-only rows with ``created_at > since`` (the previous run) and push the grouping into PostgreSQL.
+one check's window (below) and push the grouping into PostgreSQL.
+
+**Windows.** Successive checks of one profile tile time: check *k* reads ``[start, end)`` on ``created_at``, where
+``start`` is the bound the previous check stored (``previous_run``) and ``end`` its own bound, fixed when it starts
+reading (`WINDOW_BOUND`) and stored with the reschedule in the closing, lease-fenced transaction. A late check reads
+everything since the last bound once. ``created_at`` is the client's, so a row may be created before a bound and
+committed after the check read (a transaction in flight at the bound, a client clock behind, a Kafka backlog days
+old). Such a row is not lost and not judged twice: the check reads in one REPEATABLE READ snapshot, stores that
+snapshot with its bound, and the next check also reads the rows *before* its start that were committed after that
+snapshot (``written_xid``, the storing transaction, not visible in it: the transactional-outbox rule), counted as
+late. By induction check *k* judges exactly the rows visible in its snapshot with ``created_at`` before its bound
+that no earlier check judged. A settle lag on the bound was the other option; it was not taken because it only
+covers writers faster than the lag, while created_at comes from clients (their clocks and queues), so no lag is long
+enough, and a long one delays every alert by it. The time part stays a plain ``[start, end)`` so whole grains of
+it can later be read from rollups; only the late part needs the raw rows (index on entity and ``written_xid``).
 """
 
 from __future__ import annotations
@@ -38,7 +52,7 @@ SET status = 'processing',
 FROM due
 WHERE p.uid = due.uid
 RETURNING p.uid, p.space, p.name, p.version, p.drift_type, p.profile, p.schedule, p.next_run, p.previous_run,
-          p.failures, p.lease_token, due.was_status, due.was_claimed_by
+          p.previous_snapshot::text AS previous_snapshot, p.failures, p.lease_token, due.was_status, due.was_claimed_by
 """
 
 # No parameters. Seconds until the earliest pending profile is due or the earliest lease expires (NULL: none).
@@ -67,11 +81,13 @@ ORDER BY a.position
 RETURNING id, created_at, alert
 """
 
-# $1 uid, $2 lease token, $3 previous_run (the due time just checked), $4 next_run, $5 note (NULL when all is well).
+# $1 uid, $2 lease token, $3 previous_run (the bound of the window just checked), $4 next_run, $5 note (NULL when all
+# is well), $6 the snapshot the check read in (text).
 RESCHEDULE: Final = """
 UPDATE scouter.drift_profile
 SET status = 'pending',
     previous_run = $3,
+    previous_snapshot = $6::text::pg_snapshot,
     next_run = $4,
     processing_started_at = NULL,
     lease_expires_at = NULL,
@@ -110,34 +126,61 @@ SET status = 'pending',
 WHERE uid = $1 AND lease_token = $2 AND status = 'processing'
 """
 
-# $1 space, $2 name, $3 version, $4 since (exclusive), $5 features (empty: every feature of the entity).
-# Per feature, every value since `since`, newest first; the columns are cut to the shortest afterwards.
-SPC_VALUES: Final = """
-SELECT feature, array_agg(value ORDER BY created_at DESC) AS values
-FROM scouter.spc_drift
-WHERE space = $1 AND name = $2 AND version = $3 AND created_at > $4
-  AND (cardinality($5::text[]) = 0 OR feature = ANY($5::text[]))
+# $1 the previous bound (NULL: never checked). First statement of a check's REPEATABLE READ transaction: its bound
+# (never before the previous one, should the clock step back) and the snapshot every read of the check uses.
+WINDOW_BOUND: Final = """
+SELECT greatest(now(), $1::timestamptz) AS bound, pg_current_snapshot()::text AS snapshot
+"""
+
+
+def _window_rows(table: str, columns: str, restriction: str) -> str:
+    """The rows one check judges, with ``late`` marking those committed after the previous check read.
+
+    Parameters of every statement built on it: $1 space, $2 name, $3 version, $4 window start (NULL: from the
+    beginning), $5 window end (exclusive), $6 the previous check's snapshot (text; NULL: judge by time alone),
+    $7 the names the check is restricted to. Rows in the window and visible now, plus rows before the window that
+    the previous check could not see yet (their transaction was not visible in its snapshot)."""
+    entity = "space = $1 AND name = $2 AND version = $3"
+    return f"""
+SELECT {columns}, false AS late FROM scouter.{table}
+WHERE {entity} AND created_at >= coalesce($4::timestamptz, '-infinity') AND created_at < $5 AND {restriction}
+UNION ALL
+SELECT {columns}, true AS late FROM scouter.{table}
+WHERE {entity} AND created_at < $4
+  AND written_xid >= pg_snapshot_xmin($6::text::pg_snapshot)
+  AND NOT pg_visible_in_snapshot(written_xid, $6::text::pg_snapshot)
+  AND {restriction}"""
+
+
+# Per feature, every value of the window, newest first (the columns are cut to the shortest afterwards), and how
+# many of them were late. $7: the features (empty: every feature of the entity).
+_SPC_FEATURES = "(cardinality($7::text[]) = 0 OR feature = ANY($7::text[]))"
+SPC_VALUES: Final = f"""
+SELECT feature, array_agg(value ORDER BY created_at DESC) AS values, count(*) FILTER (WHERE late) AS late
+FROM ({_window_rows("spc_drift", "feature, value, created_at", _SPC_FEATURES)}
+) AS judged
 GROUP BY feature
 """
 
-# $1 space, $2 name, $3 version, $4 since (exclusive), $5 monitored features.
-# Per (feature, bin): the feature's sample size (every count since `since`) and the bin's share of it.
-PSI_DISTRIBUTIONS: Final = """
+# Per (feature, bin): the feature's sample size (every count of the window) and the bin's share of it; late rows.
+# $7: the monitored features.
+PSI_DISTRIBUTIONS: Final = f"""
 SELECT feature,
        bin_id,
        (sum(sum(bin_count)) OVER w)::bigint AS sample_size,
-       sum(bin_count)::float8 / nullif(sum(sum(bin_count)) OVER w, 0)::float8 AS proportion
-FROM scouter.psi_drift
-WHERE space = $1 AND name = $2 AND version = $3 AND created_at > $4 AND feature = ANY($5::text[])
+       sum(bin_count)::float8 / nullif(sum(sum(bin_count)) OVER w, 0)::float8 AS proportion,
+       count(*) FILTER (WHERE late) AS late
+FROM ({_window_rows("psi_drift", "feature, bin_id, bin_count", "feature = ANY($7::text[])")}
+) AS judged
 GROUP BY feature, bin_id
 WINDOW w AS (PARTITION BY feature)
 """
 
-# $1 space, $2 name, $3 version, $4 since (exclusive), $5 metric names.
-CUSTOM_AVERAGES: Final = """
-SELECT metric, avg(value)::float8 AS value
-FROM scouter.custom_drift
-WHERE space = $1 AND name = $2 AND version = $3 AND created_at > $4 AND metric = ANY($5::text[])
+# Per metric, the window's mean, and its late rows. $7: the metric names.
+CUSTOM_AVERAGES: Final = f"""
+SELECT metric, avg(value)::float8 AS value, count(*) FILTER (WHERE late) AS late
+FROM ({_window_rows("custom_drift", "metric, value", "metric = ANY($7::text[])")}
+) AS judged
 GROUP BY metric
 """
 

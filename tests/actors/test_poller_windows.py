@@ -147,9 +147,12 @@ def _late_row(drift_type: str, created_at: dt.datetime) -> tuple[dict[str, Any],
     if drift_type == "Psi":
         rows = [(created_at, *ENTITY, "a", b, 500 if b == 1 else 0) for b in range(1, 11)]
         return psi_profile({"a": [0.1] * 10}), "psi_drift", PSI_COLUMNS, rows
-    return custom_profile({"a": 1.0}, {"a": ("Above", None)}), "custom_drift", CUSTOM_COLUMNS, [
-        (created_at, *ENTITY, "a", 3.0)
-    ]
+    return (
+        custom_profile({"a": 1.0}, {"a": ("Above", None)}),
+        "custom_drift",
+        CUSTOM_COLUMNS,
+        [(created_at, *ENTITY, "a", 3.0)],
+    )
 
 
 @pytest.mark.parametrize("drift_type", ["Spc", "Psi", "Custom"])
