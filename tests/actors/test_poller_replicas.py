@@ -29,11 +29,14 @@ LEASE = "2"
 
 # Every check that moves a profile's bound logs the window it read and who read it.
 CHECK_LOG = """
-CREATE TABLE public.check_log (uid text, window_start timestamptz, window_end timestamptz, worker text);
+CREATE TABLE public.check_log (
+    uid text, window_start timestamptz, window_end timestamptz, snapshot pg_snapshot, worker text
+);
 CREATE FUNCTION public.log_check() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.previous_run IS DISTINCT FROM OLD.previous_run THEN
-        INSERT INTO public.check_log VALUES (NEW.uid, OLD.previous_run, NEW.previous_run, OLD.claimed_by);
+        INSERT INTO public.check_log
+            VALUES (NEW.uid, OLD.previous_run, NEW.previous_run, NEW.previous_snapshot, OLD.claimed_by);
     END IF;
     RETURN NEW;
 END $$;
@@ -45,6 +48,14 @@ FEED = """
 INSERT INTO scouter.custom_drift (created_at, space, name, version, metric, value)
 SELECT clock_timestamp() - make_interval(secs => $3), 'cap', $1, '1.0.0', 'mae', $2
 FROM (SELECT pg_sleep($4)) AS held
+"""
+
+# Records whose transaction the check of their created_at's window could not see: the next check judged them.
+LATE_ROWS = """
+SELECT count(*) FROM scouter.custom_drift d
+JOIN scouter.drift_profile p ON (p.space, p.name, p.version) = (d.space, d.name, d.version)
+JOIN public.check_log l ON l.uid = p.uid AND d.created_at >= l.window_start AND d.created_at < l.window_end
+WHERE NOT pg_visible_in_snapshot(d.written_xid, l.snapshot)
 """
 
 
@@ -109,5 +120,7 @@ async def test_killed_replica_leaves_tiled_windows_and_one_alert_per_drifting_re
     workers = {row["worker"].split("/")[0] for row in log}
     assert {f"{pid}" for pid in (killed.pid, survivor.pid)} == {w.rsplit(":", 1)[1] for w in workers}
 
+    late: int = await db.fetchval(LATE_ROWS)  # committed after the check of their created_at's window read
+    assert late > 0
     alerts = await db.fetch("SELECT name, count(*) AS n FROM scouter.drift_alert GROUP BY name")
     assert dict.fromkeys(drift_round, 1) == {r["name"]: r["n"] for r in alerts}
