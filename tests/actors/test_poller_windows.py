@@ -17,7 +17,9 @@ from actors.alert_channel import AlertChannel, open_alert_channel
 from actors.database import Database, DatabaseHandle, close_pool, migrate, open_pool
 from actors.metrics import ScouterMetrics
 from actors.poller import ClaimedCheck, Poller, PollerConfig
+from actors.writer import WriterActor, open_inbox, write
 from config import DatabaseSettings
+from scouter.records import CustomRecord, DecodedBatch
 from scouter.sql import MIGRATIONS
 from tests.drift_profiles import (
     CUSTOM_COLUMNS,
@@ -170,6 +172,29 @@ async def test_backlog_record_is_counted_late_and_judged_once(
 
     assert "drift" == await check_due(db, poller, uid)
     assert float(len(rows)) == late_records(metrics, drift_type)
+    assert "clean" == await check_due(db, poller, uid)
+    assert 1 == await alert_count(db)
+
+
+async def test_backlog_through_the_writer_is_judged_once(
+    db: Database, metrics: ScouterMetrics, now: dt.datetime
+) -> None:
+    """The same through the writer actor (the path of every transport): its rows carry their transaction."""
+    uid = await db.run(insert_profile, custom_profile({"a": 1.0}, {"a": ("Above", None)}), now - SECOND, now - HOUR)
+    poller = make_poller(db, metrics)
+    assert "clean" == await check_due(db, poller, uid)
+    send, receive = open_inbox(10)
+    writer = WriterActor(receive, send, DatabaseHandle(db), metrics)
+    stop = trio.Event()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run, stop)
+            batch = DecodedBatch.from_records([CustomRecord(now - 24 * HOUR, *ENTITY, "a", 3.0)])
+            assert (await write(send, batch)).ok
+            stop.set()
+
+    assert "drift" == await check_due(db, poller, uid)
+    assert 1.0 == late_records(metrics, "Custom")
     assert "clean" == await check_due(db, poller, uid)
     assert 1 == await alert_count(db)
 
