@@ -60,6 +60,7 @@ from scouter.sql import (
     DUE_COUNTS,
     INSERT_ALERTS,
     LOCK_LEASE,
+    PRUNE_ARRIVALS,
     PSI_DISTRIBUTIONS,
     RECORD_FAILURE,
     RELEASE_LEASE,
@@ -212,6 +213,7 @@ async def _finish(
         rows = await conn.fetch(INSERT_ALERTS, c.space, c.name, c.version, c.drift_type, alerts_json)
         stored = tuple(StoredAlert(r["id"], r["created_at"], orjson.loads(r["alert"])) for r in rows)
     await conn.execute(RESCHEDULE, c.uid, c.lease_token, window.end, next_run, note, window.snapshot)
+    await conn.execute(PRUNE_ARRIVALS, c.space, c.name, c.version, c.drift_type, window.snapshot)
     return _Finished(next_run, note, stored)
 
 

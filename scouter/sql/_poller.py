@@ -22,7 +22,9 @@ late. By induction check *k* judges exactly the rows visible in its snapshot wit
 that no earlier check judged. A settle lag on the bound was the other option; it was not taken because it only
 covers writers faster than the lag, while created_at comes from clients (their clocks and queues), so no lag is long
 enough, and a long one delays every alert by it. The time part stays a plain ``[start, end)`` so whole grains of
-it can later be read from rollups; only the late part needs the raw rows (index on entity and ``written_xid``).
+it can later be read from rollups; only the late part needs the raw rows, found through ``drift_arrivals`` (the
+transactions that stored an entity's records, logged by a statement trigger) so that no index over every record
+row is needed.
 """
 
 from __future__ import annotations
@@ -133,55 +135,78 @@ SELECT greatest(now(), $1::timestamptz) AS bound, pg_current_snapshot()::text AS
 """
 
 
-def _window_rows(table: str, columns: str, restriction: str) -> str:
-    """The rows one check judges, with ``late`` marking those committed after the previous check read.
+def _judged(table: str, drift_type: str, columns: str, restriction: str, select: str) -> str:
+    """``WITH late_arrivals ... SELECT select FROM (...) AS judged``: over the rows one check judges, ``late``
+    marking those committed after the previous check read.
 
     Parameters of every statement built on it: $1 space, $2 name, $3 version, $4 window start (NULL: from the
     beginning), $5 window end (exclusive), $6 the previous check's snapshot (text; NULL: judge by time alone),
-    $7 the names the check is restricted to. Rows in the window and visible now, plus rows before the window that
-    the previous check could not see yet (their transaction was not visible in its snapshot)."""
+    $7 the names the check is restricted to. The window's rows visible now, plus the rows before the window stored
+    by transactions the previous snapshot did not show: found through `drift_arrivals` (usually none), then read by
+    the entity's created_at index between the oldest of them and the window start."""
     entity = "space = $1 AND name = $2 AND version = $3"
     return f"""
-SELECT {columns}, false AS late FROM scouter.{table}
-WHERE {entity} AND created_at >= coalesce($4::timestamptz, '-infinity') AND created_at < $5 AND {restriction}
-UNION ALL
-SELECT {columns}, true AS late FROM scouter.{table}
-WHERE {entity} AND created_at < $4
-  AND written_xid >= pg_snapshot_xmin($6::text::pg_snapshot)
-  AND NOT pg_visible_in_snapshot(written_xid, $6::text::pg_snapshot)
-  AND {restriction}"""
+WITH late_arrivals AS (
+    SELECT written_xid, oldest FROM scouter.drift_arrivals
+    WHERE {entity} AND drift_type = '{drift_type}' AND oldest < $4
+      AND written_xid >= pg_snapshot_xmin($6::text::pg_snapshot)
+      AND NOT pg_visible_in_snapshot(written_xid, $6::text::pg_snapshot)
+)
+SELECT {select}
+FROM (
+    SELECT {columns}, false AS late FROM scouter.{table}
+    WHERE {entity} AND created_at >= coalesce($4::timestamptz, '-infinity') AND created_at < $5 AND {restriction}
+    UNION ALL
+    SELECT {columns}, true AS late FROM scouter.{table}
+    WHERE {entity} AND created_at < $4 AND created_at >= (SELECT min(oldest) FROM late_arrivals)
+      AND written_xid = ANY (ARRAY(SELECT written_xid FROM late_arrivals)) AND {restriction}
+) AS judged"""
 
 
 # Per feature, every value of the window, newest first (the columns are cut to the shortest afterwards), and how
 # many of them were late. $7: the features (empty: every feature of the entity).
 _SPC_FEATURES = "(cardinality($7::text[]) = 0 OR feature = ANY($7::text[]))"
-SPC_VALUES: Final = f"""
-SELECT feature, array_agg(value ORDER BY created_at DESC) AS values, count(*) FILTER (WHERE late) AS late
-FROM ({_window_rows("spc_drift", "feature, value, created_at", _SPC_FEATURES)}
-) AS judged
-GROUP BY feature
-"""
+SPC_VALUES: Final = (
+    _judged(
+        "spc_drift",
+        "Spc",
+        "feature, value, created_at",
+        _SPC_FEATURES,
+        "feature, array_agg(value ORDER BY created_at DESC) AS values, count(*) FILTER (WHERE late) AS late",
+    )
+    + "\nGROUP BY feature\n"
+)
 
 # Per (feature, bin): the feature's sample size (every count of the window) and the bin's share of it; late rows.
 # $7: the monitored features.
-PSI_DISTRIBUTIONS: Final = f"""
-SELECT feature,
+_PSI_SELECT = """feature,
        bin_id,
        (sum(sum(bin_count)) OVER w)::bigint AS sample_size,
        sum(bin_count)::float8 / nullif(sum(sum(bin_count)) OVER w, 0)::float8 AS proportion,
-       count(*) FILTER (WHERE late) AS late
-FROM ({_window_rows("psi_drift", "feature, bin_id, bin_count", "feature = ANY($7::text[])")}
-) AS judged
-GROUP BY feature, bin_id
-WINDOW w AS (PARTITION BY feature)
-"""
+       count(*) FILTER (WHERE late) AS late"""
+PSI_DISTRIBUTIONS: Final = (
+    _judged("psi_drift", "Psi", "feature, bin_id, bin_count", "feature = ANY($7::text[])", _PSI_SELECT)
+    + "\nGROUP BY feature, bin_id\nWINDOW w AS (PARTITION BY feature)\n"
+)
 
 # Per metric, the window's mean, and its late rows. $7: the metric names.
-CUSTOM_AVERAGES: Final = f"""
-SELECT metric, avg(value)::float8 AS value, count(*) FILTER (WHERE late) AS late
-FROM ({_window_rows("custom_drift", "metric, value", "metric = ANY($7::text[])")}
-) AS judged
-GROUP BY metric
+CUSTOM_AVERAGES: Final = (
+    _judged(
+        "custom_drift",
+        "Custom",
+        "metric, value",
+        "metric = ANY($7::text[])",
+        "metric, avg(value)::float8 AS value, count(*) FILTER (WHERE late) AS late",
+    )
+    + "\nGROUP BY metric\n"
+)
+
+# $1 space, $2 name, $3 version, $4 drift type, $5 the snapshot the check just stored (text). In the closing
+# transaction: arrivals that snapshot shows can never be late for a later check of this profile.
+PRUNE_ARRIVALS: Final = """
+DELETE FROM scouter.drift_arrivals
+WHERE space = $1 AND name = $2 AND version = $3 AND drift_type = $4
+  AND pg_visible_in_snapshot(written_xid, $5::text::pg_snapshot)
 """
 
 # No parameters. For the due-profiles gauge: claimable now (due and pending, or with an expired lease), and among
