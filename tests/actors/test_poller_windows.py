@@ -170,8 +170,10 @@ async def test_backlog_record_is_counted_late_and_judged_once(
     assert "clean" == await check_due(db, poller, uid)
     await db.run(copy_rows, table, columns, rows)
 
+    assert 1 == await db.fetchval("SELECT count(*) FROM scouter.drift_arrivals")  # the late transaction, logged
     assert "drift" == await check_due(db, poller, uid)
     assert float(len(rows)) == late_records(metrics, drift_type)
+    assert 0 == await db.fetchval("SELECT count(*) FROM scouter.drift_arrivals")  # pruned by the check that judged
     assert "clean" == await check_due(db, poller, uid)
     assert 1 == await alert_count(db)
 
@@ -197,6 +199,16 @@ async def test_backlog_through_the_writer_is_judged_once(
     assert 1.0 == late_records(metrics, "Custom")
     assert "clean" == await check_due(db, poller, uid)
     assert 1 == await alert_count(db)
+
+
+async def test_arrivals_are_logged_for_active_profiles_only(db: Database, now: dt.datetime) -> None:
+    """One arrival per statement, entity and transaction of an active profile; none for inactive or unknown ones."""
+    for name, active in (("on", True), ("off", False)):
+        await db.run(insert_profile, custom_profile({"a": 1.0}, None, name=name), now, now, active)
+    rows = [(now - i * SECOND, "cap", name, "1.0.0", "a", 1.0) for name in ("on", "off", "none") for i in range(3)]
+    await db.run(copy_rows, "custom_drift", CUSTOM_COLUMNS, rows)
+    logged = await db.fetch("SELECT drift_type, name, oldest, rows FROM scouter.drift_arrivals")
+    assert [("Custom", "on", now - 2 * SECOND, 3)] == [tuple(r) for r in logged]
 
 
 async def test_failed_check_keeps_the_bound(db: Database, metrics: ScouterMetrics, now: dt.datetime) -> None:
