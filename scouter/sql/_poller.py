@@ -4,7 +4,7 @@ needs, store its alerts and reschedule it.
 A claim is a **lease**: the row is marked ``processing`` with an expiry and a fresh ``lease_token``. Every later
 write about that check (alerts, reschedule, failure, release) first locks the row *by its token*, so a worker whose
 lease expired and was taken over by another one writes nothing (the token is a fencing token): a check's alerts are
-stored at most once per due time, and an expired lease is simply claimable again (the stale-task reaper is the claim
+stored at most once per window, and an expired lease is simply claimable again (the stale-task reaper is the claim
 itself).
 
 Parameters are positional (asyncpg ``$n``); the comment above each statement lists them. The aggregate queries read
