@@ -38,7 +38,7 @@ import obstore
 import trio
 import trio_asyncio
 
-from scouter.archive import KINDS, ArchiveKind, archive_cutoff, day_object_key, kind_named
+from scouter.archive import KINDS, ArchiveKind, UnsafeSegment, archive_cutoff, day_object_key, kind_named
 from scouter.sql import (
     ARCHIVE_LOCK_KEY,
     COMPACTION_PLAN,
@@ -242,7 +242,10 @@ class ArchiveCompactor:
         paths = [e["object_path"] for e in entries]
         expected = sum(e["rows"] for e in entries)
         part = await aio(_fetchval)(conn, NEXT_DAY_PART, *entity, day.day)
-        key = day_object_key(day.kind, day.space, day.name, day.version, day.day, part)
+        try:
+            key = day_object_key(day.kind, day.space, day.name, day.version, day.day, part)
+        except UnsafeSegment as exc:  # logged before the archiver quarantined such names; never written since
+            raise DayNotCompactable(str(exc)) from exc
         data = await trio.to_thread.run_sync(self._merge, store, day.kind, paths, expected)
         await trio.to_thread.run_sync(self.put, store, key, data)
         # Only now, with the daily object stored: record it and retire the hourly entries, or neither.

@@ -20,7 +20,10 @@ Parquet, as ``archive_log`` states) at a time, each chunk one more mergeable par
 to more than ``max_query_bytes`` is refused (`ArchiveLimitExceeded`, a 400) before anything is fetched.
 
 Committed objects are never rewritten, so decoded objects are kept in a bounded LRU cache: the first query over a
-month of hourly objects pays for fetching and decoding them, later ones only for the aggregation. Objects that are
+month of hourly objects pays for fetching and decoding them, later ones only for the aggregation. Complete days are
+compacted into one object each (`actors.archive_compactor`), which the log then lists instead of the day's hourly
+objects (an entry covers ``[hour, hour + span)``); a query that listed hourly objects just before their day was
+compacted and finds them deleted reads the log again. Objects that are
 not in ``archive_log`` (written by upstream, or orphans of a crashed pass) are never read.
 """
 

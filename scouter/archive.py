@@ -11,6 +11,8 @@ Pure values and functions; the archiver and the read-back in ``actors/`` do the 
   writes the same part number again on the re-run, overwriting the orphan instead of duplicating it.
 * Space, name and version become path segments. Whatever reached the database, `segment_problem` refuses anything
   that could leave the storage root or that object stores mangle; the archiver quarantines such rows.
+* Once a UTC day is complete (wholly before the cut-off) its objects are compacted into one per (kind, entity,
+  day), `day_object_key`, in the day's folder (no ``hour=`` level); ``archive_log`` then lists that object alone.
 * A drift query consults the archive only when its window begins before `archive_boundary`: archived rows are all
   older than the archiver's cut-off, which is never later than that boundary.
 """
