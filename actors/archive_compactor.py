@@ -8,9 +8,9 @@ day (migration 310); the read-back follows the log.
 A compaction pass holds the archiver's advisory lock (one replica at a time, never beside an archive pass), then:
 
 1. deletes the objects a previous pass retired but did not get to delete (``scouter.archive_retired``);
-2. plans the days: per kind and entity, each UTC day wholly before the archiver's cut-off whose entries are not one
-   daily object already (late rows archived after a compaction make a day's next hourly part; the next pass merges
-   it with the daily object into a new one);
+2. plans the days: per kind and entity, each UTC day wholly before the archiver's cut-off that has hourly entries
+   (late rows archived after a compaction make a day's next hourly part; the next pass merges it with the daily
+   object into a new one);
 3. per day: fetches the listed objects (a day with a listed object missing is skipped and logged, never compacted
    without it), checks their rows add up to what the log says, writes them sorted by time as one Parquet object
    named with the next free part number, then **in one transaction** records it and retires the day's entries
@@ -20,7 +20,7 @@ A crash anywhere leaves a readable archive that counts no row twice: before the 
 objects only (the daily object written is an orphan that the re-run overwrites, its name being the same); after it,
 the daily object only (the hourly objects are garbage listed in ``archive_retired``, deleted by the next pass). A
 query that read the log just before the commit and finds an object gone reads the log again (`ArchiveReader`).
-Running it again changes nothing: a day already one daily object is not planned.
+Running it again changes nothing: a day without hourly entries is not planned.
 """
 
 from __future__ import annotations
@@ -221,9 +221,9 @@ class ArchiveCompactor:
                 continue
             done += 1
             retired += result[0]
-            rows += day.rows
             written += result[1]
             deleted += result[2]
+            rows += result[3]
         return CompactionReport(
             days=done,
             objects_retired=retired,
@@ -235,7 +235,7 @@ class ArchiveCompactor:
         )
 
     async def _compact_day(self, conn: asyncpg.Connection, store: ObjectStore, day: CompactionDay) -> tuple[int, ...]:
-        """(entries retired, bytes written, objects deleted) for one day."""
+        """(entries retired, bytes written, objects deleted, rows) for one day."""
         aio = trio_asyncio.aio_as_trio
         entity = (day.kind.name, day.space, day.name, day.version)
         entries = await aio(_fetch)(conn, DAY_ENTRIES, *entity, day.day)
@@ -251,7 +251,7 @@ class ArchiveCompactor:
         # Only now, with the daily object stored: record it and retire the hourly entries, or neither.
         await aio(_commit_day)(conn, day, part, key, paths, expected, len(data))
         deleted = await self._delete(conn, store, paths)
-        return len(paths), len(data), deleted
+        return len(paths), len(data), deleted, expected
 
     def _merge(self, store: ObjectStore, kind: ArchiveKind, paths: Sequence[str], expected: int) -> bytes:
         blobs = list(self._pool.map(lambda path: get_object(store, path), paths))

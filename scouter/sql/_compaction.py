@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from typing import Final
 
-#: The (kind, space, name, version, day) to compact: days wholly before $1 (the archiver's cut-off) whose entries are
-#: not already one daily object. $2 the kinds. Entries are aligned on UTC hours, so a day's entries are exactly those
-#: whose hour floors to it.
+#: The (kind, space, name, version, day) to compact: days wholly before $1 (the archiver's cut-off) that have hourly
+#: entries (a compacted day has none until late rows add one; the partial index of migration 310 keeps this scan to
+#: those few entries, however long the archive). $2 the kinds. Entries are aligned on UTC hours, so a day's entries
+#: are exactly those whose hour floors to it. (objects, rows): the hourly entries' only, for the log.
 COMPACTION_PLAN: Final = """
 SELECT kind, space, name, version,
        date_bin('1 day', hour, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS day,
        count(*) AS objects, sum(rows) AS rows
 FROM scouter.archive_log
-WHERE kind = ANY($2::text[])
+WHERE span = interval '1 hour' AND kind = ANY($2::text[])
 GROUP BY 1, 2, 3, 4, 5
 HAVING date_bin('1 day', max(hour), TIMESTAMPTZ '1970-01-01 00:00:00+00') + interval '1 day' <= $1
-   AND (count(*) > 1 OR bool_or(span <> interval '1 day'))
 ORDER BY 1, 2, 3, 4, 5
 """
 

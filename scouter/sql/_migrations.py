@@ -304,6 +304,8 @@ CREATE TRIGGER {table}_arrivals AFTER INSERT ON scouter.{table} REFERENCING NEW 
 # archive_retired until they are deleted from the store (a crash in between leaves the next pass the list).
 _ARCHIVE_COMPACTION = """
 ALTER TABLE scouter.archive_log ADD COLUMN span interval NOT NULL DEFAULT interval '1 hour';
+CREATE INDEX archive_log_hourly ON scouter.archive_log (kind, space, name, version, hour)
+    WHERE span = interval '1 hour';
 CREATE TABLE scouter.archive_retired (
     object_path text PRIMARY KEY,
     retired_at timestamptz NOT NULL DEFAULT now()
