@@ -136,7 +136,7 @@ async def test_objects_archived_under_the_old_layout_are_read_with_the_new_ones(
     assert next(k for k in stored if k != old_key).startswith("sp/100%25/1/spc/")
 
     args = {
-        "space": entity[0], "name": entity[1], "version": entity[2], "time_interval": "OneDay",
+        "space": entity[0], "name": entity[1], "version": entity[2], "time_interval": "TwentyFourHours",
         "max_data_points": "1", "drift_type": "Spc",
         "begin_custom_datetime": (OLD - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "end_custom_datetime": (OLD + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -135,7 +135,7 @@ def test_names_upstream_accepts_go_through_http_rabbitmq_archive_and_read_back(
         assert 0 == query(fresh_database_dsn, "SELECT count(*) FROM scouter.quarantine")[0][0]
 
         window = {
-            "time_interval": "OneDay",
+            "time_interval": "TwentyFourHours",
             "max_data_points": "1",
             "begin_custom_datetime": _wire(OLD - timedelta(hours=1)),
             "end_custom_datetime": _wire(OLD + timedelta(hours=1)),
