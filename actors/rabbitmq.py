@@ -6,10 +6,18 @@ RABBITMQ_PREFETCH_COUNT and consumes with manual acks under the tag ``RABBITMQ_C
 
 Deliveries collect in a buffer on the asyncio side; the trio loop takes the whole buffer in one crossing (which
 also sends the previous batch's single ``basic_ack(multiple=True)``), so the batch grows with the load, bounded by
-the prefetch. The batch becomes **one** write request whose hook, in the writer's transaction, inserts the SHA-256
-digest of every message body into ``scouter.ingested_messages`` and the poison messages into ``scouter.quarantine``.
-A message redelivered after a crash between COMMIT and ack is found by its digest and only acknowledged: its rows
-are never stored twice. (Two different messages cannot share a body: each record carries a nanosecond timestamp.)
+the prefetch. The batch becomes **one** write request whose hook, in the writer's transaction, records a digest of
+every message in ``scouter.ingested_messages`` and inserts the poison messages into ``scouter.quarantine``.
+
+Only a message that *may have been delivered before* is matched against the recorded digests: one the broker flags
+``redelivered`` (a crash or a dropped connection between COMMIT and ack), or one carrying a producer-set
+``message_id`` (its digest is that of the id, so a producer's retry is recognised too). Such a message whose digest
+is recorded is only acknowledged: its rows are never stored twice. A first delivery without an id is always stored,
+even when its body equals a recent one: two observability reports of one route with equal counts are byte-identical
+(they carry no timestamp) and both are real. Its digest is still recorded (refreshed), so that its own redelivery is
+recognised. The known limit: a message redelivered before it was ever stored, whose body equals another message
+stored within RABBITMQ_DIGEST_RETENTION_SECONDS, is taken for that one (a broker gives no identity to a delivery
+that a producer did not set).
 
 The connection is a plain one: when it drops, every unacknowledged delivery goes back to the queue, the consumer
 forgets its buffer, reports not ready, and reconnects with capped, jittered backoff; redeliveries are then
@@ -61,10 +69,16 @@ log = logging.getLogger("actors.rabbitmq")
 TRANSPORT = "rabbitmq"
 T = TypeVar("T")
 
-INSERT_DIGESTS = """
-INSERT INTO scouter.ingested_messages (digest, source) SELECT unnest($1::bytea[]), 'rabbitmq'
-ON CONFLICT DO NOTHING RETURNING digest
+#: Records (or refreshes) digests, each once and in one order, so that concurrent consumers lock them in the same
+#: order; ``xmax = 0`` tells a row this statement inserted from one that was already there.
+RECORD_DIGESTS = """
+INSERT INTO scouter.ingested_messages (digest, source)
+SELECT DISTINCT digest, 'rabbitmq' FROM unnest($1::bytea[]) AS d(digest) ORDER BY digest
+ON CONFLICT (digest) DO UPDATE SET created_at = now()
+RETURNING digest, xmax = 0 AS inserted
 """
+#: Prefix of the digest of a producer-set message id (body digests are plain SHA-256 of the body).
+MESSAGE_ID_DIGEST = b"rabbitmq message_id\0"
 DIGESTS_PRESENT = "SELECT digest FROM scouter.ingested_messages WHERE digest = ANY($1::bytea[])"
 PRUNE_CHUNK = 10_000
 PRUNE_DIGESTS = f"""
@@ -144,7 +158,16 @@ class _Link:
 class _Item:
     message: AbstractIncomingMessage
     digest: bytes
+    checked: bool  # may have been delivered before: matched against recorded digests (never for a first delivery)
     decoded: Decoded
+
+
+def _identify(message: AbstractIncomingMessage) -> tuple[bytes, bool]:
+    """(digest, checked): the producer's message id when set (then always checked), else the body's SHA-256,
+    checked only when the broker flags the message redelivered."""
+    if message.message_id:
+        return hashlib.sha256(MESSAGE_ID_DIGEST + message.message_id.encode("utf-8", "surrogatepass")).digest(), True
+    return hashlib.sha256(message.body).digest(), bool(message.redelivered)
 
 
 @attrs.define(eq=False)
@@ -256,16 +279,17 @@ class RabbitConsumerActor:
     async def _handle(self, messages: Sequence[AbstractIncomingMessage]) -> None:
         started = time.perf_counter()
         items: list[_Item] = []
-        seen: set[bytes] = set()
+        ids: set[bytes] = set()
         duplicates = 0
         for message in messages:
-            digest = hashlib.sha256(message.body).digest()
-            if digest in seen:  # the same message twice in one batch (a publisher's retry): store it once
-                duplicates += 1
-                continue
-            seen.add(digest)
-            items.append(_Item(message, digest, decode_message(message.body)))
-        if any(m.redelivered for m in messages):
+            digest, checked = _identify(message)
+            if message.message_id:
+                if digest in ids:  # one message id twice in one batch (a producer's retry): store it once
+                    duplicates += 1
+                    continue
+                ids.add(digest)
+            items.append(_Item(message, digest, checked, decode_message(message.body)))
+        if any(i.checked for i in items):
             items, skipped = await self._drop_stored(items)
             duplicates += skipped
         if items:
@@ -281,22 +305,22 @@ class RabbitConsumerActor:
         self.metrics.ingest_duration.labels(TRANSPORT).observe(time.perf_counter() - started)
 
     async def _drop_stored(self, items: list[_Item]) -> tuple[list[_Item], int]:
-        """Leave out the messages whose digest is already stored."""
+        """Leave out the messages that may have been delivered before and whose digest is recorded."""
         while True:
             try:
-                rows = await self.database.get().fetch(DIGESTS_PRESENT, [i.digest for i in items])
+                rows = await self.database.get().fetch(DIGESTS_PRESENT, [i.digest for i in items if i.checked])
                 break
             except (*UNAVAILABLE, RuntimeError) as exc:
                 log.warning("%s: cannot check stored digests (%r); retrying", self.name, exc)
                 await trio.sleep(1)
         present = {bytes(r["digest"]) for r in rows}
-        kept = [i for i in items if i.digest not in present]
+        kept = [i for i in items if not (i.checked and i.digest in present)]
         return kept, len(items) - len(kept)
 
     async def _store_or_split(self, items: list[_Item]) -> None:
         await store_or_split(
             self.name, items, self._store,
-            lambda item, reason: _Item(item.message, item.digest, Decoded(item.decoded.raw, None, reason)),
+            lambda item, reason: attrs.evolve(item, decoded=Decoded(item.decoded.raw, None, reason)),
             lambda item: "a message",
         )  # fmt: skip
 
@@ -305,7 +329,7 @@ class RabbitConsumerActor:
         while True:
             source = f"rabbitmq:{self.settings.queue}"
             poison = [(source, i.decoded.reason or "", i.decoded.raw) for i in items if i.decoded.batch is None]
-            steps = [_insert_digests([i.digest for i in items])]
+            steps = [_record_digests(items)]
             if poison:
                 steps.append(quarantine_step(poison))
             good = [i.decoded.batch for i in items if i.decoded.batch is not None]
@@ -315,8 +339,8 @@ class RabbitConsumerActor:
                 return result.error or "unknown error"
             if not result.duplicate:
                 break
-            # Some digest appeared meanwhile (a late copy of this request, another consumer, a publisher's retry):
-            # leave those out and store the rest.
+            # The digest of a message that may have been delivered before appeared meanwhile (a late copy of this
+            # request, another consumer, a producer's retry): leave those out and store the rest.
             items, skipped = await self._drop_stored(items)
             if skipped:
                 self.metrics.broker_messages_duplicate.labels(TRANSPORT).inc(skipped)
@@ -342,11 +366,15 @@ async def _cross(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         raise _LinkLost(repr(exc)) from exc
 
 
-def _insert_digests(digests: list[bytes]) -> Step:
+def _record_digests(items: Sequence[_Item]) -> Step:
+    """Record every item's digest; `Conflict` when a checked one (possibly delivered before) was already there."""
+    digests = [i.digest for i in items]
+    checked = {i.digest for i in items if i.checked}
+
     async def step(conn: asyncpg.Connection) -> None:
-        inserted = await conn.fetch(INSERT_DIGESTS, digests)
-        if len(inserted) != len(digests):
-            raise Conflict
+        for row in await conn.fetch(RECORD_DIGESTS, digests):
+            if not row["inserted"] and bytes(row["digest"]) in checked:
+                raise Conflict
 
     return step
 

@@ -115,6 +115,25 @@ def spc_message(space: str, number: int, records: int = 3) -> bytes:
     )
 
 
+def observability_message(space: str, requests: int = 3) -> bytes:
+    """An observability report as the 0.6.4 client sends it: no timestamp, so two intervals of the same route with
+    equal counts are byte-identical messages."""
+    route = {
+        "route_name": "/predict",
+        "metrics": {"p5": 1.0, "p25": 2.0, "p50": 3.0, "p95": 9.0, "p99": 10.0},
+        "request_count": requests,
+        "error_count": 0,
+        "error_latency": 0.0,
+        "status_codes": {"200": requests},
+    }
+    record = {"space": space, "name": "model", "version": "1.0.0", "request_count": requests, "error_count": 0}
+    return orjson.dumps({"records": [{"Observability": {**record, "route_metrics": [route]}}]})
+
+
+async def observability_rows(db: Database, space: str) -> int:
+    return int(await db.fetchval("SELECT count(*) FROM scouter.observability_metric WHERE space = $1", space))
+
+
 def expected_values(numbers: Iterable[int], records: int = 3) -> list[float]:
     return sorted(float(n * records + i) for n in numbers for i in range(records))
 
@@ -181,17 +200,18 @@ async def produce(
 # --- RabbitMQ ------------------------------------------------------------------------------------------------
 
 
-async def _publish(url: str, queue: str, payloads: Sequence[bytes]) -> None:
+async def _publish(url: str, queue: str, payloads: Sequence[bytes], message_id: str | None = None) -> None:
     connection = await aio_pika.connect(url)
     try:
         channel = await connection.channel()
         await channel.declare_queue(queue, durable=False, exclusive=False, auto_delete=False)  # as the client
         for payload in payloads:
-            await channel.default_exchange.publish(aio_pika.Message(payload), routing_key=queue)
+            await channel.default_exchange.publish(aio_pika.Message(payload, message_id=message_id), routing_key=queue)
     finally:
         await connection.close()
 
 
-async def publish(url: str, queue: str, payloads: Sequence[bytes]) -> None:
-    """Publish like the client does: default exchange, routing key = queue, default (transient) properties."""
-    await aio_as_trio(_publish)(url, queue, payloads)
+async def publish(url: str, queue: str, payloads: Sequence[bytes], message_id: str | None = None) -> None:
+    """Publish like the client does: default exchange, routing key = queue, default (transient) properties; with
+    `message_id`, every message carries that id (a producer that sets ids)."""
+    await aio_as_trio(_publish)(url, queue, payloads, message_id)

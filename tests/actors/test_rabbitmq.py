@@ -17,6 +17,8 @@ from config import RabbitSettings
 from tests.actors.brokers import (
     Harness,
     expected_values,
+    observability_message,
+    observability_rows,
     publish,
     quarantined,
     spc_message,
@@ -125,15 +127,65 @@ async def test_redelivery_after_commit_before_ack_stores_nothing_twice(
     assert 0 == await left_in_queue(rabbitmq_url, queue)
 
 
-async def test_a_body_published_twice_is_stored_once(harness: Harness, rabbitmq_url: str) -> None:
-    """A publisher's retry delivers the same body again (not flagged as redelivered), in the same batch or a later
-    one: its records are stored once and every copy is acknowledged."""
+async def test_identical_bodies_published_seconds_apart_are_both_stored(harness: Harness, rabbitmq_url: str) -> None:
+    """Two observability reports of one route with equal counts are byte-identical; both are first deliveries, so
+    both are stored (in one batch or seconds apart), and nothing is counted as a duplicate."""
     queue, space = unique("q"), unique("sp")
-    twice = spc_message(space, 7)
-    await publish(rabbitmq_url, queue, [spc_message(space, 1), twice, twice])
+    report = observability_message(space)
+    await publish(rabbitmq_url, queue, [report, report])
+    async with harness.running(consumer(harness, rabbitmq_url, queue)):
+        with trio.fail_after(30):
+            while await observability_rows(harness.db, space) < 2:
+                await trio.sleep(0.1)
+        await trio.sleep(2)
+        await publish(rabbitmq_url, queue, [report])
+        with trio.fail_after(30):
+            while await observability_rows(harness.db, space) < 3:
+                await trio.sleep(0.1)
+        await trio.sleep(0.5)
+    assert 3 == await observability_rows(harness.db, space)
+    assert 3 == harness.counter("scouter_broker_messages_consumed_total", transport="rabbitmq")
+    assert 0 == harness.counter("scouter_broker_messages_duplicate_total", transport="rabbitmq")
+    assert 0 == await left_in_queue(rabbitmq_url, queue)
+
+
+async def test_identical_reports_redelivered_after_commit_are_stored_once(
+    harness: Harness, rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two identical reports are stored, then the connection drops before their ack: the broker redelivers both
+    (flagged redelivered), they match the digest stored with them, and nothing is stored twice."""
+    queue, space = unique("q"), unique("sp")
+    report = observability_message(space)
+    await publish(rabbitmq_url, queue, [report, report])
+    real_ack = rabbitmq._Link.ack
+    dropped: list[int] = []
+
+    async def drop_instead_of_first_ack(link: Any, last: Any) -> None:
+        if not dropped:
+            dropped.append(last.delivery_tag)
+            await link.connection.close()
+            raise rabbitmq._LinkLost("dropped by the test")
+        await real_ack(link, last)
+
+    monkeypatch.setattr(rabbitmq._Link, "ack", drop_instead_of_first_ack)
+    async with harness.running(consumer(harness, rabbitmq_url, queue)):
+        with trio.fail_after(30):
+            while harness.counter("scouter_broker_messages_duplicate_total", transport="rabbitmq") < 2:
+                await trio.sleep(0.1)
+    assert 2 == await observability_rows(harness.db, space)
+    assert 0 == await left_in_queue(rabbitmq_url, queue)
+
+
+async def test_a_message_id_published_twice_is_stored_once(harness: Harness, rabbitmq_url: str) -> None:
+    """A producer that sets message ids and retries a publish delivers the same id again (not flagged redelivered),
+    in the same batch or a later one: it is stored once, and every copy is acknowledged."""
+    queue, space = unique("q"), unique("sp")
+    await publish(rabbitmq_url, queue, [spc_message(space, 1)], message_id="m-1")
+    await publish(rabbitmq_url, queue, [spc_message(space, 7), spc_message(space, 7)], message_id="m-7")
     async with harness.running(consumer(harness, rabbitmq_url, queue)):
         await wait_for_rows(harness.db, space, 6)
-        await publish(rabbitmq_url, queue, [twice, spc_message(space, 2)])
+        await publish(rabbitmq_url, queue, [spc_message(space, 7)], message_id="m-7")
+        await publish(rabbitmq_url, queue, [spc_message(space, 2)], message_id="m-2")
         await wait_for_rows(harness.db, space, 9)
         with trio.fail_after(30):
             while harness.counter("scouter_broker_messages_consumed_total", transport="rabbitmq") < 5:

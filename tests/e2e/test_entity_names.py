@@ -10,6 +10,7 @@ strings carry the names percent-encoded.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -77,7 +78,7 @@ def _stored_paths(uri: str, scratch: Path) -> list[str]:
         import boto3
 
         bucket, prefix = uri.removeprefix("s3://").split("/", 1)
-        client = boto3.client("s3", region_name="us-east-1")
+        client = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT"], region_name="us-east-1")
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
         keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
         assert all(k.startswith(prefix + "/") for k in keys), keys
@@ -180,8 +181,10 @@ if time.time() % 3600 > 3570:  # every record in one hour: one bucket of OneHour
     time.sleep(3601 - time.time() % 3600)
 client = ScouterClient(HTTPConfig())
 assert client.register_profile(profile, set_active=True)
+# an explicit path: by default the client names the file "{name}_{space}_...json", a folder "org/" here
 downloaded = client.download_profile(
-    GetProfileRequest(name=NAME, space=SPACE, version=VERSION, drift_type=DriftType.Spc), None)
+    GetProfileRequest(name=NAME, space=SPACE, version=VERSION, drift_type=DriftType.Spc),
+    Path(tempfile.mkdtemp()) / "downloaded.json")
 assert NAME == json.loads(Path(downloaded).read_text())["Spc"]["config"]["name"]
 
 path = Path(tempfile.mkdtemp()) / "spc.json"
