@@ -31,6 +31,7 @@ import asyncio
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -77,8 +78,13 @@ SELECT DISTINCT digest, 'rabbitmq' FROM unnest($1::bytea[]) AS d(digest) ORDER B
 ON CONFLICT (digest) DO UPDATE SET created_at = now()
 RETURNING digest, xmax = 0 AS inserted
 """
-#: Prefix of the digest of a producer-set message id (body digests are plain SHA-256 of the body).
+INSERT_MARK = """
+INSERT INTO scouter.ingested_messages (digest, source) VALUES ($1, 'rabbitmq') ON CONFLICT DO NOTHING RETURNING 1
+"""
+#: Prefixes of the digests of a producer-set message id and of a write request's mark (a body's digest is the plain
+#: SHA-256 of the body).
 MESSAGE_ID_DIGEST = b"rabbitmq message_id\0"
+REQUEST_MARK = b"rabbitmq request\0"
 DIGESTS_PRESENT = "SELECT digest FROM scouter.ingested_messages WHERE digest = ANY($1::bytea[])"
 PRUNE_CHUNK = 10_000
 PRUNE_DIGESTS = f"""
@@ -306,16 +312,20 @@ class RabbitConsumerActor:
 
     async def _drop_stored(self, items: list[_Item]) -> tuple[list[_Item], int]:
         """Leave out the messages that may have been delivered before and whose digest is recorded."""
+        present = await self._recorded([i.digest for i in items if i.checked])
+        kept = [i for i in items if not (i.checked and i.digest in present)]
+        return kept, len(items) - len(kept)
+
+    async def _recorded(self, digests: list[bytes]) -> set[bytes]:
+        """Which of `digests` scouter.ingested_messages holds (asked until the database answers)."""
         while True:
             try:
-                rows = await self.database.get().fetch(DIGESTS_PRESENT, [i.digest for i in items if i.checked])
+                rows = await self.database.get().fetch(DIGESTS_PRESENT, digests)
                 break
             except (*UNAVAILABLE, RuntimeError) as exc:
                 log.warning("%s: cannot check stored digests (%r); retrying", self.name, exc)
                 await trio.sleep(1)
-        present = {bytes(r["digest"]) for r in rows}
-        kept = [i for i in items if not (i.checked and i.digest in present)]
-        return kept, len(items) - len(kept)
+        return {bytes(r["digest"]) for r in rows}
 
     async def _store_or_split(self, items: list[_Item]) -> None:
         await store_or_split(
@@ -329,7 +339,11 @@ class RabbitConsumerActor:
         while True:
             source = f"rabbitmq:{self.settings.queue}"
             poison = [(source, i.decoded.reason or "", i.decoded.raw) for i in items if i.decoded.batch is None]
-            steps = [_record_digests(items)]
+            # A mark of this very request, so that when the writer answers late and `store` sends the request again,
+            # whichever copy commits second finds the mark and stores nothing (first deliveries are never matched
+            # by their digests).
+            mark = hashlib.sha256(REQUEST_MARK + uuid.uuid4().bytes).digest()
+            steps = [_record_digests(items, mark)]
             if poison:
                 steps.append(quarantine_step(poison))
             good = [i.decoded.batch for i in items if i.decoded.batch is not None]
@@ -337,10 +351,10 @@ class RabbitConsumerActor:
             result = await store(self.writer, batch, hook(steps), reply_within=self.reply_within, what=self.name)
             if not result.ok:
                 return result.error or "unknown error"
-            if not result.duplicate:
-                break
-            # The digest of a message that may have been delivered before appeared meanwhile (a late copy of this
-            # request, another consumer, a producer's retry): leave those out and store the rest.
+            if not result.duplicate or mark in await self._recorded([mark]):
+                break  # stored now, or by an earlier copy of this request
+            # The digest of a message that may have been delivered before appeared meanwhile (another consumer, a
+            # producer's retry): leave those out and store the rest.
             items, skipped = await self._drop_stored(items)
             if skipped:
                 self.metrics.broker_messages_duplicate.labels(TRANSPORT).inc(skipped)
@@ -366,12 +380,15 @@ async def _cross(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         raise _LinkLost(repr(exc)) from exc
 
 
-def _record_digests(items: Sequence[_Item]) -> Step:
-    """Record every item's digest; `Conflict` when a checked one (possibly delivered before) was already there."""
+def _record_digests(items: Sequence[_Item], mark: bytes) -> Step:
+    """Record the request's `mark` and every item's digest; `Conflict` when the mark, or the digest of an item that
+    may have been delivered before, was already there."""
     digests = [i.digest for i in items]
     checked = {i.digest for i in items if i.checked}
 
     async def step(conn: asyncpg.Connection) -> None:
+        if await conn.fetchval(INSERT_MARK, mark) is None:
+            raise Conflict
         for row in await conn.fetch(RECORD_DIGESTS, digests):
             if not row["inserted"] and bytes(row["digest"]) in checked:
                 raise Conflict

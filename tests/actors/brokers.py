@@ -13,6 +13,9 @@ import orjson
 import trio
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiormq.abc import ChannelFrame
+from pamqp import commands as spec
+from pamqp.header import ContentHeader
 from prometheus_client import CollectorRegistry
 from trio_asyncio import aio_as_trio
 
@@ -200,13 +203,34 @@ async def produce(
 # --- RabbitMQ ------------------------------------------------------------------------------------------------
 
 
+async def publish_as_the_client(
+    channel: aio_pika.abc.AbstractChannel, queue: str, payload: bytes, message_id: str | None = None
+) -> None:
+    """One ``basic.publish`` as the 0.6.4 client (lapin) sends it: default exchange, routing key = queue, and no
+    properties at all unless `message_id` is given. (aio-pika's own publish always adds a random message id, which
+    would make every test message look like one from a producer that sets ids.) `channel` must not use publisher
+    confirms."""
+    underlay = await channel.get_underlay_channel()
+    frames = [
+        spec.Basic.Publish(exchange="", routing_key=queue),
+        ContentHeader(properties=spec.Basic.Properties(message_id=message_id), body_size=len(payload)),
+        *underlay._split_body(payload),  # frames of at most the negotiated size
+    ]
+    drained = underlay.create_future()
+    async with underlay.lock:
+        await underlay.write_queue.put(
+            ChannelFrame.marshall(frames=frames, channel_number=underlay.number, drain_future=drained)
+        )
+    await drained
+
+
 async def _publish(url: str, queue: str, payloads: Sequence[bytes], message_id: str | None = None) -> None:
     connection = await aio_pika.connect(url)
     try:
-        channel = await connection.channel()
+        channel = await connection.channel(publisher_confirms=False)
         await channel.declare_queue(queue, durable=False, exclusive=False, auto_delete=False)  # as the client
         for payload in payloads:
-            await channel.default_exchange.publish(aio_pika.Message(payload, message_id=message_id), routing_key=queue)
+            await publish_as_the_client(channel, queue, payload, message_id)
     finally:
         await connection.close()
 

@@ -238,6 +238,29 @@ async def test_graceful_stop_finishes_the_batch_in_flight(db: Database, rabbitmq
     assert 30 - len(stored) // 3 == await left_in_queue(rabbitmq_url, queue)
 
 
+async def test_a_batch_resent_after_a_writer_timeout_is_stored_once(db: Database, rabbitmq_url: str) -> None:
+    """The writer answers late, so the consumer sends the same batch again: both requests reach the writer, and
+    the second finds the first one's mark and stores nothing, even for identical first deliveries."""
+    queue, space = unique("q"), unique("sp")
+    report = observability_message(space)
+    await publish(rabbitmq_url, queue, [report, report, spc_message(space, 1)])
+    async with Harness.open(db, writer=False) as harness:
+        async with harness.running(consumer(harness, rabbitmq_url, queue, reply_within=0.3)):
+            await harness.wait_for_write_request()
+            with trio.fail_after(30):
+                while harness.writer.inbox.statistics().current_buffer_used < 2:
+                    await trio.sleep(0.05)
+            await harness.start_writer()
+            await wait_for_rows(harness.db, space, 3)
+            with trio.fail_after(30):
+                while await observability_rows(harness.db, space) < 2:
+                    await trio.sleep(0.05)
+            await trio.sleep(1)
+        assert 2 == await observability_rows(harness.db, space)
+        assert expected_values([1]) == await stored_values(harness.db, space)
+    assert 0 == await left_in_queue(rabbitmq_url, queue)
+
+
 async def test_old_digests_are_pruned_once_connected_long_enough(harness: Harness, rabbitmq_url: str) -> None:
     """Consumer 0 deletes RabbitMQ digests older than the retention, and only after being connected that long
     itself; younger digests stay until they are old enough; Kafka position digests are never touched."""
@@ -262,9 +285,10 @@ async def test_old_digests_are_pruned_once_connected_long_enough(harness: Harnes
         await trio.sleep(1.5)
         await publish(rabbitmq_url, queue, [spc_message(space, 1)])
         await wait_for_rows(harness.db, space, 3)
-        assert ["kafka", "rabbitmq", "rabbitmq"] == await sources()  # connected for less than the retention
+        # the old digest, the message's and its write request's mark: connected for less than the retention
+        assert ["kafka", "rabbitmq", "rabbitmq", "rabbitmq"] == await sources()
         with trio.fail_after(10):
-            while await sources() != ["kafka", "rabbitmq"]:
+            while await sources() != ["kafka", "rabbitmq", "rabbitmq"]:
                 await trio.sleep(0.05)
         assert trio.current_time() - connected >= 3
         with trio.fail_after(10):
