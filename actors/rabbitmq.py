@@ -79,7 +79,8 @@ ON CONFLICT (digest) DO UPDATE SET created_at = now()
 RETURNING digest, xmax = 0 AS inserted
 """
 INSERT_MARK = """
-INSERT INTO scouter.ingested_messages (digest, source) VALUES ($1, 'rabbitmq') ON CONFLICT DO NOTHING RETURNING 1
+INSERT INTO scouter.ingested_messages (digest, source) VALUES ($1, 'rabbitmq-request')
+ON CONFLICT DO NOTHING RETURNING 1
 """
 #: Prefixes of the digests of a producer-set message id and of a write request's mark (a body's digest is the plain
 #: SHA-256 of the body).
@@ -90,7 +91,7 @@ PRUNE_CHUNK = 10_000
 PRUNE_DIGESTS = f"""
 WITH old AS (
     SELECT digest FROM scouter.ingested_messages
-    WHERE source = 'rabbitmq' AND created_at < now() - make_interval(secs => $1)
+    WHERE source IN ('rabbitmq', 'rabbitmq-request') AND created_at < now() - make_interval(secs => $1)
     LIMIT {PRUNE_CHUNK}
 )
 DELETE FROM scouter.ingested_messages m USING old WHERE m.digest = old.digest

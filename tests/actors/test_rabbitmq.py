@@ -286,9 +286,9 @@ async def test_old_digests_are_pruned_once_connected_long_enough(harness: Harnes
         await publish(rabbitmq_url, queue, [spc_message(space, 1)])
         await wait_for_rows(harness.db, space, 3)
         # the old digest, the message's and its write request's mark: connected for less than the retention
-        assert ["kafka", "rabbitmq", "rabbitmq", "rabbitmq"] == await sources()
+        assert ["kafka", "rabbitmq", "rabbitmq", "rabbitmq-request"] == await sources()
         with trio.fail_after(10):
-            while await sources() != ["kafka", "rabbitmq", "rabbitmq"]:
+            while await sources() != ["kafka", "rabbitmq", "rabbitmq-request"]:
                 await trio.sleep(0.05)
         assert trio.current_time() - connected >= 3
         with trio.fail_after(10):
