@@ -28,6 +28,7 @@ fixed reconnect interval, leaving buffered deliveries whose tags belong to the d
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
@@ -277,13 +278,13 @@ class RabbitConsumerActor:
             messages = await _cross(link.exchange, ack, self.fetch_wait)
             ack = None
             if messages:
-                await self._handle(messages)
+                await self._handle(messages, link)
                 ack = max(messages, key=lambda m: m.delivery_tag or 0)
         if ack is not None:  # the last batch is stored: acknowledge it before closing
             with trio.move_on_after(5, shield=True):
                 await _cross(link.ack, ack)
 
-    async def _handle(self, messages: Sequence[AbstractIncomingMessage]) -> None:
+    async def _handle(self, messages: Sequence[AbstractIncomingMessage], link: _Link) -> None:
         started = time.perf_counter()
         items: list[_Item] = []
         ids: set[bytes] = set()
@@ -300,7 +301,7 @@ class RabbitConsumerActor:
             items, skipped = await self._drop_stored(items)
             duplicates += skipped
         if items:
-            await self._store_or_split(items)
+            await self._store_or_split(items, link)
         if duplicates:
             self.metrics.broker_messages_duplicate.labels(TRANSPORT).inc(duplicates)
             self.metrics.broker_messages_consumed.labels(TRANSPORT).inc(duplicates)
@@ -328,15 +329,16 @@ class RabbitConsumerActor:
                 await trio.sleep(1)
         return {bytes(r["digest"]) for r in rows}
 
-    async def _store_or_split(self, items: list[_Item]) -> None:
+    async def _store_or_split(self, items: list[_Item], link: _Link) -> None:
         await store_or_split(
-            self.name, items, self._store,
+            self.name, items, functools.partial(self._store, link=link),
             lambda item, reason: attrs.evolve(item, decoded=Decoded(item.decoded.raw, None, reason)),
             lambda item: "a message",
         )  # fmt: skip
 
-    async def _store(self, items: list[_Item]) -> str | None:
-        """One write request for ``items``; None when stored (or found stored), else the writer's error."""
+    async def _store(self, items: list[_Item], link: _Link) -> str | None:
+        """One write request for ``items``; None when stored (or found stored), else the writer's error. Raises
+        `_LinkLost` when the connection they came on is lost before they are stored: the broker redelivers them."""
         while True:
             source = f"rabbitmq:{self.settings.queue}"
             poison = [(source, i.decoded.reason or "", i.decoded.raw) for i in items if i.decoded.batch is None]
@@ -344,7 +346,7 @@ class RabbitConsumerActor:
             # whichever copy commits second finds the mark and stores nothing (first deliveries are never matched
             # by their digests).
             mark = hashlib.sha256(REQUEST_MARK + uuid.uuid4().bytes).digest()
-            steps = [_record_digests(items, mark)]
+            steps = [_record_digests(items, mark, link)]
             if poison:
                 steps.append(quarantine_step(poison))
             good = [i.decoded.batch for i in items if i.decoded.batch is not None]
@@ -352,8 +354,12 @@ class RabbitConsumerActor:
             result = await store(self.writer, batch, hook(steps), reply_within=self.reply_within, what=self.name)
             if not result.ok:
                 return result.error or "unknown error"
-            if not result.duplicate or mark in await self._recorded([mark]):
-                break  # stored now, or by an earlier copy of this request
+            if not result.duplicate:
+                break
+            if link.lost is not None:
+                raise _LinkLost(f"connection lost while its batch waited for the writer: {link.lost!r}")
+            if mark in await self._recorded([mark]):
+                break  # stored by an earlier copy of this request
             # The digest of a message that may have been delivered before appeared meanwhile (another consumer, a
             # producer's retry): leave those out and store the rest.
             items, skipped = await self._drop_stored(items)
@@ -381,14 +387,15 @@ async def _cross(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         raise _LinkLost(repr(exc)) from exc
 
 
-def _record_digests(items: Sequence[_Item], mark: bytes) -> Step:
+def _record_digests(items: Sequence[_Item], mark: bytes, link: _Link) -> Step:
     """Record the request's `mark` and every item's digest; `Conflict` when the mark, or the digest of an item that
-    may have been delivered before, was already there."""
+    may have been delivered before, was already there, or when the items' connection is lost: the broker then
+    redelivers them, possibly to another replica that stores them first (as redeliveries, matched by digest)."""
     digests = [i.digest for i in items]
     checked = {i.digest for i in items if i.checked}
 
     async def step(conn: asyncpg.Connection) -> None:
-        if await conn.fetchval(INSERT_MARK, mark) is None:
+        if link.lost is not None or await conn.fetchval(INSERT_MARK, mark) is None:
             raise Conflict
         for row in await conn.fetch(RECORD_DIGESTS, digests):
             if not row["inserted"] and bytes(row["digest"]) in checked:

@@ -261,6 +261,40 @@ async def test_a_batch_resent_after_a_writer_timeout_is_stored_once(db: Database
     assert 0 == await left_in_queue(rabbitmq_url, queue)
 
 
+async def test_a_batch_whose_connection_dropped_while_waiting_for_its_writer_stores_nothing(
+    db: Database, rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replica A's batch of two identical reports waits for A's slow writer when A's connection drops; the broker
+    redelivers them to replica B (its own writer), which stores them first. A's late request then stores nothing:
+    its messages were first deliveries, which are never matched by their digests, so it checks its connection."""
+    queue, space = unique("q"), unique("sp")
+    report = observability_message(space)
+    await publish(rabbitmq_url, queue, [report, report])
+    links: list[Any] = []
+    real_open = rabbitmq._Link.open
+
+    async def remember(link: Any) -> None:
+        links.append(link)
+        await real_open(link)
+
+    monkeypatch.setattr(rabbitmq._Link, "open", remember)
+    async with Harness.open(db, writer=False) as slow, Harness.open(db) as other:
+        async with slow.running(consumer(slow, rabbitmq_url, queue, 0)):
+            await slow.wait_for_write_request()
+            async with other.running(consumer(other, rabbitmq_url, queue, 1)):
+                await aio_as_trio(links[0].connection.close)()  # A's deliveries go back to the queue, then to B
+                with trio.fail_after(30):
+                    while await observability_rows(db, space) < 2:
+                        await trio.sleep(0.05)
+                await slow.start_writer()  # A's request reaches the database late
+                with trio.fail_after(30):
+                    while slow.writer.statistics()["requests"] < 1:
+                        await trio.sleep(0.05)
+                await trio.sleep(0.5)
+    assert 2 == await observability_rows(db, space)
+    assert 0 == await left_in_queue(rabbitmq_url, queue)
+
+
 async def test_old_digests_are_pruned_once_connected_long_enough(harness: Harness, rabbitmq_url: str) -> None:
     """Consumer 0 deletes RabbitMQ digests older than the retention, and only after being connected that long
     itself; younger digests stay until they are old enough; Kafka position digests are never touched."""
