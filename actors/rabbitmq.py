@@ -11,13 +11,15 @@ every message in ``scouter.ingested_messages`` and inserts the poison messages i
 
 Only a message that *may have been delivered before* is matched against the recorded digests: one the broker flags
 ``redelivered`` (a crash or a dropped connection between COMMIT and ack), or one carrying a producer-set
-``message_id`` (its digest is that of the id, so a producer's retry is recognised too). Such a message whose digest
-is recorded is only acknowledged: its rows are never stored twice. A first delivery without an id is always stored,
-even when its body equals a recent one: two observability reports of one route with equal counts are byte-identical
-(they carry no timestamp) and both are real. Its digest is still recorded (refreshed), so that its own redelivery is
-recognised. The known limit: a message redelivered before it was ever stored, whose body equals another message
-stored within RABBITMQ_DIGEST_RETENTION_SECONDS, is taken for that one (a broker gives no identity to a delivery
-that a producer did not set).
+``message_id`` (its digest is that of the id, so a producer's retry is recognised too). A first delivery without an
+id is always stored, even when its body equals a recent one: two observability reports of one route with equal
+counts are byte-identical (they carry no timestamp) and both are real. Each digest's row counts the stored copies
+whose ack the broker has not confirmed yet (``unacked``: added in the transaction that stores them, taken off once
+the broker has processed the ack); a redelivered message is recognised, and only acknowledged, while such a copy of
+its body is left, so a byte-identical message that was in flight but never stored is stored when it comes back.
+A message with an id is recognised whenever its id is recorded. Each write request also records a mark of its own,
+so a copy re-sent after a writer timeout stores nothing, and a request whose connection dropped meanwhile stores
+nothing either (the broker redelivers its messages, perhaps to another replica that stores them first).
 
 The connection is a plain one: when it drops, every unacknowledged delivery goes back to the queue, the consumer
 forgets its buffer, reports not ready, and reconnects with capped, jittered backoff; redeliveries are then
@@ -33,6 +35,7 @@ import hashlib
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -71,13 +74,18 @@ log = logging.getLogger("actors.rabbitmq")
 TRANSPORT = "rabbitmq"
 T = TypeVar("T")
 
-#: Records (or refreshes) digests, each once and in one order, so that concurrent consumers lock them in the same
-#: order; ``xmax = 0`` tells a row this statement inserted from one that was already there.
+#: Records (or refreshes) distinct digests with the copies stored now ($1 digests in order, $2 copies), locking them
+#: in one order across consumers; ``xmax = 0`` tells a row this statement inserted from one that was already there.
 RECORD_DIGESTS = """
-INSERT INTO scouter.ingested_messages (digest, source)
-SELECT DISTINCT digest, 'rabbitmq' FROM unnest($1::bytea[]) AS d(digest) ORDER BY digest
-ON CONFLICT (digest) DO UPDATE SET created_at = now()
-RETURNING digest, xmax = 0 AS inserted
+INSERT INTO scouter.ingested_messages AS m (digest, source, unacked)
+SELECT digest, 'rabbitmq', copies FROM unnest($1::bytea[], $2::integer[]) AS d(digest, copies) ORDER BY digest
+ON CONFLICT (digest) DO UPDATE SET created_at = now(), unacked = m.unacked + excluded.unacked
+RETURNING digest, xmax = 0 AS inserted, unacked
+"""
+#: After the broker confirmed an ack: those copies can no longer come back ($1 digests in order, $2 copies).
+SETTLE_COPIES = """
+UPDATE scouter.ingested_messages AS m SET unacked = greatest(m.unacked - s.copies, 0)
+FROM unnest($1::bytea[], $2::integer[]) AS s(digest, copies) WHERE m.digest = s.digest AND m.unacked > 0
 """
 INSERT_MARK = """
 INSERT INTO scouter.ingested_messages (digest, source) VALUES ($1, 'rabbitmq-request')
@@ -87,7 +95,7 @@ ON CONFLICT DO NOTHING RETURNING 1
 #: SHA-256 of the body).
 MESSAGE_ID_DIGEST = b"rabbitmq message_id\0"
 REQUEST_MARK = b"rabbitmq request\0"
-DIGESTS_PRESENT = "SELECT digest FROM scouter.ingested_messages WHERE digest = ANY($1::bytea[])"
+DIGESTS_PRESENT = "SELECT digest, unacked FROM scouter.ingested_messages WHERE digest = ANY($1::bytea[])"
 PRUNE_CHUNK = 10_000
 PRUNE_DIGESTS = f"""
 WITH old AS (
@@ -110,6 +118,7 @@ class _Link:
         self.settings = settings
         self.tag = tag
         self.connection: aio_pika.abc.AbstractConnection | None = None
+        self.channel: aio_pika.abc.AbstractChannel | None = None
         self.buffer: list[AbstractIncomingMessage] = []
         self.arrived = asyncio.Event()
         self.lost: BaseException | None = None
@@ -119,7 +128,7 @@ class _Link:
             self.settings.addr, timeout=10, client_properties={"connection_name": f"scouter {self.tag}"}
         )
         self.connection.close_callbacks.add(self._closed)
-        channel = await self.connection.channel(publisher_confirms=False)
+        channel = self.channel = await self.connection.channel(publisher_confirms=False)
         channel.close_callbacks.add(self._closed)
         await channel.set_qos(prefetch_count=self.settings.prefetch)
         queue = await channel.declare_queue(
@@ -152,9 +161,13 @@ class _Link:
         return batch
 
     async def ack(self, last: AbstractIncomingMessage) -> None:
+        """Acknowledge up to ``last`` and return once the broker has processed it: basic.ack has no answer, but a
+        channel's methods are handled in order, so the answer to a no-op basic.qos sent after it confirms it."""
         if self.lost is not None:
             raise _LinkLost(f"connection lost before the ack: {self.lost!r}")
         await last.ack(multiple=True)
+        assert self.channel is not None
+        await self.channel.set_qos(prefetch_count=self.settings.prefetch)
 
     async def close(self) -> None:
         self.buffer = []  # unacknowledged: the broker requeues them
@@ -166,16 +179,25 @@ class _Link:
 class _Item:
     message: AbstractIncomingMessage
     digest: bytes
-    checked: bool  # may have been delivered before: matched against recorded digests (never for a first delivery)
+    by_id: bool  # the digest is the producer's message id: matched whenever it is recorded
     decoded: Decoded
+    seen: int = 0  # redelivered: the unacknowledged copies recorded for its digest when it was checked
+
+    @property
+    def redelivered(self) -> bool:
+        return not self.by_id and bool(self.message.redelivered)
+
+    @property
+    def checked(self) -> bool:
+        """May have been delivered before, so matched against the recorded digests (a first delivery never is)."""
+        return self.by_id or self.redelivered
 
 
 def _identify(message: AbstractIncomingMessage) -> tuple[bytes, bool]:
-    """(digest, checked): the producer's message id when set (then always checked), else the body's SHA-256,
-    checked only when the broker flags the message redelivered."""
+    """(digest, by_id): of the producer's message id when set, else the body's SHA-256."""
     if message.message_id:
         return hashlib.sha256(MESSAGE_ID_DIGEST + message.message_id.encode("utf-8", "surrogatepass")).digest(), True
-    return hashlib.sha256(message.body).digest(), bool(message.redelivered)
+    return hashlib.sha256(message.body).digest(), False
 
 
 @attrs.define(eq=False)
@@ -274,29 +296,33 @@ class RabbitConsumerActor:
 
     async def _consume(self, link: _Link, stop: trio.Event) -> None:
         ack: AbstractIncomingMessage | None = None
+        copies: Counter[bytes] = Counter()
         while not stop.is_set():
             messages = await _cross(link.exchange, ack, self.fetch_wait)
+            if ack is not None:
+                await self._settle(copies)
             ack = None
             if messages:
-                await self._handle(messages, link)
+                copies = await self._handle(messages, link)
                 ack = max(messages, key=lambda m: m.delivery_tag or 0)
         if ack is not None:  # the last batch is stored: acknowledge it before closing
             with trio.move_on_after(5, shield=True):
                 await _cross(link.ack, ack)
+                await self._settle(copies)
 
-    async def _handle(self, messages: Sequence[AbstractIncomingMessage], link: _Link) -> None:
+    async def _handle(self, messages: Sequence[AbstractIncomingMessage], link: _Link) -> Counter[bytes]:
+        """Store the batch; the copies of each digest it settles once acknowledged (stored or matched)."""
         started = time.perf_counter()
         items: list[_Item] = []
-        ids: set[bytes] = set()
+        copies: Counter[bytes] = Counter()
         duplicates = 0
         for message in messages:
-            digest, checked = _identify(message)
-            if message.message_id:
-                if digest in ids:  # one message id twice in one batch (a producer's retry): store it once
-                    duplicates += 1
-                    continue
-                ids.add(digest)
-            items.append(_Item(message, digest, checked, decode_message(message.body)))
+            digest, by_id = _identify(message)
+            copies[digest] += 1
+            if by_id and copies[digest] > 1:  # one message id twice in one batch (a producer's retry): store it once
+                duplicates += 1
+                continue
+            items.append(_Item(message, digest, by_id, decode_message(message.body)))
         if any(i.checked for i in items):
             items, skipped = await self._drop_stored(items)
             duplicates += skipped
@@ -311,15 +337,29 @@ class RabbitConsumerActor:
                 duplicates,
             )
         self.metrics.ingest_duration.labels(TRANSPORT).observe(time.perf_counter() - started)
+        return copies
 
     async def _drop_stored(self, items: list[_Item]) -> tuple[list[_Item], int]:
-        """Leave out the messages that may have been delivered before and whose digest is recorded."""
-        present = await self._recorded([i.digest for i in items if i.checked])
-        kept = [i for i in items if not (i.checked and i.digest in present)]
+        """Leave out the messages that may have been delivered before and are recorded: one with a message id when
+        its id is; redelivered ones as long as stored copies of their body wait for an ack (the rest were in
+        flight, never stored)."""
+        recorded = await self._recorded([i.digest for i in items if i.checked])
+        unmatched = dict(recorded)
+        kept = []
+        for item in items:
+            if item.by_id and item.digest in recorded:
+                continue
+            if item.redelivered:
+                if unmatched.get(item.digest, 0) > 0:
+                    unmatched[item.digest] -= 1
+                    continue
+                item = attrs.evolve(item, seen=recorded.get(item.digest, 0))
+            kept.append(item)
         return kept, len(items) - len(kept)
 
-    async def _recorded(self, digests: list[bytes]) -> set[bytes]:
-        """Which of `digests` scouter.ingested_messages holds (asked until the database answers)."""
+    async def _recorded(self, digests: list[bytes]) -> dict[bytes, int]:
+        """Which of `digests` scouter.ingested_messages holds, with their unacknowledged copies (asked until the
+        database answers)."""
         while True:
             try:
                 rows = await self.database.get().fetch(DIGESTS_PRESENT, digests)
@@ -327,7 +367,17 @@ class RabbitConsumerActor:
             except (*UNAVAILABLE, RuntimeError) as exc:
                 log.warning("%s: cannot check stored digests (%r); retrying", self.name, exc)
                 await trio.sleep(1)
-        return {bytes(r["digest"]) for r in rows}
+        return {bytes(r["digest"]): r["unacked"] for r in rows}
+
+    async def _settle(self, copies: Counter[bytes]) -> None:
+        """The broker confirmed the ack of these copies: they can no longer be redelivered."""
+        digests = sorted(copies)
+        try:
+            with trio.fail_after(10):
+                await self.database.get().execute(SETTLE_COPIES, digests, [copies[d] for d in digests])
+        except (*UNAVAILABLE, RuntimeError, asyncpg.PostgresError, trio.TooSlowError) as exc:
+            # Harmless for exactly-once: until pruned, a redelivered message of such a body is matched once more.
+            log.warning("%s: could not settle %d acknowledged digests: %r", self.name, len(digests), exc)
 
     async def _store_or_split(self, items: list[_Item], link: _Link) -> None:
         await store_or_split(
@@ -388,17 +438,23 @@ async def _cross(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
 
 
 def _record_digests(items: Sequence[_Item], mark: bytes, link: _Link) -> Step:
-    """Record the request's `mark` and every item's digest; `Conflict` when the mark, or the digest of an item that
-    may have been delivered before, was already there, or when the items' connection is lost: the broker then
-    redelivers them, possibly to another replica that stores them first (as redeliveries, matched by digest)."""
-    digests = [i.digest for i in items]
-    checked = {i.digest for i in items if i.checked}
+    """Record the request's `mark` and the copies of every digest; `Conflict` when the mark or a message id was
+    already there, when the unacknowledged copies of a redelivered body changed since they were checked, or when
+    the items' connection is lost (the broker then redelivers them, possibly to another replica that stores them
+    first as redeliveries, matched by digest)."""
+    copies = Counter(i.digest for i in items)
+    digests = sorted(copies)
+    by_id = {i.digest for i in items if i.by_id}
+    seen = {i.digest: i.seen for i in items if i.redelivered}
 
     async def step(conn: asyncpg.Connection) -> None:
         if link.lost is not None or await conn.fetchval(INSERT_MARK, mark) is None:
             raise Conflict
-        for row in await conn.fetch(RECORD_DIGESTS, digests):
-            if not row["inserted"] and bytes(row["digest"]) in checked:
+        for row in await conn.fetch(RECORD_DIGESTS, digests, [copies[d] for d in digests]):
+            digest = bytes(row["digest"])
+            if digest in by_id and not row["inserted"]:
+                raise Conflict
+            if digest in seen and row["unacked"] - copies[digest] != seen[digest]:
                 raise Conflict
 
     return step

@@ -251,10 +251,19 @@ CREATE TABLE scouter.alert_delivery (
 CREATE INDEX alert_delivery_due ON scouter.alert_delivery (next_attempt_at) WHERE state = 'pending';
 """
 
+# How many stored copies of each RabbitMQ message digest still wait for their ack to be confirmed: a redelivered
+# message matches only those, so a byte-identical message that was in flight, never stored, is stored when it comes
+# back. Rows written before this migration may have one such copy (the server may have died before acking it).
+_UNACKED_COPIES = """
+ALTER TABLE scouter.ingested_messages ADD COLUMN unacked integer NOT NULL DEFAULT 1;
+ALTER TABLE scouter.ingested_messages ALTER COLUMN unacked SET DEFAULT 0;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "default partitions", _DEFAULT_PARTITIONS),
     Migration(10, "drift engine leases", _DRIFT_ENGINE_LEASES),
     Migration(20, "alert dispatch outbox", _ALERT_DISPATCH),
     Migration(30, "archive parts", _ARCHIVE_PARTS),
+    Migration(140, "unacknowledged copies of RabbitMQ messages", _UNACKED_COPIES),
 )

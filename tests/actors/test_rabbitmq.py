@@ -176,6 +176,49 @@ async def test_identical_reports_redelivered_after_commit_are_stored_once(
     assert 0 == await left_in_queue(rabbitmq_url, queue)
 
 
+async def test_an_identical_report_in_flight_when_the_connection_drops_is_stored_after_the_redelivery(
+    harness: Harness, rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Report 1 is stored and report 2 (byte-identical) is delivered but not stored yet when the connection drops
+    before the ack: both come back flagged redelivered. Only one stored copy was left unacknowledged, so one of them
+    is recognised and the other is stored: a new message is never taken for an old one with the same body."""
+    queue, space = unique("q"), unique("sp")
+    report = observability_message(space)
+    await publish(rabbitmq_url, queue, [report, report])
+    real_exchange, real_ack = rabbitmq._Link.exchange, rabbitmq._Link.ack
+    first: list[bool] = []
+
+    async def one_message_first(link: Any, ack: Any, wait: float) -> list[Any]:
+        batch = await real_exchange(link, ack, wait)
+        while not first and len(batch) < 2:  # both delivered to this connection: the first batch takes one
+            batch += await real_exchange(link, None, wait)
+        if not first and batch:
+            first.append(True)
+            link.buffer[:0] = batch[1:]
+            return batch[:1]
+        return batch
+
+    async def drop_instead_of_first_ack(link: Any, last: Any) -> None:
+        if len(first) == 1:
+            first.append(True)
+            await link.connection.close()
+            raise rabbitmq._LinkLost("dropped by the test")
+        await real_ack(link, last)
+
+    monkeypatch.setattr(rabbitmq._Link, "exchange", one_message_first)
+    monkeypatch.setattr(rabbitmq._Link, "ack", drop_instead_of_first_ack)
+    async with harness.running(consumer(harness, rabbitmq_url, queue)):
+        with trio.fail_after(30):
+            while harness.counter("scouter_broker_messages_duplicate_total", transport="rabbitmq") < 1:
+                await trio.sleep(0.1)
+            while await observability_rows(harness.db, space) < 2:
+                await trio.sleep(0.1)
+        await trio.sleep(0.5)
+    assert 2 == await observability_rows(harness.db, space)
+    assert 1 == harness.counter("scouter_broker_messages_duplicate_total", transport="rabbitmq")
+    assert 0 == await left_in_queue(rabbitmq_url, queue)
+
+
 async def test_a_message_id_published_twice_is_stored_once(harness: Harness, rabbitmq_url: str) -> None:
     """A producer that sets message ids and retries a publish delivers the same id again (not flagged redelivered),
     in the same batch or a later one: it is stored once, and every copy is acknowledged."""
