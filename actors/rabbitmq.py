@@ -214,6 +214,9 @@ class RabbitConsumerActor:
     backoff: Backoff = attrs.Factory(Backoff)
     _reachable: bool = False
     _connected_since: float | None = None
+    #: Copies whose ack the broker has processed, still to be taken off their digests' ``unacked`` (by the next
+    #: write request's transaction, or on their own when idle).
+    _unsettled: Counter[bytes] = attrs.field(init=False, factory=Counter)
 
     @property
     def name(self) -> str:
@@ -300,15 +303,18 @@ class RabbitConsumerActor:
         while not stop.is_set():
             messages = await _cross(link.exchange, ack, self.fetch_wait)
             if ack is not None:
-                await self._settle(copies)
+                self._unsettled.update(copies)
             ack = None
             if messages:
                 copies = await self._handle(messages, link)
                 ack = max(messages, key=lambda m: m.delivery_tag or 0)
+            elif self._unsettled:
+                await self._settle()
         if ack is not None:  # the last batch is stored: acknowledge it before closing
             with trio.move_on_after(5, shield=True):
                 await _cross(link.ack, ack)
-                await self._settle(copies)
+                self._unsettled.update(copies)
+                await self._settle()
 
     async def _handle(self, messages: Sequence[AbstractIncomingMessage], link: _Link) -> Counter[bytes]:
         """Store the batch; the copies of each digest it settles once acknowledged (stored or matched)."""
@@ -369,8 +375,9 @@ class RabbitConsumerActor:
                 await trio.sleep(1)
         return {bytes(r["digest"]): r["unacked"] for r in rows}
 
-    async def _settle(self, copies: Counter[bytes]) -> None:
-        """The broker confirmed the ack of these copies: they can no longer be redelivered."""
+    async def _settle(self) -> None:
+        """Take the acknowledged copies off their digests now (nothing to store that could carry them)."""
+        copies, self._unsettled = self._unsettled, Counter()
         digests = sorted(copies)
         try:
             with trio.fail_after(10):
@@ -399,17 +406,21 @@ class RabbitConsumerActor:
             steps = [_record_digests(items, mark, link)]
             if poison:
                 steps.append(quarantine_step(poison))
+            settle, self._unsettled = self._unsettled, Counter()
+            if settle:  # acknowledged copies ride along: no statement of their own
+                steps.append(_settle_step(settle))
             good = [i.decoded.batch for i in items if i.decoded.batch is not None]
             batch = merge(good) if good else DecodedBatch()
             result = await store(self.writer, batch, hook(steps), reply_within=self.reply_within, what=self.name)
+            stored = result.ok and (not result.duplicate or mark in await self._recorded([mark]))
+            if not stored:  # rolled back, settling too (never restored when unsure: settling twice would be unsafe)
+                self._unsettled.update(settle)
             if not result.ok:
                 return result.error or "unknown error"
-            if not result.duplicate:
-                break
+            if stored:
+                break  # now, or by an earlier copy of this request
             if link.lost is not None:
                 raise _LinkLost(f"connection lost while its batch waited for the writer: {link.lost!r}")
-            if mark in await self._recorded([mark]):
-                break  # stored by an earlier copy of this request
             # The digest of a message that may have been delivered before appeared meanwhile (another consumer, a
             # producer's retry): leave those out and store the rest.
             items, skipped = await self._drop_stored(items)
@@ -456,6 +467,15 @@ def _record_digests(items: Sequence[_Item], mark: bytes, link: _Link) -> Step:
                 raise Conflict
             if digest in seen and row["unacked"] - copies[digest] != seen[digest]:
                 raise Conflict
+
+    return step
+
+
+def _settle_step(copies: Counter[bytes]) -> Step:
+    digests = sorted(copies)
+
+    async def step(conn: asyncpg.Connection) -> None:
+        await conn.execute(SETTLE_COPIES, digests, [copies[d] for d in digests])
 
     return step
 
