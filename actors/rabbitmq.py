@@ -9,17 +9,7 @@ also sends the previous batch's single ``basic_ack(multiple=True)``), so the bat
 the prefetch. The batch becomes **one** write request whose hook, in the writer's transaction, records a digest of
 every message in ``scouter.ingested_messages`` and inserts the poison messages into ``scouter.quarantine``.
 
-Only a message that *may have been delivered before* is matched against the recorded digests: one the broker flags
-``redelivered`` (a crash or a dropped connection between COMMIT and ack), or one carrying a producer-set
-``message_id`` (its digest is that of the id, so a producer's retry is recognised too). A first delivery without an
-id is always stored, even when its body equals a recent one: two observability reports of one route with equal
-counts are byte-identical (they carry no timestamp) and both are real. Each digest's row counts the stored copies
-whose ack the broker has not confirmed yet (``unacked``: added in the transaction that stores them, taken off once
-the broker has processed the ack); a redelivered message is recognised, and only acknowledged, while such a copy of
-its body is left, so a byte-identical message that was in flight but never stored is stored when it comes back.
-A message with an id is recognised whenever its id is recorded. Each write request also records a mark of its own,
-so a copy re-sent after a writer timeout stores nothing, and a request whose connection dropped meanwhile stores
-nothing either (the broker redelivers its messages, perhaps to another replica that stores them first).
+Which messages are recognised as already stored, and how, is `actors._rabbit_digests`.
 
 The connection is a plain one: when it drops, every unacknowledged delivery goes back to the queue, the consumer
 forgets its buffer, reports not ready, and reconnects with capped, jittered backoff; redeliveries are then
@@ -31,10 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -52,9 +40,7 @@ from scouter.records import DecodedBatch
 
 from ._consuming import (
     Backoff,
-    Conflict,
     Decoded,
-    Step,
     close_bounded,
     count_records,
     decode_message,
@@ -63,6 +49,15 @@ from ._consuming import (
     quarantine_step,
     store,
     store_or_split,
+)
+from ._rabbit_digests import (
+    DIGESTS_PRESENT,
+    SETTLE_COPIES,
+    Item,
+    identify,
+    record_digests,
+    request_mark,
+    settle_step,
 )
 from .database import UNAVAILABLE, DatabaseHandle
 from .health import HealthBoard
@@ -74,28 +69,6 @@ log = logging.getLogger("actors.rabbitmq")
 TRANSPORT = "rabbitmq"
 T = TypeVar("T")
 
-#: Records (or refreshes) distinct digests with the copies stored now ($1 digests in order, $2 copies), locking them
-#: in one order across consumers; ``xmax = 0`` tells a row this statement inserted from one that was already there.
-RECORD_DIGESTS = """
-INSERT INTO scouter.ingested_messages AS m (digest, source, unacked)
-SELECT digest, 'rabbitmq', copies FROM unnest($1::bytea[], $2::integer[]) AS d(digest, copies) ORDER BY digest
-ON CONFLICT (digest) DO UPDATE SET created_at = now(), unacked = m.unacked + excluded.unacked
-RETURNING digest, xmax = 0 AS inserted, unacked
-"""
-#: After the broker confirmed an ack: those copies can no longer come back ($1 digests in order, $2 copies).
-SETTLE_COPIES = """
-UPDATE scouter.ingested_messages AS m SET unacked = greatest(m.unacked - s.copies, 0)
-FROM unnest($1::bytea[], $2::integer[]) AS s(digest, copies) WHERE m.digest = s.digest AND m.unacked > 0
-"""
-INSERT_MARK = """
-INSERT INTO scouter.ingested_messages (digest, source) VALUES ($1, 'rabbitmq-request')
-ON CONFLICT DO NOTHING RETURNING 1
-"""
-#: Prefixes of the digests of a producer-set message id and of a write request's mark (a body's digest is the plain
-#: SHA-256 of the body).
-MESSAGE_ID_DIGEST = b"rabbitmq message_id\0"
-REQUEST_MARK = b"rabbitmq request\0"
-DIGESTS_PRESENT = "SELECT digest, unacked FROM scouter.ingested_messages WHERE digest = ANY($1::bytea[])"
 PRUNE_CHUNK = 10_000
 PRUNE_DIGESTS = f"""
 WITH old AS (
@@ -173,31 +146,6 @@ class _Link:
         self.buffer = []  # unacknowledged: the broker requeues them
         if self.connection is not None and not self.connection.is_closed:
             await self.connection.close()
-
-
-@attrs.frozen
-class _Item:
-    message: AbstractIncomingMessage
-    digest: bytes
-    by_id: bool  # the digest is the producer's message id: matched whenever it is recorded
-    decoded: Decoded
-    seen: int = 0  # redelivered: the unacknowledged copies recorded for its digest when it was checked
-
-    @property
-    def redelivered(self) -> bool:
-        return not self.by_id and bool(self.message.redelivered)
-
-    @property
-    def checked(self) -> bool:
-        """May have been delivered before, so matched against the recorded digests (a first delivery never is)."""
-        return self.by_id or self.redelivered
-
-
-def _identify(message: AbstractIncomingMessage) -> tuple[bytes, bool]:
-    """(digest, by_id): of the producer's message id when set, else the body's SHA-256."""
-    if message.message_id:
-        return hashlib.sha256(MESSAGE_ID_DIGEST + message.message_id.encode("utf-8", "surrogatepass")).digest(), True
-    return hashlib.sha256(message.body).digest(), False
 
 
 @attrs.define(eq=False)
@@ -319,16 +267,16 @@ class RabbitConsumerActor:
     async def _handle(self, messages: Sequence[AbstractIncomingMessage], link: _Link) -> Counter[bytes]:
         """Store the batch; the copies of each digest it settles once acknowledged (stored or matched)."""
         started = time.perf_counter()
-        items: list[_Item] = []
+        items: list[Item] = []
         copies: Counter[bytes] = Counter()
         duplicates = 0
         for message in messages:
-            digest, by_id = _identify(message)
+            digest, by_id = identify(message)
             copies[digest] += 1
             if by_id and copies[digest] > 1:  # one message id twice in one batch (a producer's retry): store it once
                 duplicates += 1
                 continue
-            items.append(_Item(message, digest, by_id, decode_message(message.body)))
+            items.append(Item(message, digest, by_id, decode_message(message.body)))
         if any(i.checked for i in items):
             items, skipped = await self._drop_stored(items)
             duplicates += skipped
@@ -345,7 +293,7 @@ class RabbitConsumerActor:
         self.metrics.ingest_duration.labels(TRANSPORT).observe(time.perf_counter() - started)
         return copies
 
-    async def _drop_stored(self, items: list[_Item]) -> tuple[list[_Item], int]:
+    async def _drop_stored(self, items: list[Item]) -> tuple[list[Item], int]:
         """Leave out the messages that may have been delivered before and are recorded: one with a message id when
         its id is; redelivered ones as long as stored copies of their body wait for an ack (the rest were in
         flight, never stored)."""
@@ -386,14 +334,14 @@ class RabbitConsumerActor:
             # Harmless for exactly-once: until pruned, a redelivered message of such a body is matched once more.
             log.warning("%s: could not settle %d acknowledged digests: %r", self.name, len(digests), exc)
 
-    async def _store_or_split(self, items: list[_Item], link: _Link) -> None:
+    async def _store_or_split(self, items: list[Item], link: _Link) -> None:
         await store_or_split(
             self.name, items, functools.partial(self._store, link=link),
             lambda item, reason: attrs.evolve(item, decoded=Decoded(item.decoded.raw, None, reason)),
             lambda item: "a message",
         )  # fmt: skip
 
-    async def _store(self, items: list[_Item], link: _Link) -> str | None:
+    async def _store(self, items: list[Item], link: _Link) -> str | None:
         """One write request for ``items``; None when stored (or found stored), else the writer's error. Raises
         `_LinkLost` when the connection they came on is lost before they are stored: the broker redelivers them."""
         while True:
@@ -402,13 +350,13 @@ class RabbitConsumerActor:
             # A mark of this very request, so that when the writer answers late and `store` sends the request again,
             # whichever copy commits second finds the mark and stores nothing (first deliveries are never matched
             # by their digests).
-            mark = hashlib.sha256(REQUEST_MARK + uuid.uuid4().bytes).digest()
-            steps = [_record_digests(items, mark, link)]
+            mark = request_mark()
+            steps = [record_digests(items, mark, lambda: link.lost is not None)]
             if poison:
                 steps.append(quarantine_step(poison))
             settle, self._unsettled = self._unsettled, Counter()
             if settle:  # acknowledged copies ride along: no statement of their own
-                steps.append(_settle_step(settle))
+                steps.append(settle_step(settle))
             good = [i.decoded.batch for i in items if i.decoded.batch is not None]
             batch = merge(good) if good else DecodedBatch()
             result = await store(self.writer, batch, hook(steps), reply_within=self.reply_within, what=self.name)
@@ -446,38 +394,6 @@ async def _cross(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         raise
     except CONNECTION_EXCEPTIONS as exc:
         raise _LinkLost(repr(exc)) from exc
-
-
-def _record_digests(items: Sequence[_Item], mark: bytes, link: _Link) -> Step:
-    """Record the request's `mark` and the copies of every digest; `Conflict` when the mark or a message id was
-    already there, when the unacknowledged copies of a redelivered body changed since they were checked, or when
-    the items' connection is lost (the broker then redelivers them, possibly to another replica that stores them
-    first as redeliveries, matched by digest)."""
-    copies = Counter(i.digest for i in items)
-    digests = sorted(copies)
-    by_id = {i.digest for i in items if i.by_id}
-    seen = {i.digest: i.seen for i in items if i.redelivered}
-
-    async def step(conn: asyncpg.Connection) -> None:
-        if link.lost is not None or await conn.fetchval(INSERT_MARK, mark) is None:
-            raise Conflict
-        for row in await conn.fetch(RECORD_DIGESTS, digests, [copies[d] for d in digests]):
-            digest = bytes(row["digest"])
-            if digest in by_id and not row["inserted"]:
-                raise Conflict
-            if digest in seen and row["unacked"] - copies[digest] != seen[digest]:
-                raise Conflict
-
-    return step
-
-
-def _settle_step(copies: Counter[bytes]) -> Step:
-    digests = sorted(copies)
-
-    async def step(conn: asyncpg.Connection) -> None:
-        await conn.execute(SETTLE_COPIES, digests, [copies[d] for d in digests])
-
-    return step
 
 
 def _redacted(url: str) -> str:
