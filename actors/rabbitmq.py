@@ -25,6 +25,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import aio_pika
@@ -36,7 +37,7 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from trio_asyncio import aio_as_trio
 
 from config import RabbitSettings
-from scouter.records import DecodedBatch
+from scouter.records import DEFAULT_MAX_FUTURE, DecodedBatch
 
 from ._consuming import (
     Backoff,
@@ -160,6 +161,7 @@ class RabbitConsumerActor:
     fetch_wait: float = 0.5  # how often the loop looks at its stop event when idle
     prune_every: float = 300.0  # seconds between prunes of old digests (consumer 0 only)
     backoff: Backoff = attrs.Factory(Backoff)
+    max_future: timedelta = DEFAULT_MAX_FUTURE  # SCOUTER_MAX_FUTURE_SECONDS: later created_at is quarantined
     _reachable: bool = False
     _connected_since: float | None = None
     #: Copies whose ack the broker has processed, still to be taken off their digests' ``unacked`` (by the next
@@ -276,7 +278,7 @@ class RabbitConsumerActor:
             if by_id and copies[digest] > 1:  # one message id twice in one batch (a producer's retry): store it once
                 duplicates += 1
                 continue
-            items.append(Item(message, digest, by_id, decode_message(message.body)))
+            items.append(Item(message, digest, by_id, decode_message(message.body, self.max_future)))
         if any(i.checked for i in items):
             items, skipped = await self._drop_stored(items)
             duplicates += skipped
