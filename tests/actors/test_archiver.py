@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import secrets
 import signal
 import subprocess
 import sys
@@ -337,13 +338,16 @@ async def test_names_upstream_accepts_are_archived_inside_the_local_root_and_rea
 async def test_names_upstream_accepts_are_archived_inside_the_s3_prefix_and_read_back(
     db: Database, s3_server: S3Server
 ) -> None:
-    """The same names on the S3-compatible store: every object under the prefix, one encoded segment per name."""
-    store = open_store(StorageSettings(uri=f"s3://{s3_server.bucket}/scouter"))
-    stored = await _check_hostile_names_archived(db, store)
+    """The same names on the S3-compatible store: every object of the bucket under the prefix, one encoded segment
+    per name."""
     import boto3
 
     client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=s3_server.bucket)
+    bucket = f"names-{secrets.token_hex(4)}"  # a bucket of its own: moto keeps buckets across its servers
+    client.create_bucket(Bucket=bucket)
+    store = open_store(StorageSettings(uri=f"s3://{bucket}/scouter"))
+    stored = await _check_hostile_names_archived(db, store)
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
     listed = sorted(o["Key"] for page in pages for o in page.get("Contents", []))
     assert ["scouter/" + k for k in stored] == listed
 

@@ -69,7 +69,11 @@ def storage(request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
             yield str(Path(scratch) / "inner" / "storage"), Path(scratch)
         else:
             server: S3Server = request.getfixturevalue("s3_server")
-            yield f"s3://{server.bucket}/prefix", Path(scratch)
+            import boto3
+
+            bucket = f"names-{secrets.token_hex(4)}"  # a bucket of its own: moto keeps buckets across its servers
+            boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+            yield f"s3://{bucket}/prefix", Path(scratch)
 
 
 def _stored_paths(uri: str, scratch: Path) -> list[str]:
