@@ -23,7 +23,7 @@ import pytest
 
 from tests.actors.brokers import observability_message, spc_message
 from tests.e2e.brokers import create_topic, produce, publish, query, server_env, start_server, wait_until
-from tests.e2e.conftest import LiveServer
+from tests.e2e.conftest import LiveServer, free_port_pair
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
 
@@ -146,7 +146,7 @@ def test_kill_9_between_store_and_ack_stores_identical_reports_once(fresh_databa
         finally:
             if first.proc.poll() is None:
                 _kill(first)
-        second = start_server(env)
+        second = start_server({**env, "SCOUTER_SERVER_PORT": str(free_port_pair())})  # the old port may be taken
         try:
             wait_until(lambda: _metric(second, "scouter_broker_messages_duplicate_total") >= 1, 60, "the redelivery")
             assert 2 == stored()
