@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from obstore.store import LocalStore, MemoryStore, S3Store
 from actors.archive_reader import ArchiveReader
 from actors.archive_store import StoreHandle
 from actors.database import Database
-from scouter.archive import floor_day
+from scouter.archive import entity_tag, floor_day
 from scouter.queries import parse_drift_query
 from scouter.sql import ARCHIVE_LOCK_KEY, SPC_BUCKETS, SPC_UNARCHIVED_BUCKETS
 
@@ -43,9 +44,8 @@ def _spc(hour: datetime, count: int, version: str = "1.0.0") -> list[tuple]:
 
 
 def _day_key(kind: str, day: datetime, part: int, version: str = "1.0.0") -> str:
-    return (
-        f"sp/nm/{version}/{kind}/year={day.year}/month={day.month}/day={day.day}/{kind}-{day:%Y%m%d}-{part:04d}.parquet"
-    )
+    folder = f"sp/nm/{version}/{kind}/year={day.year}/month={day.month}/day={day.day}"
+    return f"{folder}/{kind}-{day:%Y%m%d}-{part:04d}-{entity_tag('sp', 'nm', version)}.parquet"
 
 
 async def _log(db: Database) -> list[tuple]:
@@ -314,3 +314,37 @@ async def test_duckdb_reads_the_archive_in_place_as_the_readme_says(db: Database
         con.close()
     assert {f: (len(v), pytest.approx(sum(v) / len(v))) for f, v in expected.items()} == got
     assert [(DAY0.day, len([r for r in spc if floor_day(r[0]) == DAY0]))] == per_day
+
+
+async def test_names_needing_encoding_and_objects_of_the_old_layout_compact(db: Database, tmp_path: Path) -> None:
+    """An entity whose names are percent-encoded (``org/team``, ``..``) compacts into its own encoded day folder;
+    hourly objects written in the layout before the encoding (their paths recorded in archive_log) are read through
+    the log, compacted into the current layout, and deleted; the read-back and the rows agree."""
+    odd = [(DAY0 + timedelta(hours=2, minutes=m), "org/team", "..", "1", "f", float(m)) for m in range(3)]
+    plain = _spc(DAY0 + HOUR, 3) + _spc(DAY0 + 4 * HOUR, 2)
+    await insert(db, "spc_drift", odd + plain)
+    root = tmp_path / "root"
+    store = LocalStore(root, mkdir=True)
+    actor = archiver(db, store, clock=lambda: NOW)
+    await actor.run_once()
+    # make the plain entity's objects look as the previous layout wrote them: no entity tag in the file name
+    for row in await db.fetch("SELECT object_path FROM scouter.archive_log WHERE space = 'sp'"):
+        new = row["object_path"]
+        old = new.rsplit("-", 1)[0] + ".parquet"
+        await trio.to_thread.run_sync(shutil.move, root / new, root / old)
+        await db.execute("UPDATE scouter.archive_log SET object_path = $1 WHERE object_path = $2", old, new)
+
+    report = await actor.compact_once()
+
+    assert 2 == report.days
+    odd_key = (
+        f"org%2Fteam/%2E%2E/1/spc/year={DAY0.year}/month={DAY0.month}/day={DAY0.day}/"
+        f"spc-{DAY0:%Y%m%d}-0000-{entity_tag('org/team', '..', '1')}.parquet"
+    )
+    assert sorted([odd_key, _day_key("spc", DAY0, 0)]) == keys(store)
+    assert sorted(odd) == archived_rows(store, "org%2Fteam/")
+    assert sorted(plain) == archived_rows(store, "sp/")
+    query = _query(DAY0, DAY0 + timedelta(days=1))
+    assert sorted((f, b, n) for f, b, n, _ in await db.fetch(SPC_BUCKETS, *_args(query))) == [
+        (f, b, n) for f, b, n in await _archived_answer(db, ArchiveReader(StoreHandle.of(store), 30), query)
+    ]
