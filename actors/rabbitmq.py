@@ -93,9 +93,14 @@ class _Link:
         self.lost: BaseException | None = None
 
     async def open(self) -> None:
-        self.connection = await aio_pika.connect(
-            self.settings.addr, timeout=10, client_properties={"connection_name": f"scouter {self.tag}"}
+        # Not aio_pika.connect(): when the broker refuses us (a wrong password) that drops the half-made connection,
+        # whose __del__ then schedules its close from the garbage collector, inside whatever trio-asyncio is doing
+        # (a TrioInternalError). Held here, it is closed by `close()` like any other.
+        self.connection = aio_pika.Connection(
+            aio_pika.connection.make_url(self.settings.addr),
+            client_properties={"connection_name": f"scouter {self.tag}"},
         )
+        await self.connection.connect(timeout=10)
         self.connection.close_callbacks.add(self._closed)
         channel = await self.connection.channel(publisher_confirms=False)
         channel.close_callbacks.add(self._closed)
