@@ -224,7 +224,7 @@ class RabbitConsumerActor:
                         deleted += count
                         if count < PRUNE_CHUNK:
                             break
-            except (*UNAVAILABLE, RuntimeError, trio.TooSlowError) as exc:
+            except (*UNAVAILABLE, trio.TooSlowError) as exc:
                 log.warning("%s: pruning old message digests failed (%r); trying again later", self.name, exc)
             if deleted:
                 log.info("%s: pruned %d message digests older than %.0f s", self.name, deleted, retention)
@@ -291,7 +291,7 @@ class RabbitConsumerActor:
             try:
                 rows = await self.database.get().fetch(DIGESTS_PRESENT, [i.digest for i in items])
                 break
-            except (*UNAVAILABLE, RuntimeError) as exc:
+            except UNAVAILABLE as exc:
                 log.warning("%s: cannot check stored digests (%r); retrying", self.name, exc)
                 await trio.sleep(1)
         present = {bytes(r["digest"]) for r in rows}
