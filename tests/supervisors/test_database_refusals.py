@@ -9,6 +9,7 @@ once the database takes us back, and a graceful exit.
 
 from __future__ import annotations
 
+import subprocess
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ import trio
 import trio_asyncio
 
 from tests.services import PostgresServer, with_database
-from tests.supervisors.test_cli import SCOUTER, Server, env_for, free_port
+from tests.supervisors.test_cli import ROOT, SCOUTER, Server, env_for, free_port
 
 #: Longer than the tree needs to exceed its restart intensity (3 restarts in 30 s) when every restart fails at once.
 SURVIVE = 8.0
@@ -185,3 +186,14 @@ def test_a_rotated_password_is_waited_out(
     sql(admin, "ALTER ROLE scouter PASSWORD 'first'")
     probe.wait(200)
     stop_gracefully(server)
+
+
+@pytest.mark.parametrize("uri", ["postgresql://127.0.0.1:abc/db", "postgresql://[::1/db"])
+def test_a_database_uri_that_cannot_be_parsed_stops_the_start_with_2(uri: str) -> None:
+    """Unlike a database that refuses us, a DATABASE_URI no client can parse is a configuration error: exit 2
+    naming the variable, without echoing the secret."""
+    result = subprocess.run([*SCOUTER, "serve"], cwd=ROOT, env=env_for(free_port(), DATABASE_URI=uri),
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert 2 == result.returncode, result.stderr
+    assert "DATABASE_URI" in result.stderr
+    assert uri not in result.stderr
