@@ -44,6 +44,9 @@ UNAVAILABLE = (
     asyncpg.AdminShutdownError,
     asyncpg.InterfaceError,
     asyncpg.ConnectionDoesNotExistError,
+    # What asyncpg raises for a query on a pooled connection whose session the server has just ended (the FATAL
+    # arrived, the socket's EOF not yet): "cannot switch to state 12; another operation (2) is in progress".
+    asyncpg.InternalClientError,
 )
 
 

@@ -3,8 +3,8 @@
 Each test runs the real `scouter serve` against a real PostgreSQL, makes the server refuse new connections in one of
 the ways an operator can (connections disallowed, password rotated, database renamed away or not created yet),
 closes the server's open connections so that it must reconnect, and checks: readiness 503 naming the database, the
-process still running well past the point where the restart intensity would have been exceeded, then 200 again
-once the database takes us back, and a graceful exit.
+process still running well past the point where the restart intensity would have been exceeded and no child
+crashed, then 200 again once the database takes us back, and a graceful exit.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ class Probe:
             assert "database" in problems, f"{body}; log:\n{self.server.log()}"
             time.sleep(0.5)
         assert self.server.proc.poll() is None, f"the server exited; log:\n{self.server.log()}"
+        assert " crashed: " not in self.server.log(), self.server.log()  # waited out by every child, not restarted
         return body
 
 
