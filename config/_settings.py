@@ -302,6 +302,13 @@ class Settings:
         help="seconds after SIGTERM before whatever is left is cancelled (ours)",
         validator=at_least(1),
     )
+    max_future_seconds: float = env(
+        "SCOUTER_MAX_FUTURE_SECONDS",
+        86400.0,
+        help="records dated further ahead of the server's clock are refused: HTTP 400, broker message quarantined "
+        "(ours; records before 1970 are always refused)",
+        validator=at_least(1),
+    )
     kafka: KafkaSettings | None = None
     rabbitmq: RabbitSettings | None = None
     storage: StorageSettings = StorageSettings()

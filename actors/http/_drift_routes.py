@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import attrs
@@ -34,7 +34,7 @@ from scouter.binned import (
 )
 from scouter.profiles import PsiDriftProfile, profile_from_data
 from scouter.queries import DriftQuery, QueryError, parse_drift_query
-from scouter.records import DecodeError, decode_records_data
+from scouter.records import CreatedAtBounds, DecodeError, decode_records_data
 from scouter.sql import (
     CUSTOM_BUCKETS,
     CUSTOM_UNARCHIVED_BUCKETS,
@@ -45,7 +45,7 @@ from scouter.sql import (
     SPC_UNARCHIVED_BUCKETS,
 )
 
-from ..archive_reader import ArchiveReadError
+from ..archive_reader import ArchiveLimitExceeded, ArchiveReadError
 from ..writer import write
 from ._context import context
 from ._guard import guarded, json_body
@@ -107,7 +107,8 @@ _KINDS = (("spc", "spc_rows"), ("psi", "psi_rows"), ("custom", "custom_rows"), (
 async def ingest() -> Response:
     ctx = context()
     try:
-        batch = decode_records_data(await json_body())  # parsed once, by the guard
+        bounds = CreatedAtBounds.around(datetime.now(UTC), timedelta(seconds=ctx.settings.max_future_seconds))
+        batch = decode_records_data(await json_body(), bounds)  # parsed once, by the guard
     except DecodeError as exc:
         return json_response({"error": f"Invalid drift records: {exc.reason}"}, 400)
     received = ctx.metrics.records_received
@@ -167,6 +168,8 @@ def _query(now: datetime) -> DriftQuery | Response:
 
 
 def _failed(exc: BaseException) -> Response:
+    if isinstance(exc, ArchiveLimitExceeded):
+        return json_response({"error": f"Invalid drift request: {exc}"}, 400)
     if isinstance(exc, ArchiveReadError):
         return json_response({"error": f"Failed to query records: {exc}"}, 500)
     status, detail = database_failure(exc)
