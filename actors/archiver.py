@@ -60,7 +60,7 @@ from scouter.sql import (
 
 from .archive_compactor import ArchiveCompactor, CompactionReport, compact_logged
 from .archive_store import ObjectStore, StorageError, StoreHandle, UnarchivableRows, encode_parquet, put_object
-from .database import UNAVAILABLE, Database, DatabaseHandle
+from .database import UNAVAILABLE, Database, DatabaseHandle, acquire
 from .metrics import ScouterMetrics
 
 log = logging.getLogger("actors.archiver")
@@ -132,10 +132,6 @@ class ArchiveConflict(RuntimeError):
 
 
 # --- asyncio side: one coroutine per unit of work, on the pass's connection ------------------------------------------
-
-
-async def _acquire(pool: asyncpg.Pool, wait: float) -> asyncpg.Connection:
-    return await pool.acquire(timeout=wait)
 
 
 async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection, locked: bool) -> None:
@@ -310,7 +306,7 @@ class ArchiverActor:
         started: float,
     ) -> ArchiveReport:
         aio = trio_asyncio.aio_as_trio
-        conn = await aio(_acquire)(db.pool, db.acquire_timeout)
+        conn = await aio(acquire)(db.pool, db.acquire_timeout)
         locked = False
         try:
             locked = await aio(_try_lock)(conn)

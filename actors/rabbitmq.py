@@ -98,9 +98,14 @@ class _Link:
         self.lost: BaseException | None = None
 
     async def open(self) -> None:
-        self.connection = await aio_pika.connect(
-            self.settings.addr, timeout=10, client_properties={"connection_name": f"scouter {self.tag}"}
+        # Not aio_pika.connect(): when the broker refuses us (a wrong password) that drops the half-made connection,
+        # whose __del__ then schedules its close from the garbage collector, inside whatever trio-asyncio is doing
+        # (a TrioInternalError). Held here, it is closed by `close()` like any other.
+        self.connection = aio_pika.Connection(
+            aio_pika.connection.make_url(self.settings.addr),
+            client_properties={"connection_name": f"scouter {self.tag}"},
         )
+        await self.connection.connect(timeout=10)
         self.connection.close_callbacks.add(self._closed)
         channel = self.channel = await self.connection.channel(publisher_confirms=False)
         channel.close_callbacks.add(self._closed)
@@ -225,7 +230,7 @@ class RabbitConsumerActor:
                         deleted += count
                         if count < PRUNE_CHUNK:
                             break
-            except (*UNAVAILABLE, RuntimeError, trio.TooSlowError) as exc:
+            except (*UNAVAILABLE, trio.TooSlowError) as exc:
                 log.warning("%s: pruning old message digests failed (%r); trying again later", self.name, exc)
             if deleted:
                 log.info("%s: pruned %d message digests older than %.0f s", self.name, deleted, retention)
@@ -320,7 +325,7 @@ class RabbitConsumerActor:
             try:
                 rows = await self.database.get().fetch(DIGESTS_PRESENT, digests)
                 break
-            except (*UNAVAILABLE, RuntimeError) as exc:
+            except UNAVAILABLE as exc:
                 log.warning("%s: cannot check stored digests (%r); retrying", self.name, exc)
                 await trio.sleep(1)
         return {bytes(r["digest"]): r["unacked"] for r in rows}
