@@ -52,7 +52,7 @@ from scouter.sql import (
 )
 
 from .archive_store import ObjectStore, StoreHandle, get_object, merge_parquet, put_object
-from .database import UNAVAILABLE, DatabaseHandle
+from .database import UNAVAILABLE, DatabaseHandle, acquire
 
 log = logging.getLogger("actors.archive_compactor")
 
@@ -111,7 +111,7 @@ class CompactionReport:
 
 
 async def _try_lock(pool: asyncpg.Pool, wait: float) -> asyncpg.Connection | None:
-    conn = await pool.acquire(timeout=wait)
+    conn = await acquire(pool, wait)  # a connection refused is an outage (DatabaseUnavailable), waited out
     try:
         if await conn.fetchval("SELECT pg_try_advisory_lock($1)", ARCHIVE_LOCK_KEY):
             return conn
