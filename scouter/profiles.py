@@ -59,6 +59,7 @@ __all__ = [
     "SpcFeatureLimits",
     "parse_profile",
     "profile_from_data",
+    "superset_document",
     "tagged",
     "to_json",
 ]
@@ -288,8 +289,12 @@ class PsiDriftProfile(_Common):
 
 @attrs.frozen
 class CustomAlertCondition:
+    """A metric's condition in either spelling: 0.6.4 ``alert_threshold_value``, 0.25 ``delta`` (the same margin)
+    and ``baseline_value`` (0.6.4 took the baseline from the profile's ``metrics``)."""
+
     alert_threshold: str  # "Below" | "Above" | "Outside"
     alert_threshold_value: float | None
+    baseline_value: float | None = None
 
 
 @attrs.frozen
@@ -330,6 +335,15 @@ class CustomDriftProfile(_Common):
         """``{metric: (alert_threshold, alert_threshold_value or None)}``; empty when the profile has none."""
         conditions = self.config.alert_config.alert_conditions or {}
         return {name: (c.alert_threshold, c.alert_threshold_value) for name, c in conditions.items()}
+
+    @property
+    def baselines(self) -> dict[str, float]:
+        """Each metric's baseline: the condition's ``baseline_value`` (0.25), else the profile's ``metrics`` value."""
+        baselines = dict(self.metrics)
+        for name, condition in (self.config.alert_config.alert_conditions or {}).items():
+            if condition.baseline_value is not None:
+                baselines[name] = condition.baseline_value
+        return baselines
 
 
 DriftProfile: TypeAlias = SpcDriftProfile | PsiDriftProfile | CustomDriftProfile
@@ -565,13 +579,49 @@ def _custom_profile(root: dict[str, Any]) -> CustomDriftProfile:
 
 def _condition(path: str, value: object) -> CustomAlertCondition:
     raw = _object(path, value)
-    threshold_value = raw.get("alert_threshold_value")
+    key = "alert_threshold_value" if raw.get("alert_threshold_value") is not None else "delta"
+    threshold_value = raw.get(key)
+    baseline = raw.get("baseline_value")
     return CustomAlertCondition(
         alert_threshold=_one_of(f"{path}.alert_threshold", _get(path, raw, "alert_threshold"), ALERT_THRESHOLDS),
-        alert_threshold_value=None
-        if threshold_value is None
-        else _float(f"{path}.alert_threshold_value", threshold_value),
+        alert_threshold_value=None if threshold_value is None else _float(f"{path}.{key}", threshold_value),
+        baseline_value=None if baseline is None else _float(f"{path}.baseline_value", baseline),
     )
+
+
+#: What scouter-ml 0.25 requires of a PSI profile and 0.6.4 never wrote; the bins themselves are explicit, so the
+#: value is only there to be parsed (server-v025.md §13.4, the verified default).
+DEFAULT_BINNING_STRATEGY: Final = {"QuantileBinning": {"num_bins": 10}}
+
+
+def superset_document(drift_type: str, document: dict[str, Any], uid: str, version: str) -> dict[str, Any]:
+    """A stored profile document as both clients accept it (server-v025.md §13.4): ``config.uid`` and
+    ``config.version`` of the entity, a PSI ``binning_strategy`` when missing, and every custom condition in both
+    spellings. `document` is not modified."""
+    doc: dict[str, Any] = orjson.loads(orjson.dumps(document))
+    config = doc.get("config")
+    if not isinstance(config, dict):
+        return doc
+    config["uid"] = uid
+    config["version"] = version
+    if drift_type == "Psi":
+        config.setdefault("binning_strategy", DEFAULT_BINNING_STRATEGY)
+    elif drift_type == "Custom":
+        metrics = doc.get("metrics") if isinstance(doc.get("metrics"), dict) else {}
+        alert = config.get("alert_config")
+        conditions = alert.get("alert_conditions") if isinstance(alert, dict) else None
+        if isinstance(conditions, dict):
+            for metric, condition in conditions.items():
+                if not isinstance(condition, dict):
+                    continue
+                margin = condition.get("alert_threshold_value")
+                if margin is None:
+                    margin = condition.get("delta")
+                condition["alert_threshold_value"] = margin
+                condition["delta"] = margin
+                if condition.get("baseline_value") is None:
+                    condition["baseline_value"] = metrics.get(metric, 0.0)
+    return doc
 
 
 # --- shared pieces ------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter
 from quart import Quart
 from quart_schema import (
@@ -34,8 +35,11 @@ from quart_schema import (
     security_scheme,
     tag,
 )
+from quart_schema.conversion import MSGSPEC_REF_TEMPLATE
 from quart_schema.openapi import QUART_SCHEMA_HIDDEN_ATTRIBUTE
 from werkzeug.routing.rules import Rule
+
+from scouter import wire_v025
 
 T = TypeVar("T", bound=Callable[..., Any])
 
@@ -595,8 +599,9 @@ class ObservabilityRecord(BaseModel):
 
 
 class ServerRecords(BaseModel):
-    """Drift records, each externally tagged by its kind; the client sends one kind of one profile per message.
-    Write permission is checked on the first record's space."""
+    """Drift records, each externally tagged by its kind; a 0.6.4 record names its entity by space/name/version, a
+    0.25 record by `uid` (those members of the union are `scouter.wire_v025`'s, added when the document is built).
+    Write permission is checked on every record's space."""
 
     records: list[SpcRecord | PsiRecord | CustomRecord | ObservabilityRecord]
 
@@ -977,6 +982,14 @@ def openapi_document(app: Quart) -> dict[str, Any]:
         app.config.setdefault("QUART_SCHEMA_CONVERSION_PREFERENCE", "pydantic")
         app.config.setdefault("QUART_SCHEMA_CONVERT_CASING", False)
         schema = _Provider(app, _extension()).schema()
+        # quart-schema inlines a msgspec struct's own schema but not the structs it refers to: add them all.
+        _, msgspec_components = msgspec.json.schema_components(wire_v025.SHAPES, ref_template=MSGSPEC_REF_TEMPLATE)
+        components = schema["components"]["schemas"]
+        for name, component in msgspec_components.items():
+            components.setdefault(name, component)
+        # ServerRecords takes the records of both clients: add the 0.25 members to its union.
+        union = components["ServerRecords"]["properties"]["records"]["items"]["anyOf"]
+        union.extend({"$ref": MSGSPEC_REF_TEMPLATE.format(name=item.__name__)} for item in wire_v025.UID_RECORD_ITEMS)
         # written here in OpenAPI's own spelling: quart-schema's scheme classes drop `description`
         schema["components"]["securitySchemes"] = copy.deepcopy(SECURITY_SCHEMES)
         cached = app.extensions["scouter_openapi"] = _plain(schema)

@@ -44,6 +44,15 @@ from ._drift import (
     SPC_BUCKETS,
     SPC_UNARCHIVED_BUCKETS,
 )
+from ._entities import (
+    ALERTS_PAGE_NEXT,
+    ALERTS_PAGE_PREVIOUS,
+    DEACTIVATE_OTHER_ENTITIES,
+    ENTITIES_BY_UID,
+    FAMILY_VERSIONS,
+    LOCK_VERSION_FAMILY,
+    REGISTER_VERSION,
+)
 from ._migrations import MIGRATION_LOCK_KEY, MIGRATIONS, Migration
 from ._partitions import (
     LIST_PARTITIONS,
@@ -80,6 +89,8 @@ from ._profiles import (
 )
 
 __all__ = [
+    "ALERTS_PAGE_NEXT",
+    "ALERTS_PAGE_PREVIOUS",
     "ARCHIVE_BUCKETS",
     "ARCHIVE_CUSTOM_BUCKETS",
     "ARCHIVE_LOCK_KEY",
@@ -92,9 +103,12 @@ __all__ = [
     "CUSTOM_BUCKETS",
     "CUSTOM_SAMPLES",
     "CUSTOM_UNARCHIVED_BUCKETS",
+    "DEACTIVATE_OTHER_ENTITIES",
     "DEACTIVATE_OTHER_VERSIONS",
     "DISPATCH_PLAN_LOCK_KEY",
     "DUE_COUNTS",
+    "ENTITIES_BY_UID",
+    "FAMILY_VERSIONS",
     "GET_PROFILE",
     "INSERT_ALERTS",
     "INSERT_ARCHIVE_LOG",
@@ -105,6 +119,7 @@ __all__ = [
     "LIST_PROFILES",
     "LOCK_ALERTS",
     "LOCK_LEASE",
+    "LOCK_VERSION_FAMILY",
     "MARK_PLANNED",
     "MIGRATIONS",
     "MIGRATION_LOCK_KEY",
@@ -120,6 +135,7 @@ __all__ = [
     "PURGE_DELIVERIES",
     "RECORD_ATTEMPT",
     "RECORD_FAILURE",
+    "REGISTER_VERSION",
     "RELEASE_LEASE",
     "RESCHEDULE",
     "ROLL_UP_ALERTS",

@@ -251,10 +251,19 @@ CREATE TABLE scouter.alert_delivery (
 CREATE INDEX alert_delivery_due ON scouter.alert_delivery (next_attempt_at) WHERE state = 'pending';
 """
 
+# scouter-ml 0.25 names every entity by a uid (server-v025.md §4): `drift_profile.uid` is that uid, and the stored
+# profile carries it in config.uid (the 0.25 client refuses a profile without one). Rows registered before carry
+# the uid from now on; registrations write it themselves.
+_PROFILE_UIDS = """
+UPDATE scouter.drift_profile SET profile = jsonb_set(profile, '{config,uid}', to_jsonb(uid))
+WHERE jsonb_typeof(profile -> 'config') = 'object' AND (profile -> 'config' ->> 'uid') IS DISTINCT FROM uid;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "default partitions", _DEFAULT_PARTITIONS),
     Migration(10, "drift engine leases", _DRIFT_ENGINE_LEASES),
     Migration(20, "alert dispatch outbox", _ALERT_DISPATCH),
     Migration(30, "archive parts", _ARCHIVE_PARTS),
+    Migration(200, "profile uids in the stored profiles", _PROFILE_UIDS),
 )
