@@ -936,7 +936,12 @@ def _header_name(name: str) -> str:
 def _mark_required(
     parameters: list[dict[str, Any]], model: type, wire_name: Callable[[str], str]
 ) -> list[dict[str, Any]]:
-    required = {wire_name(name) for name in TypeAdapter(model).json_schema().get("required", ())}
+    if isinstance(model, type) and issubclass(model, msgspec.Struct):
+        schema = msgspec.json.schema(model)
+        schema = schema["$defs"][model.__name__] if "$defs" in schema else schema
+    else:
+        schema = TypeAdapter(model).json_schema()
+    required = {wire_name(name) for name in schema.get("required", ())}
     for parameter in parameters:
         parameter["required"] = parameter["name"] in required
     return parameters
@@ -988,8 +993,12 @@ def openapi_document(app: Quart) -> dict[str, Any]:
         for name, component in msgspec_components.items():
             components.setdefault(name, component)
         # ServerRecords takes the records of both clients: add the 0.25 members to its union.
-        union = components["ServerRecords"]["properties"]["records"]["items"]["anyOf"]
-        union.extend({"$ref": MSGSPEC_REF_TEMPLATE.format(name=item.__name__)} for item in wire_v025.UID_RECORD_ITEMS)
+        uid_items = [{"$ref": MSGSPEC_REF_TEMPLATE.format(name=item.__name__)} for item in wire_v025.UID_RECORD_ITEMS]
+        for path in ("/scouter/drift", "/scouter/message"):
+            body = schema["paths"].get(path, {}).get("post", {}).get("requestBody")
+            if body is not None:
+                records = body["content"]["application/json"]["schema"]["properties"]["records"]
+                records["items"]["anyOf"] = [*records["items"]["anyOf"], *uid_items]
         # written here in OpenAPI's own spelling: quart-schema's scheme classes drop `description`
         schema["components"]["securitySchemes"] = copy.deepcopy(SECURITY_SCHEMES)
         cached = app.extensions["scouter_openapi"] = _plain(schema)
