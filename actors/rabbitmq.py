@@ -48,10 +48,12 @@ from ._consuming import (
     hook,
     merge,
     quarantine_step,
+    resolve_entities,
     store,
     store_or_split,
 )
 from .database import UNAVAILABLE, DatabaseHandle
+from .entity_cache import EntityCache
 from .health import HealthBoard
 from .metrics import ScouterMetrics
 from .writer import InboxSender
@@ -161,6 +163,7 @@ class RabbitConsumerActor:
     backoff: Backoff = attrs.Factory(Backoff)
     _reachable: bool = False
     _connected_since: float | None = None
+    entities: EntityCache = attrs.Factory(EntityCache)  # uid -> entity of 0.25 records
 
     @property
     def name(self) -> str:
@@ -269,6 +272,10 @@ class RabbitConsumerActor:
             items, skipped = await self._drop_stored(items)
             duplicates += skipped
         if items:
+            decoded = await resolve_entities(
+                self.name, [i.decoded for i in items], self.entities, self.database, self.metrics, TRANSPORT
+            )
+            items = [attrs.evolve(item, decoded=d) for item, d in zip(items, decoded, strict=True)]
             await self._store_or_split(items)
         if duplicates:
             self.metrics.broker_messages_duplicate.labels(TRANSPORT).inc(duplicates)
