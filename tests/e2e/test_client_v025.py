@@ -157,7 +157,7 @@ while page.has_next and len(pages) < 10:
                                                          direction="next"))
     pages.append([[a.id, a.entity_name, a.active, a.created_at.tzinfo is not None] for a in page.items])
 everything = client.get_alerts(DriftAlertPaginationRequest(uid=uids["spc"]))
-print(json.dumps({"answers": answers, "downloads": downloads, "done": done, "result": result,
+print("REPORT " + json.dumps({"answers": answers, "downloads": downloads, "done": done, "result": result,
                   "expected": {"spc": expected_spc, "mae": expected_mae}, "pages": pages,
                   "all_alerts": [a.id for a in everything.items]}))
 """
@@ -167,11 +167,18 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
+def _report(stdout: str) -> dict[str, Any]:
+    """The script's report line (the client's Rust logger may write to stdout too)."""
+    lines = [line for line in stdout.splitlines() if line.startswith("REPORT ")]
+    assert lines, stdout[-3000:]
+    report: dict[str, Any] = json.loads(lines[-1].removeprefix("REPORT "))
+    return report
+
+
 def run_v025(script: str, env: dict[str, str], timeout: float = 240.0) -> dict[str, Any]:
     result = run_client(script, env, timeout, python=CLIENT_V025_PYTHON)
     assert 0 == result.returncode, result.stderr[-4000:]
-    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return report
+    return _report(result.stdout)
 
 
 def test_v025_client_http_path(live_server: LiveServer) -> None:
@@ -273,7 +280,7 @@ alerts = []
 while time.monotonic() < deadline and not alerts:
     alerts = client.get_alerts(DriftAlertPaginationRequest(uid=uids["spc"], active=True)).items
     time.sleep(0.5)
-print(json.dumps({"uids": uids, "spc": {f: list(m.values) for f, m in spc.features.items()},
+print("REPORT " + json.dumps({"uids": uids, "spc": {f: list(m.values) for f, m in spc.features.items()},
                   "custom": {m: [s.avg for s in v.stats] for m, v in custom.metrics.items()},
                   "alerts": sorted({a.entity_name for a in alerts})}))
 """
@@ -292,7 +299,9 @@ for alias, drift_type, version in (("spc", DriftType.Spc, "1.0.0"), ("psi", Drif
                                    ("custom", DriftType.Custom, "2.1.0")):
     path = client.download_profile(GetProfileRequest(name="model", space=SPACE, version=version,
                                                      drift_type=drift_type), scratch / f"{alias}.json")
-    report["downloads"][alias] = json.loads(Path(path).read_text())["config"]["uid"]
+    doc = json.loads(Path(path).read_text())
+    # 0.6.4 writes its own re-serialisation, without the fields it does not know (config.uid)
+    report["downloads"][alias] = (next(iter(doc.values())) if len(doc) == 1 else doc)["config"]["version"]
     binned = client.get_binned_drift(DriftRequest(name="model", space=SPACE, version=version,
                                                   time_interval=TimeInterval.OneHour, max_data_points=1,
                                                   drift_type=drift_type))
@@ -325,7 +334,7 @@ def test_cross_client_reads(live_server: LiveServer) -> None:
     assert 0 == read64.returncode, f"{read64.stderr[-3000:]}\n{live_server.log()[-3000:]}"
     report = json.loads(read64.stdout.strip().splitlines()[-1])
     for alias in ("spc", "psi", "custom"):
-        assert fed25["answers"][alias][0] == report["downloads"][alias]
+        assert fed25["answers"][alias][1] == report["downloads"][alias]
     for feature, values in fed25["result"]["spc"].items():
         assert _close(values[0], report["spc"][feature][0])
     assert _close(fed25["result"]["custom"]["mae"][0][0], report["custom"]["mae"][0])
@@ -340,12 +349,12 @@ for profile in registered.values():
 if os.environ["E2E_TRANSPORT"] == "kafka":
     transport = KafkaConfig(brokers=os.environ["KAFKA_BROKERS"], topic=os.environ["KAFKA_TOPIC"])
 else:
-    transport = RabbitMQConfig(address=os.environ["RABBITMQ_ADDR"], queue=os.environ["RABBITMQ_QUEUE"])
+    transport = RabbitMQConfig(queue=os.environ["RABBITMQ_QUEUE"])  # the address from RABBITMQ_ADDR
 queue = ScouterQueue.from_path(saved(registered), transport)
 time.sleep(1)
 feed(queue)
-print(json.dumps({"uids": {a: [p.config.uid, p.config.version] for a, p in registered.items()},
-                  "expected": {"spc": expected_spc, "mae": expected_mae}}), flush=True)
+print("REPORT " + json.dumps({"uids": {a: [p.config.uid, p.config.version] for a, p in registered.items()},
+                             "expected": {"spc": expected_spc, "mae": expected_mae}}), flush=True)
 done = Path(os.environ["E2E_DONE"])
 deadline = time.monotonic() + 90
 while not done.exists() and time.monotonic() < deadline:
@@ -391,7 +400,7 @@ def test_v025_queue_over_a_broker(
             done.touch()
         result = client.result()
         assert 0 == result.returncode, f"{result.stderr[-3000:]}\nserver log:\n{server.log()[-4000:]}"
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = _report(result.stdout)
     assert (120, 30, 4) == stored()
     assert [] == query(dsn, "SELECT source, reason FROM scouter.quarantine")
     versions = {
