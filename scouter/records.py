@@ -391,8 +391,33 @@ def _first_space(items: list[Any]) -> str | None:
     return space if type(space) is str else None
 
 
+_LABELS: Final = {"Spc": "feature", "Custom": "metric"}
+
+
 def _uid_row(kind: str, body: dict[str, Any], texts: set[str]) -> UidRow:
-    """A 0.25 record, decoded by its declared shape; its text fields screened as the 0.6.4 ones are."""
+    """A 0.25 record, decoded by its declared shape; its text fields screened as the 0.6.4 ones are.
+
+    The client's own form of an SPC or custom record (every field of its exact type) takes a fast path that accepts
+    exactly what the declaration accepts; anything else is converted through the declaration, which words the error.
+    """
+    label_field = _LABELS.get(kind)
+    if label_field is not None:
+        uid, label, value = body.get("uid"), body.get(label_field), body.get("value")
+        if (
+            type(uid) is str
+            and uid
+            and type(label) is str
+            and type(value) is float
+            and type(body.get("entity_id", 0)) is int
+            and "created_at" in body
+        ):
+            if uid not in texts:
+                _check_text("uid", uid, texts)
+            if label not in texts:
+                _check_text(label_field, label, texts)
+            if value - value != 0.0:
+                raise _Invalid("value", f"must be a finite number, got {value!r}")
+            return (kind, uid, _created_at(body["created_at"]), label, value, None)
     try:
         record = msgspec.convert(body, _UID_SHAPES[kind])
     except msgspec.ValidationError as exc:
