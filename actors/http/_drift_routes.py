@@ -51,7 +51,7 @@ from scouter.wire_v025 import DriftQueryParams, ShapeError, decode
 from ..archive_reader import ArchiveReadError
 from ..writer import write
 from ._context import context
-from ._guard import guarded, identity, json_body
+from ._guard import guarded, identity, json_object
 from ._openapi import (
     BEARER,
     BODY_ERRORS,
@@ -127,7 +127,7 @@ def count_dropped(batch: DecodedBatch, transport: str, metrics: Any) -> None:
 async def _ingest(answer: bytes) -> Response:
     """Both ingest routes: records of either client, each filed under its own entity; 200 once committed."""
     ctx = context()
-    body = await json_body()  # parsed once
+    body = await json_object()  # parsed once; a non-object is a 422, as before
     space = first_space(body)
     if space is not MISSING_SPACE:  # a 0.6.4 first record: refuse a non-writer before decoding, as always
         denied = _denied((space,))

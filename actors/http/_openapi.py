@@ -518,6 +518,7 @@ class ProfileSummary(_Closed):
     name: str
     version: str
     drift_type: DriftType
+    uid: str = Field(description="The entity uid (scouter-ml 0.25 names the profile by it).")
     active: bool
     schedule: str
     next_run: datetime | None

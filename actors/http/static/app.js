@@ -114,12 +114,13 @@ async function openProfiles() {
 function renderProfiles() {
   const filter = $("#profile-filter").value.trim().toLowerCase();
   const shown = state.profiles.filter((p) =>
-    !filter || [p.space, p.name, p.version, p.drift_type].some((v) => v.toLowerCase().includes(filter)));
+    !filter || [p.space, p.name, p.version, p.drift_type, p.uid].some((v) => v.toLowerCase().includes(filter)));
   const rows = shown.map((p) => element("tr", {},
     element("td", { text: p.space }),
     element("td", {}, element("a", { text: p.name, attributes: { href: profileHash(p) } })),
     element("td", { text: p.version }),
     element("td", {}, element("span", { className: `badge ${p.drift_type.toLowerCase()}`, text: p.drift_type })),
+    element("td", { className: "mono", text: p.uid }),
     element("td", {}, element("span", { className: p.active ? "state on" : "state off",
       text: p.active ? "active" : "inactive" })),
     element("td", { className: "mono", text: p.schedule }),
