@@ -59,7 +59,6 @@ __all__ = [
     "SpcFeatureLimits",
     "parse_profile",
     "profile_from_data",
-    "superset_document",
     "tagged",
     "to_json",
 ]
@@ -587,41 +586,6 @@ def _condition(path: str, value: object) -> CustomAlertCondition:
         alert_threshold_value=None if threshold_value is None else _float(f"{path}.{key}", threshold_value),
         baseline_value=None if baseline is None else _float(f"{path}.baseline_value", baseline),
     )
-
-
-#: What scouter-ml 0.25 requires of a PSI profile and 0.6.4 never wrote; the bins themselves are explicit, so the
-#: value is only there to be parsed (server-v025.md §13.4, the verified default).
-DEFAULT_BINNING_STRATEGY: Final = {"QuantileBinning": {"num_bins": 10}}
-
-
-def superset_document(drift_type: str, document: dict[str, Any], uid: str, version: str) -> dict[str, Any]:
-    """A stored profile document as both clients accept it (server-v025.md §13.4): ``config.uid`` and
-    ``config.version`` of the entity, a PSI ``binning_strategy`` when missing, and every custom condition in both
-    spellings. `document` is not modified."""
-    doc: dict[str, Any] = orjson.loads(orjson.dumps(document))
-    config = doc.get("config")
-    if not isinstance(config, dict):
-        return doc
-    config["uid"] = uid
-    config["version"] = version
-    if drift_type == "Psi":
-        config.setdefault("binning_strategy", DEFAULT_BINNING_STRATEGY)
-    elif drift_type == "Custom":
-        metrics = doc.get("metrics") if isinstance(doc.get("metrics"), dict) else {}
-        alert = config.get("alert_config")
-        conditions = alert.get("alert_conditions") if isinstance(alert, dict) else None
-        if isinstance(conditions, dict):
-            for metric, condition in conditions.items():
-                if not isinstance(condition, dict):
-                    continue
-                margin = condition.get("alert_threshold_value")
-                if margin is None:
-                    margin = condition.get("delta")
-                condition["alert_threshold_value"] = margin
-                condition["delta"] = margin
-                if condition.get("baseline_value") is None:
-                    condition["baseline_value"] = metrics.get(metric, 0.0)
-    return doc
 
 
 # --- shared pieces ------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from scouter.profile_requests import (
     parse_profile_request,
     parse_profile_status,
 )
-from scouter.profiles import superset_document
+from scouter.profile_superset import superset_document
 from scouter.sql import (
     DEACTIVATE_OTHER_ENTITIES,
     DEACTIVATE_OTHER_VERSIONS,

@@ -11,7 +11,8 @@ import pytest
 from scouter.alert_pages import alert_map
 from scouter.checks import custom_findings
 from scouter.entities import Entity, UnknownUid, resolve_uids
-from scouter.profiles import CustomDriftProfile, parse_profile, superset_document
+from scouter.profile_superset import superset_document
+from scouter.profiles import CustomDriftProfile, parse_profile
 from scouter.records import DecodeError, decode_server_records
 from scouter.versions import VersionError, next_version
 from scouter.wire_v025 import AlertMap, CustomAlertBody, PsiAlertBody, SpcAlertBody
