@@ -56,7 +56,7 @@ WHERE space = $1 AND name = $2 AND version = $3 AND drift_type = $4
   AND ($5::boolean IS NULL OR active = $5)
   AND ($6::timestamptz IS NULL OR created_at >= $6)
   AND ($7::timestamptz IS NULL OR created_at < $7)
-  AND ($8::timestamptz IS NULL OR (created_at, id) < ($8, $9::integer))
+  AND ($8::timestamptz IS NULL OR (created_at, id) < ($8, $9::bigint))
 ORDER BY created_at DESC, id DESC
 LIMIT $10
 """
@@ -66,7 +66,7 @@ WHERE space = $1 AND name = $2 AND version = $3 AND drift_type = $4
   AND ($5::boolean IS NULL OR active = $5)
   AND ($6::timestamptz IS NULL OR created_at >= $6)
   AND ($7::timestamptz IS NULL OR created_at < $7)
-  AND ($8::timestamptz IS NULL OR (created_at, id) > ($8, $9::integer))
+  AND ($8::timestamptz IS NULL OR (created_at, id) > ($8, $9::bigint))
 ORDER BY created_at ASC, id ASC
 LIMIT $10
 """
