@@ -191,6 +191,8 @@ async def test_alerts_are_paged_and_typed_for_0_25_and_listed_for_0_6_4(client_a
     inactive = await (await client_api.post("/scouter/alerts", {**request, "active": False})).get_json()
     assert [] == inactive["items"]  # 0.25's active=false: the inactive ones only
     assert 404 == (await client_api.post("/scouter/alerts", {**request, "uid": "nope"})).status_code
+    big = {**following, "cursor_id": 3_000_000_000}  # the client's cursor id is an i64
+    assert 200 == (await client_api.post("/scouter/alerts", big)).status_code
     listed = await client_api.get("/scouter/alerts", {"space": "cap25", "name": "model", "version": "1.0.0"})
     assert 3 == len((await listed.get_json())["alerts"])
 
