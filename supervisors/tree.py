@@ -38,6 +38,7 @@ from actors.archive_store import StoreHandle
 from actors.archiver import ArchiverActor
 from actors.database import DatabaseActor, DatabaseHandle
 from actors.dispatcher import Dispatcher, dispatcher_grace
+from actors.entity_cache import EntityCache
 from actors.health import HealthBoard
 from actors.http import API_BLUEPRINTS, HttpContext, Readiness, create_app, serve_http
 from actors.kafka import KafkaConsumerActor
@@ -114,14 +115,18 @@ def _consumers(
 ) -> list[ChildSpec]:
     """The broker consumers, one_for_one (they reconnect by themselves); none when no broker is configured."""
     actors: list[KafkaConsumerActor | RabbitConsumerActor] = []
+
+    def entities() -> EntityCache:  # each consumer keeps its own uid -> entity lookups
+        return EntityCache(settings.database.entity_cache_size)
+
     if settings.kafka is not None:
         actors += [
-            KafkaConsumerActor(settings.kafka, i, db, writer, board, process.metrics)
+            KafkaConsumerActor(settings.kafka, i, db, writer, board, process.metrics, entities=entities())
             for i in range(settings.kafka.workers)
         ]
     if settings.rabbitmq is not None:
         actors += [
-            RabbitConsumerActor(settings.rabbitmq, i, db, writer, board, process.metrics)
+            RabbitConsumerActor(settings.rabbitmq, i, db, writer, board, process.metrics, entities=entities())
             for i in range(settings.rabbitmq.consumers)
         ]
     if not actors:

@@ -40,7 +40,9 @@ class HttpContext:
     #: Verified tokens and recently read user rows (see _auth_cache for what that costs in staleness).
     auth_cache: AuthCache = attrs.Factory(AuthCache)
     #: uid -> entity of scouter-ml 0.25 requests (uids never change their entity, so entries never go stale).
-    entities: EntityCache = attrs.Factory(EntityCache)
+    entities: EntityCache = attrs.Factory(
+        lambda self: EntityCache(self.settings.database.entity_cache_size), takes_self=True
+    )
     #: What the server learned at run time (bound URLs...), for logs and tests.
     services: dict[str, Any] = attrs.Factory(dict)
 
