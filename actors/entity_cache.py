@@ -34,6 +34,8 @@ class EntityCache:
         found: dict[str, Entity] = {}
         missing: list[str] = []
         for uid in uids:
+            if "\x00" in uid:  # PostgreSQL text cannot hold NUL, so no profile has such a uid (and asking fails)
+                continue
             entity = self._cache.get(uid)
             if entity is None:
                 missing.append(uid)

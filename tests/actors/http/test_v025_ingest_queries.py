@@ -143,6 +143,7 @@ async def test_drift_query_refuses_unknown_uids_and_uids_of_another_space(client
     ent = await entities(client_api)
     query = {"uid": ent["spc"]["uid"], "space": "cap25", "time_interval": "OneHour", "max_data_points": "10"}
     assert 404 == (await client_api.get("/scouter/drift/spc", {**query, "uid": "nope"})).status_code
+    assert 404 == (await client_api.get("/scouter/drift/spc", {**query, "uid": "a\x00b"})).status_code
     assert 404 == (await client_api.get("/scouter/drift/psi", query)).status_code  # an SPC uid on the PSI route
     await client_api.api.create_user("otherreader", permissions=["read:other"])
     token = await client_api.api.login("otherreader", "otherreader")
