@@ -322,7 +322,8 @@ def decode_records_data(data: object) -> DecodedBatch:
                 raise DecodeError(f"records[{index}]: unknown record kind {_show(kind)}")
             if type(body) is not dict:
                 raise _Invalid("", f"expected an object, got {_show(body)}")
-            if "uid" in body and kind != "Observability":
+            if "uid" in body and "space" not in body and kind != "Observability":
+                # a 0.25 record (neither client sends both; a record naming space/name/version is read as 0.6.4)
                 uid_rows.append(_uid_row(kind, body, texts))
             elif kind == "Spc":
                 space, name, version = body["space"], body["name"], body["version"]
