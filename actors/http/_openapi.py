@@ -15,7 +15,6 @@ Swagger UI page whose files come from the `swagger-ui-py` package.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -146,18 +145,6 @@ class LoginHeaders(BaseModel):
     password: str = Field(description="The password (header `Password`).")
 
 
-TimeInterval = Literal[
-    "FiveMinutes",
-    "FifteenMinutes",
-    "ThirtyMinutes",
-    "OneHour",
-    "ThreeHours",
-    "SixHours",
-    "TwelveHours",
-    "TwentyFourHours",
-    "TwoDays",
-    "FiveDays",
-]
 DriftType = Literal["Spc", "Psi", "Custom"]
 _INT32 = 2**31 - 1
 
@@ -173,20 +160,6 @@ Segment = Annotated[
 ]
 #: Text PostgreSQL can store: no NUL.
 Text = Annotated[str, Field(pattern=r"^[^\u0000]*$")]
-
-
-class DriftRequest(BaseModel):
-    """A binned drift query: the entity, the window (the last `time_interval`, or `[begin, end]` when both custom
-    datetimes are given) and how many points at most (the bucket width is the window / `max_data_points`)."""
-
-    space: Segment
-    name: Annotated[Segment, Field(examples=["model"])]
-    version: Annotated[Segment, Field(examples=["1.0.0"])]
-    time_interval: TimeInterval
-    max_data_points: int = Field(ge=1, le=_INT32, examples=[100])
-    drift_type: DriftType
-    begin_custom_datetime: datetime | None = None
-    end_custom_datetime: datetime | None = None
 
 
 class GetProfileRequest(BaseModel):
@@ -282,42 +255,6 @@ class UpdateUserRequest(BaseModel):
 
 
 # --- profiles -------------------------------------------------------------------------------------------------------
-
-
-_CUSTOM_PROFILE = {
-    "config": {
-        "sample_size": 25,
-        "space": "cap",
-        "name": "model",
-        "version": "1.0.0",
-        "alert_config": {
-            "dispatch_config": {"Console": {"enabled": True}},
-            "schedule": "0 0 0 * * *",
-            "alert_conditions": {"mae": {"alert_threshold": "Above", "alert_threshold_value": 0.5}},
-        },
-        "drift_type": "Custom",
-    },
-    "metrics": {"mae": 1.0},
-    "scouter_version": "0.6.4",
-}
-
-
-class ProfileRequest(BaseModel):
-    """A profile to register or update: `profile` is the profile document as a JSON *string* (the client's
-    `model_dump_json()`); `space` must be the profile's own `config.space`."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"space": "cap", "drift_type": "Custom", "profile": json.dumps(_CUSTOM_PROFILE, indent=2)}]
-        }
-    )
-
-    space: Segment
-    drift_type: DriftType
-    profile: str = Field(
-        description="The profile JSON (see SpcDriftProfile, PsiDriftProfile, CustomDriftProfile), as a string.",
-        json_schema_extra={"contentMediaType": "application/json"},
-    )
 
 
 class ProfileStatusRequest(BaseModel):
