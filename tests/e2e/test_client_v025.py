@@ -248,8 +248,9 @@ while time.monotonic() < deadline:
     got = client.get_binned_drift(DriftRequest(name="model", space=SPACE, version="1.0.0",
                                                time_interval=TimeInterval.OneHour, max_data_points=1,
                                                drift_type=DriftType.Spc))
-    if all(len(got.features.get(f, type("x", (), {"values": []})).values) == 1 for f in expected):
-        break
+    values = {f: list(m.values) for f, m in got.features.items()}
+    if all(len(values.get(f, [])) == 1 and abs(values[f][0] - mean) < 1e-9 for f, mean in expected.items()):
+        break  # every sample is stored
     time.sleep(0.5)
 queue.shutdown()
 print(json.dumps({"expected": expected}))

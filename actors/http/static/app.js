@@ -120,12 +120,12 @@ function renderProfiles() {
     element("td", {}, element("a", { text: p.name, attributes: { href: profileHash(p) } })),
     element("td", { text: p.version }),
     element("td", {}, element("span", { className: `badge ${p.drift_type.toLowerCase()}`, text: p.drift_type })),
-    element("td", { className: "mono", text: p.uid }),
     element("td", {}, element("span", { className: p.active ? "state on" : "state off",
       text: p.active ? "active" : "inactive" })),
     element("td", { className: "mono", text: p.schedule }),
     element("td", { text: stamp(p.next_run) }),
     element("td", { text: stamp(p.previous_run) }),
+    element("td", { className: "mono", text: p.uid }),
   ));
   $("#profiles-table tbody").replaceChildren(...rows);
   const total = state.profiles.length;
