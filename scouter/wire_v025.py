@@ -192,7 +192,7 @@ class DriftQueryParams(Struct, kw_only=True):
 
     space: str
     time_interval: TimeIntervalName
-    max_data_points: Annotated[int, Meta(ge=1, le=INT32_MAX)]
+    max_data_points: Annotated[Int32, Meta(description="Clamped to 1 … 10 000 buckets.")]
     uid: str | None = None
     name: str | None = None
     version: str | None = None

@@ -21,6 +21,7 @@ pollers never block on it (see actors.alert_channel).
 
 from __future__ import annotations
 
+import datetime
 import functools
 import math
 from collections.abc import Awaitable, Callable
@@ -47,6 +48,7 @@ from actors.metrics import ScouterMetrics
 from actors.poller import DueGauge, Poller, poller_id
 from actors.postgres import EmbeddedPostgres, answers
 from actors.rabbitmq import RabbitConsumerActor
+from actors.users import prepare_users
 from actors.writer import InboxSender, WriterActor, open_inbox
 from config import DEFAULT_DATABASE_URI, Settings
 
@@ -119,14 +121,19 @@ def _consumers(
     def entities() -> EntityCache:  # each consumer keeps its own uid -> entity lookups
         return EntityCache(settings.database.entity_cache_size)
 
+    max_future = datetime.timedelta(seconds=settings.max_future_seconds)
     if settings.kafka is not None:
         actors += [
-            KafkaConsumerActor(settings.kafka, i, db, writer, board, process.metrics, entities=entities())
+            KafkaConsumerActor(
+                settings.kafka, i, db, writer, board, process.metrics, max_future=max_future, entities=entities()
+            )
             for i in range(settings.kafka.workers)
         ]
     if settings.rabbitmq is not None:
         actors += [
-            RabbitConsumerActor(settings.rabbitmq, i, db, writer, board, process.metrics, entities=entities())
+            RabbitConsumerActor(
+                settings.rabbitmq, i, db, writer, board, process.metrics, max_future=max_future, entities=entities()
+            )
             for i in range(settings.rabbitmq.consumers)
         ]
     if not actors:
@@ -176,11 +183,13 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
     )
     app = create_app(http, blueprints=API_BLUEPRINTS)
     writer = WriterActor(inbox_recv, inbox_send, database, process.metrics)
-    database_actor = DatabaseActor(settings.database, uri, database, board, auth=settings.auth)
+    database_actor = DatabaseActor(
+        settings.database, uri, database, board, prepare=functools.partial(prepare_users, auth=settings.auth)
+    )
     children += [
         ChildSpec("database", database_actor.run, shutdown=10),
         ChildSpec("writer", writer.run, shutdown=15),
-        ChildSpec("maintenance", MaintenanceActor(database).run, shutdown=5),
+        ChildSpec("maintenance", MaintenanceActor(database, metrics=process.metrics).run, shutdown=5),
         *_consumers(settings, process, database, inbox_send, board, monitor),
         *_drift(settings, process, database, AlertChannel(alerts_send, process.metrics), monitor),
         *_dispatcher(settings, process, database, alerts_recv),

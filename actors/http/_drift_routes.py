@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import attrs
@@ -24,7 +24,7 @@ import orjson
 import trio
 from quart import Blueprint, Response, g, request
 
-from scouter.auth import Requirement, check
+from scouter.auth import Requirement, can_write, check, first_unwritable
 from scouter.binned import (
     custom_response,
     merge_custom,
@@ -36,7 +36,7 @@ from scouter.binned import (
 from scouter.entities import UnknownUid, resolve_uids, uids_of
 from scouter.profiles import PsiDriftProfile, profile_from_data
 from scouter.queries import DriftQuery, QueryError, entity_drift_query, parse_drift_query
-from scouter.records import DecodedBatch, DecodeError, decode_records_data
+from scouter.records import CreatedAtBounds, DecodedBatch, DecodeError, decode_records_data
 from scouter.sql import (
     CUSTOM_BUCKETS,
     CUSTOM_UNARCHIVED_BUCKETS,
@@ -48,7 +48,7 @@ from scouter.sql import (
 )
 from scouter.wire_v025 import DriftQueryParams, ShapeError, decode
 
-from ..archive_reader import ArchiveReadError
+from ..archive_reader import ArchiveLimitExceeded, ArchiveReadError
 from ..writer import write
 from ._context import context
 from ._guard import guarded, identity, json_object
@@ -76,12 +76,12 @@ MISSING_SPACE = "__missing__"
 
 _QUEUED = orjson.dumps({"status": "success", "message": "Drift records queued for processing"})
 _MESSAGE_QUEUED = orjson.dumps({"status": "success", "message": "Message queued for processing"})
-_WRITE = Requirement.write()
 _NO_PROFILE = "Failed to query records: No Profile found"
 
 
 def first_space(body: Any) -> str:
-    """The space write permission is checked on: the first record's (§2.9); `MISSING_SPACE` when there is none.
+    """The space the guard checks write permission on before decoding: the first record's (§2.9); `MISSING_SPACE`
+    when there is none. Every record's space is checked once the body is decoded (`batch_spaces`).
 
     A body too malformed to name one also gets `MISSING_SPACE`: only a writer of every space gets as far as the
     decoder's precise 400, everyone else a 403.
@@ -100,21 +100,23 @@ def first_space(body: Any) -> str:
 _KINDS = (("spc", "spc_rows"), ("psi", "psi_rows"), ("custom", "custom_rows"), ("observability", "observability_rows"))
 
 
-def _spaces(batch: DecodedBatch) -> set[str]:
-    """Every space the batch writes to (rows are (created_at, name, space, ...); observability rows start with it)."""
+def batch_spaces(batch: DecodedBatch) -> set[str]:
+    """Every distinct space the batch writes to (rows are (created_at, name, space, ...); observability rows start
+    with it)."""
     spaces = {row[2] for rows in (batch.spc_rows, batch.psi_rows, batch.custom_rows) for row in rows}
     spaces.update(row[0] for row in batch.observability_rows)
     return spaces
 
 
 def _denied(spaces: Iterable[str]) -> Response | None:
-    """403 unless the caller may write to every one of `spaces`."""
+    """403 naming the first of `spaces` the caller may not write; None when it may write them all. One record the
+    caller may not write refuses the whole body: nothing is stored."""
     who = identity()
-    for space in sorted(spaces):
-        denied = check(_WRITE, who, space=space)
-        if denied is not None:
-            return json_response(denied.body, denied.status)
-    return None
+    # A writer of every space (the common producer) is not asked about each one.
+    refused = None if can_write(who, "all") else first_unwritable(who, spaces)
+    if refused is None:
+        return None
+    return json_response({"error": "Permission denied", "message": f"no write permission on space {refused!r}"}, 403)
 
 
 def count_dropped(batch: DecodedBatch, transport: str, metrics: Any) -> None:
@@ -130,11 +132,12 @@ async def _ingest(answer: bytes) -> Response:
     body = await json_object()  # parsed once; a non-object is a 422, as before
     space = first_space(body)
     if space is not MISSING_SPACE:  # a 0.6.4 first record: refuse a non-writer before decoding, as always
-        denied = _denied((space,))
+        denied = check(Requirement.write(), identity(), space=space)
         if denied is not None:
-            return denied
+            return json_response(denied.body, denied.status)  # upstream's body, as the guard answered it
     try:
-        batch = decode_records_data(body)
+        bounds = CreatedAtBounds.around(datetime.now(UTC), timedelta(seconds=ctx.settings.max_future_seconds))
+        batch = decode_records_data(body, bounds)
     except DecodeError as exc:
         return json_response({"error": f"Invalid drift records: {exc.reason}"}, 400)
     count_dropped(batch, "http", ctx.metrics)
@@ -150,7 +153,7 @@ async def _ingest(answer: bytes) -> Response:
             return json_response({"error": f"Invalid drift records: {exc.reason}"}, 404)
     # Write permission on every entity the records are filed under (upstream checked only the first record's
     # space at 0.6.4 and nothing at 0.25); a body with nothing to store needs write on every space, as before.
-    denied = _denied(_spaces(batch) or ({MISSING_SPACE} if not batch.dropped else set()))
+    denied = _denied(batch_spaces(batch) or ({MISSING_SPACE} if not batch.dropped else set()))
     if denied is not None:
         return denied
     received = ctx.metrics.records_received
@@ -278,6 +281,8 @@ async def _query(now: datetime, drift_type: str) -> DriftQuery | Response:
 
 
 def _failed(exc: BaseException) -> Response:
+    if isinstance(exc, ArchiveLimitExceeded):
+        return json_response({"error": f"Invalid drift request: {exc}"}, 400)
     if isinstance(exc, ArchiveReadError):
         return json_response({"error": f"Failed to query records: {exc}"}, 500)
     status, detail = database_failure(exc)

@@ -145,3 +145,14 @@ def test_stored_alert_maps_render_as_typed_alerts() -> None:
                                   "alert_threshold_value": "None", "alert_threshold": "Above"})  # fmt: skip
     assert AlertMap(Custom=CustomAlertBody("mae", 1.0, 2.0, None, "Above")) == custom
     assert "None" == alert_map("Spc", {"unexpected": "map"})
+
+
+def test_uid_records_get_the_created_at_bounds_of_every_record() -> None:
+    """A 0.25 record dated 9999 or before 1970 is refused like a 0.6.4 one (SCOUTER_MAX_FUTURE_SECONDS)."""
+    for stamp, fragment in (("9999-12-31T10:00:00Z", "in the future"), ("1969-12-31T23:59:59Z", "before 1970")):
+        record = _spc_uid("u1")
+        record["Spc"]["created_at"] = stamp  # type: ignore[index]
+        with pytest.raises(DecodeError) as caught:
+            decode_server_records(json.dumps({"records": [record]}))
+        assert caught.value.reason.startswith("records[0].Spc.created_at: must not be")
+        assert fragment in caught.value.reason
