@@ -89,7 +89,10 @@ async def test_write_permission_is_checked_on_the_uids_entity_space(client_api: 
     await client_api.api.create_user("otherwriter", permissions=["read:other", "write:other"])
     token = await client_api.api.login("otherwriter", "otherwriter")
     denied = await client_api.post("/scouter/message", {"records": [spc(ent["spc"]["uid"], 1.0)]}, token=token)
-    assert (403, {"error": "Permission denied"}) == (denied.status_code, await denied.get_json())
+    body = await denied.get_json()
+    assert (403, "Permission denied", "no write permission on space 'cap25'") == (
+        denied.status_code, body["error"], body["message"],
+    )  # fmt: skip
     assert 0 == await count(client_api, "spc_drift")
 
 
