@@ -4,16 +4,18 @@ of the real 0.25 and 0.6.4 clients: server-chosen versions, uids, the superset a
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.captures import CAPTURES
 
 from .support import ClientApi, captured
 
 pytestmark = pytest.mark.postgres
 
-CAPTURES_V025 = Path("/work/shared/spec/captures-v025/http")
+#: Requests of the real scouter-ml 0.25.0 client (spec captures-v025/http/003-005, copied verbatim).
+CAPTURES_V025 = CAPTURES / "v025"
 ANSWER_KEYS = {"status", "message", "space", "name", "version", "uid", "active"}
 
 
