@@ -148,16 +148,9 @@ class LoginHeaders(BaseModel):
 DriftType = Literal["Spc", "Psi", "Custom"]
 _INT32 = 2**31 - 1
 
-#: A space, name or version: later one folder of the archive, so not empty, not `.` or `..`, no `/`, `\\` or control
-#: character (scouter.records.check_path_segment).
-Segment = Annotated[
-    str,
-    Field(
-        pattern=r"^[^/\\\u0000-\u001f\u007f-\u009f]+$",
-        json_schema_extra={"not": {"enum": [".", ".."]}},
-        examples=["cap"],
-    ),
-]
+#: A space, name or version: any text upstream stores (`org/model`, `..`, unicode), but not empty and no NUL
+#: (scouter.records.check_entity_name); the archive percent-encodes it into one folder name.
+EntityName = Annotated[str, Field(min_length=1, pattern=r"^[^\u0000]+$", examples=["cap"])]
 #: Text PostgreSQL can store: no NUL.
 Text = Annotated[str, Field(pattern=r"^[^\u0000]*$")]
 
@@ -165,9 +158,9 @@ Text = Annotated[str, Field(pattern=r"^[^\u0000]*$")]
 class GetProfileRequest(BaseModel):
     """Which profile to download."""
 
-    name: Annotated[Segment, Field(examples=["model"])]
-    space: Segment
-    version: Annotated[Segment, Field(examples=["1.0.0"])]
+    name: Annotated[EntityName, Field(examples=["model"])]
+    space: EntityName
+    version: Annotated[EntityName, Field(examples=["1.0.0"])]
     drift_type: DriftType
 
 
@@ -190,9 +183,9 @@ ObservabilityInterval = Literal[
 class ObservabilityMetricRequest(BaseModel):
     """An observability query: the entity, the last `time_interval` (anything else means six hours), points."""
 
-    space: Segment
-    name: Annotated[Segment, Field(examples=["model"])]
-    version: Annotated[Segment, Field(examples=["1.0.0"])]
+    space: EntityName
+    name: Annotated[EntityName, Field(examples=["model"])]
+    version: Annotated[EntityName, Field(examples=["1.0.0"])]
     time_interval: str = Field(json_schema_extra={"examples": ["1hour"]})
     max_data_points: int = Field(ge=1, le=_INT32, examples=[100])
 
@@ -276,9 +269,9 @@ class ProfileStatusRequest(BaseModel):
         }
     )
 
-    name: Annotated[Segment, Field(examples=["model"])]
-    space: Segment
-    version: Annotated[Segment, Field(examples=["1.0.0"])]
+    name: Annotated[EntityName, Field(examples=["model"])]
+    space: EntityName
+    version: Annotated[EntityName, Field(examples=["1.0.0"])]
     active: bool
     drift_type: DriftType | None = None
     deactivate_others: bool = False
@@ -473,9 +466,9 @@ class ProfileList(_Closed):
 
 
 class _Entity(BaseModel):
-    space: Segment
-    name: Annotated[Segment, Field(examples=["model"])]
-    version: Annotated[Segment, Field(examples=["1.0.0"])]
+    space: EntityName
+    name: Annotated[EntityName, Field(examples=["model"])]
+    version: Annotated[EntityName, Field(examples=["1.0.0"])]
 
 
 class SpcServerRecord(_Entity):
