@@ -3,6 +3,7 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 CLIENT_VENV ?= .venv-client
+CLIENT_V025_VENV ?= .venv-client-v025
 PY := $(VENV)/bin/python
 
 .PHONY: install client serve test bench lint clean
@@ -22,14 +23,23 @@ $(CLIENT_VENV)/.installed:
 	$(CLIENT_VENV)/bin/pip install -q 'scouter-ml==0.6.4' 'numpy<3' 'pandas<3'
 	touch $@
 
+# The current client, scouter-ml 0.25.0 (uids, server-chosen versions, POST /scouter/message), in a third venv so
+# both supported client versions run against the same server in the end-to-end tests.
+$(CLIENT_V025_VENV)/.installed:
+	$(PYTHON) -m venv $(CLIENT_V025_VENV)
+	$(CLIENT_V025_VENV)/bin/pip install -q -U pip
+	$(CLIENT_V025_VENV)/bin/pip install -q 'scouter-ml==0.25.0' 'numpy<3' 'pandas<3'
+	touch $@
+
 install: $(VENV)/.installed
-client: $(CLIENT_VENV)/.installed
+client: $(CLIENT_VENV)/.installed $(CLIENT_V025_VENV)/.installed
 
 serve: install
 	$(VENV)/bin/scouter serve
 
 test: install client
-	SCOUTER_CLIENT_PYTHON=$(CURDIR)/$(CLIENT_VENV)/bin/python $(PY) -m pytest -q -p no:cacheprovider
+	SCOUTER_CLIENT_PYTHON=$(CURDIR)/$(CLIENT_VENV)/bin/python \
+		SCOUTER_CLIENT_V025_PYTHON=$(CURDIR)/$(CLIENT_V025_VENV)/bin/python $(PY) -m pytest -q -p no:cacheprovider
 
 bench: install
 	$(PY) -m tests.bench
@@ -38,4 +48,4 @@ lint: install
 	$(VENV)/bin/ruff check supervisors actors scouter config tests
 
 clean:
-	rm -rf $(VENV) $(CLIENT_VENV) scouter_data scouter_storage .services
+	rm -rf $(VENV) $(CLIENT_VENV) $(CLIENT_V025_VENV) scouter_data scouter_storage .services

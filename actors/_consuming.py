@@ -20,8 +20,11 @@ import attrs
 import trio
 from trio_asyncio import aio_as_trio
 
+from scouter.entities import UnknownUid, resolve_uids, uids_of
 from scouter.records import DEFAULT_MAX_FUTURE, CreatedAtBounds, DecodedBatch, DecodeError, decode_server_records
 
+from .database import UNAVAILABLE, DatabaseHandle
+from .entity_cache import EntityCache
 from .metrics import ScouterMetrics
 from .writer import InboxSender, InTransaction, WriteResult, write
 
@@ -62,6 +65,44 @@ def decode_message(raw: bytes | None, max_future: timedelta = DEFAULT_MAX_FUTURE
         return Decoded(raw, decode_server_records(raw, CreatedAtBounds.around(datetime.now(UTC), max_future)))
     except DecodeError as exc:
         return Decoded(raw, None, exc.reason)
+
+
+async def resolve_entities(
+    name: str,
+    decoded: Sequence[Decoded],
+    entities: EntityCache,
+    database: DatabaseHandle,
+    metrics: ScouterMetrics,
+    transport: str,
+) -> list[Decoded]:
+    """Each message's 0.25 records (named by uid) filed under their own entity; a message naming a uid no profile
+    has, or a uid of another drift type, goes to quarantine whole (never stored under a guess). Out-of-scope
+    payloads (traces, tags, GenAI records) are counted and logged. The database being away is waited out."""
+    uids: set[str] = set()
+    for item in decoded:
+        if item.batch is not None:
+            uids |= uids_of(item.batch.uid_rows)
+            for kind, count in item.batch.dropped:
+                metrics.records_dropped.labels(kind, transport).inc(count)
+                log.info("%s: dropped %d %s payload(s): not served by this server", name, count, kind)
+    if not uids:
+        return list(decoded)
+    while True:
+        try:
+            found = await entities.lookup(database.get(), uids)
+            break
+        except (*UNAVAILABLE, RuntimeError) as exc:
+            log.warning("%s: cannot look up record uids (%r); retrying", name, exc)
+            await trio.sleep(1)
+    resolved: list[Decoded] = []
+    for item in decoded:
+        if item.batch is not None and item.batch.uid_rows:
+            try:
+                item = Decoded(item.raw, resolve_uids(item.batch, found))
+            except UnknownUid as exc:
+                item = Decoded(item.raw, None, exc.reason)
+        resolved.append(item)
+    return resolved
 
 
 def merge(batches: Sequence[DecodedBatch]) -> DecodedBatch:

@@ -63,10 +63,12 @@ from ._consuming import (
     hook,
     merge,
     quarantine_step,
+    resolve_entities,
     store,
     store_or_split,
 )
 from .database import UNAVAILABLE, DatabaseHandle
+from .entity_cache import EntityCache
 from .health import HealthBoard
 from .metrics import ScouterMetrics
 from .writer import InboxSender
@@ -282,6 +284,7 @@ class KafkaConsumerActor:
     _reachable: bool = False
     _last_probe: float = 0.0
     _lagging: set[TopicPartition] = attrs.Factory(set)  # partitions whose lag gauge this consumer set
+    entities: EntityCache = attrs.Factory(EntityCache)  # uid -> entity of 0.25 records
 
     @property
     def name(self) -> str:
@@ -472,6 +475,10 @@ class KafkaConsumerActor:
         ]
         if not items:
             return
+        decoded = await resolve_entities(
+            self.name, [i.decoded for i in items], self.entities, self.database, self.metrics, TRANSPORT
+        )
+        items = [attrs.evolve(item, decoded=d) for item, d in zip(items, decoded, strict=True)]
         try:
             await self._store_or_split(items)
         except _Lost:

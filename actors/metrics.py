@@ -29,6 +29,7 @@ class ScouterMetrics:
     http_duration: Histogram
     supervisor_restarts: Counter
     records_received: Counter
+    records_dropped: Counter
     ingest_duration: Histogram
     writer_rows: Counter
     writer_flush_duration: Histogram
@@ -86,6 +87,12 @@ class ScouterMetrics:
             ),
             records_received=Counter(
                 "scouter_records_received", "Drift records received", ["kind", "transport"], registry=registry
+            ),
+            records_dropped=Counter(
+                "scouter_records_dropped",
+                "Payloads of out-of-scope kinds (traces, tags, GenAI records) received and dropped",
+                ["kind", "transport"],
+                registry=registry,
             ),
             ingest_duration=Histogram(
                 "scouter_ingest_request_duration_seconds",

@@ -48,6 +48,7 @@ from ._consuming import (
     hook,
     merge,
     quarantine_step,
+    resolve_entities,
     store,
     store_or_split,
 )
@@ -61,6 +62,7 @@ from ._rabbit_digests import (
     settle_step,
 )
 from .database import UNAVAILABLE, DatabaseHandle
+from .entity_cache import EntityCache
 from .health import HealthBoard
 from .metrics import ScouterMetrics
 from .writer import InboxSender
@@ -172,6 +174,7 @@ class RabbitConsumerActor:
     #: Copies whose ack the broker has processed, still to be taken off their digests' ``unacked`` (by the next
     #: write request's transaction, or on their own when idle).
     _unsettled: Counter[bytes] = attrs.field(init=False, factory=Counter)
+    entities: EntityCache = attrs.Factory(EntityCache)  # uid -> entity of 0.25 records
 
     @property
     def name(self) -> str:
@@ -288,6 +291,10 @@ class RabbitConsumerActor:
             items, skipped = await self._drop_stored(items)
             duplicates += skipped
         if items:
+            decoded = await resolve_entities(
+                self.name, [i.decoded for i in items], self.entities, self.database, self.metrics, TRANSPORT
+            )
+            items = [attrs.evolve(item, decoded=d) for item, d in zip(items, decoded, strict=True)]
             await self._store_or_split(items, link)
         if duplicates:
             self.metrics.broker_messages_duplicate.labels(TRANSPORT).inc(duplicates)

@@ -87,6 +87,12 @@ class DatabaseSettings:
         validator=one_of(("auto", "always", "never")),
     )
     retention_days: int = env("DATA_RETENTION_PERIOD", 30, help="days before rows are archived", validator=at_least(1))
+    entity_cache_size: int = env(
+        "ENTITY_CACHE_MAX_SIZE",
+        1000,
+        help="uid -> entity lookups kept in memory by the HTTP front-end and by each consumer (upstream 0.25)",
+        validator=at_least(1),
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.min_pool_size > self.max_pool_size:

@@ -162,7 +162,7 @@ def custom_findings(profile: CustomDriftProfile, observed: Mapping[str, float]) 
     conditions = {
         metric: CustomCondition(threshold, value) for metric, (threshold, value) in profile.alert_conditions.items()
     }
-    found = custom_alerts(profile.metrics, observed, conditions)
+    found = custom_alerts(profile.baselines, observed, conditions)
     return Findings("Custom", tuple(custom_alert_maps(found)), len(observed))
 
 

@@ -288,8 +288,12 @@ class PsiDriftProfile(_Common):
 
 @attrs.frozen
 class CustomAlertCondition:
+    """A metric's condition in either spelling: 0.6.4 ``alert_threshold_value``, 0.25 ``delta`` (the same margin)
+    and ``baseline_value`` (0.6.4 took the baseline from the profile's ``metrics``)."""
+
     alert_threshold: str  # "Below" | "Above" | "Outside"
     alert_threshold_value: float | None
+    baseline_value: float | None = None
 
 
 @attrs.frozen
@@ -330,6 +334,15 @@ class CustomDriftProfile(_Common):
         """``{metric: (alert_threshold, alert_threshold_value or None)}``; empty when the profile has none."""
         conditions = self.config.alert_config.alert_conditions or {}
         return {name: (c.alert_threshold, c.alert_threshold_value) for name, c in conditions.items()}
+
+    @property
+    def baselines(self) -> dict[str, float]:
+        """Each metric's baseline: the condition's ``baseline_value`` (0.25), else the profile's ``metrics`` value."""
+        baselines = dict(self.metrics)
+        for name, condition in (self.config.alert_config.alert_conditions or {}).items():
+            if condition.baseline_value is not None:
+                baselines[name] = condition.baseline_value
+        return baselines
 
 
 DriftProfile: TypeAlias = SpcDriftProfile | PsiDriftProfile | CustomDriftProfile
@@ -565,12 +578,13 @@ def _custom_profile(root: dict[str, Any]) -> CustomDriftProfile:
 
 def _condition(path: str, value: object) -> CustomAlertCondition:
     raw = _object(path, value)
-    threshold_value = raw.get("alert_threshold_value")
+    key = "alert_threshold_value" if raw.get("alert_threshold_value") is not None else "delta"
+    threshold_value = raw.get(key)
+    baseline = raw.get("baseline_value")
     return CustomAlertCondition(
         alert_threshold=_one_of(f"{path}.alert_threshold", _get(path, raw, "alert_threshold"), ALERT_THRESHOLDS),
-        alert_threshold_value=None
-        if threshold_value is None
-        else _float(f"{path}.alert_threshold_value", threshold_value),
+        alert_threshold_value=None if threshold_value is None else _float(f"{path}.{key}", threshold_value),
+        baseline_value=None if baseline is None else _float(f"{path}.baseline_value", baseline),
     )
 
 

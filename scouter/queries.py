@@ -28,6 +28,7 @@ import attrs
 from scouter.records import DecodeError, check_entity_name, parse_rfc3339
 
 __all__ = [
+    "CUSTOM_INTERVAL",
     "DRIFT_TYPES",
     "EPOCH",
     "INT32_MAX",
@@ -41,23 +42,29 @@ __all__ = [
     "QueryError",
     "Window",
     "bucket_width",
+    "drift_window",
+    "entity_drift_query",
     "parse_drift_query",
     "parse_observability_query",
 ]
 
-#: `TimeInterval` variant names and their length in minutes.
+#: `TimeInterval` variant names and their length in minutes: the union of 0.6.4's and 0.25's sets
+#: (server-v025.md §13.6). 0.25's `Custom` has no length: it needs the custom window.
 TIME_INTERVALS: Final[Mapping[str, int]] = {
     "FiveMinutes": 5,
     "FifteenMinutes": 15,
     "ThirtyMinutes": 30,
     "OneHour": 60,
     "ThreeHours": 180,
+    "FourHours": 240,
     "SixHours": 360,
     "TwelveHours": 720,
     "TwentyFourHours": 1440,
     "TwoDays": 2880,
     "FiveDays": 7200,
+    "SevenDays": 10080,
 }
+CUSTOM_INTERVAL: Final = "Custom"
 
 #: The observability route's interval strings (minutes); anything else means six hours, as upstream.
 OBSERVABILITY_INTERVALS: Final[Mapping[str, int]] = {
@@ -150,23 +157,17 @@ def parse_drift_query(args: Mapping[str, str], now: datetime) -> DriftQuery:
     """
     space, name, version = _entity(args)
     interval = _required(args, "time_interval")
-    if interval not in TIME_INTERVALS:
-        choices = ", ".join(TIME_INTERVALS)
+    if interval not in TIME_INTERVALS and interval != CUSTOM_INTERVAL:
+        choices = ", ".join((*TIME_INTERVALS, CUSTOM_INTERVAL))
         raise QueryError(f"time_interval: unknown interval {interval!r}, expected one of {choices}")
     max_points = _max_data_points(args)
     drift_type = _required(args, "drift_type")
     if drift_type not in DRIFT_TYPES:
         raise QueryError(f'drift_type: unknown drift type {drift_type!r}, expected "Spc", "Psi" or "Custom"')
-    begin = _optional_datetime(args, "begin_custom_datetime")
+    begin_field = "begin_custom_datetime" if "begin_custom_datetime" in args else "start_custom_datetime"
+    begin = _optional_datetime(args, begin_field)
     end = _optional_datetime(args, "end_custom_datetime")
-    if begin is not None and end is not None:
-        if begin >= end:
-            raise QueryError(
-                f"begin_custom_datetime must be before end_custom_datetime, got {_iso(begin)} and {_iso(end)}"
-            )
-        window = Window(begin, end)
-    else:
-        window = Window(now - timedelta(minutes=TIME_INTERVALS[interval]), now)
+    window = drift_window(interval, begin, end, now, begin_field)
     return DriftQuery(
         space=space,
         name=name,
@@ -176,6 +177,48 @@ def parse_drift_query(args: Mapping[str, str], now: datetime) -> DriftQuery:
         bucket=bucket_width(window.length, max_points),
         max_data_points=max_points,
     )
+
+
+def drift_window(
+    interval: str,
+    begin: datetime | None,
+    end: datetime | None,
+    now: datetime,
+    begin_field: str = "start_custom_datetime",
+) -> Window:
+    """The window of a drift query: [begin, end] when both custom datetimes are given, else the last `interval`
+    (`Custom` without both datetimes is an error; upstream answered 500)."""
+    if begin is not None and end is not None:
+        if begin >= end:
+            raise QueryError(f"{begin_field} must be before end_custom_datetime, got {_iso(begin)} and {_iso(end)}")
+        return Window(begin, end)
+    if interval == CUSTOM_INTERVAL:
+        raise QueryError(f"time_interval: Custom needs both {begin_field} and end_custom_datetime")
+    return Window(now - timedelta(minutes=TIME_INTERVALS[interval]), now)
+
+
+def entity_drift_query(
+    entity: tuple[str, str, str, str],
+    interval: str,
+    max_data_points: int,
+    begin: datetime | None,
+    end: datetime | None,
+    now: datetime,
+) -> DriftQuery:
+    """The query of a 0.25 request (entity resolved from its uid): the same windows and buckets as a 0.6.4
+    request for that entity, so both clients get identical numbers for the same data."""
+    space, name, version, drift_type = entity
+    first, last = QUERY_RANGE
+    for field, moment in (("start_custom_datetime", begin), ("end_custom_datetime", end)):
+        if moment is not None and not first <= moment <= last:
+            raise QueryError(f"{field}: must be between {_iso(first)} and {_iso(last)}, got {_iso(moment)}")
+    window = drift_window(interval, begin, end, now)
+    points = min(max(max_data_points, 1), MAX_DATA_POINTS)  # clamped as for the 0.6.4 form
+    try:
+        bucket = bucket_width(window.length, points)
+    except ValueError as exc:
+        raise QueryError(f"max_data_points: {exc}") from None
+    return DriftQuery(space, name, version, drift_type, window, bucket, points)
 
 
 def parse_observability_query(args: Mapping[str, str], now: datetime) -> ObservabilityQuery:

@@ -4,6 +4,12 @@ The message is the same on every transport (HTTP body, Kafka payload, RabbitMQ b
 
     {"records": [{"Spc": {...}} | {"Psi": {...}} | {"Custom": {...}} | {"Observability": {...}}, ...]}
 
+A record names its entity by ``space``/``name``/``version`` (scouter-ml 0.6.4) or by ``uid`` alone (0.25,
+server-v025.md §8): both flavours are accepted in one message. A 0.25 record is decoded through its declaration in
+`scouter.wire_v025` and kept in `DecodedBatch.uid_rows` until `scouter.entities.resolve_uids` files it under its
+entity. Trace batches, tag records and GenAI records (0.25 features this server does not serve) are counted in
+`DecodedBatch.dropped`, not stored and not an error.
+
 Choices that differ from upstream v0.6.4, on purpose:
 
 * **Mixed kinds are accepted** and split by kind (`DecodedBatch.spc`, `.psi`, ...). Upstream rejected a message
@@ -32,7 +38,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeAlias
 
 import attrs
+import msgspec
 import orjson
+
+from scouter.wire_v025 import UidCustomRecord, UidPsiRecord, UidSpcRecord
 
 __all__ = [
     "CUSTOM_COLUMNS",
@@ -54,6 +63,7 @@ __all__ = [
     "Record",
     "SpcRecord",
     "SpcRow",
+    "UidRow",
     "check_entity_name",
     "decode_records_data",
     "decode_server_records",
@@ -74,6 +84,10 @@ _NANOS_Z: Final = ("-", "-", "T", ":", ":", ".", "Z")
 _fromisoformat: Final = datetime.fromisoformat
 
 _KINDS: Final = frozenset(("Spc", "Psi", "Custom", "Observability"))
+#: scouter-ml 0.25 records name their entity by uid only (server-v025.md §8.1); each kind's one declaration.
+_UID_SHAPES: Final = {"Spc": UidSpcRecord, "Psi": UidPsiRecord, "Custom": UidCustomRecord}
+#: Record kinds of 0.25 features this server does not serve (§14): dropped with a count, never fatal to the batch.
+_OUT_OF_SCOPE_PREFIX: Final = "GenAI"
 
 #: No record is older than the Unix epoch: earlier values are clock or client bugs (0001-01-01 is stored as
 #: -infinity by asyncpg), and the archive's nanosecond timestamps end in 1677 anyway.
@@ -85,6 +99,9 @@ SpcRow: TypeAlias = tuple[datetime, str, str, str, str, float]
 PsiRow: TypeAlias = tuple[datetime, str, str, str, str, int, int]
 CustomRow: TypeAlias = tuple[datetime, str, str, str, str, float]
 ObservabilityRow: TypeAlias = tuple[str, str, str, int, int, str]
+#: A 0.25 record before its uid is resolved: (kind, uid, created_at, feature or metric, value or bin_id, bin_count).
+#: `scouter.entities.resolve_uids` turns these into the rows above once the uid's entity is known.
+UidRow: TypeAlias = tuple[str, str, datetime, str, float | int, int | None]
 
 
 class DecodeError(ValueError):
@@ -198,6 +215,10 @@ class DecodedBatch:
     custom_rows: tuple[CustomRow, ...] = ()
     observability_rows: tuple[ObservabilityRow, ...] = ()  # route_metrics as JSON text, asyncpg's jsonb input
     first_space: str | None = None
+    #: 0.25 records (named by uid) still to be resolved to their entity; never handed to the writer.
+    uid_rows: tuple[UidRow, ...] = ()
+    #: Out-of-scope payloads received and dropped: (kind, count) pairs, e.g. ("trace", 1), ("GenAIEval", 3).
+    dropped: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def from_records(cls, records: Iterable[Record]) -> DecodedBatch:
@@ -226,7 +247,7 @@ class DecodedBatch:
 
     @property
     def total(self) -> int:
-        """Number of records of every kind."""
+        """Number of records of every kind, resolved (unresolved 0.25 records are in `uid_rows`)."""
         return len(self.spc_rows) + len(self.psi_rows) + len(self.custom_rows) + len(self.observability_rows)
 
     @property
@@ -333,6 +354,11 @@ def decode_records_data(data: object, bounds: CreatedAtBounds | None = None) -> 
     if type(data) is not dict:
         raise DecodeError(f'body: expected an object with a "records" list, got {_show(data)}')
     if "records" not in data:
+        # The other members of 0.25's MessageRecord union, out of scope here (§14): recognised by their keys.
+        if "request" in data:
+            return DecodedBatch(dropped=(("trace", 1),))
+        if "entity_type" in data and "key" in data:
+            return DecodedBatch(dropped=(("tag", 1),))
         raise DecodeError("records: missing field")
     items = data["records"]
     if type(items) is not list:
@@ -341,6 +367,8 @@ def decode_records_data(data: object, bounds: CreatedAtBounds | None = None) -> 
     psi: list[PsiRow] = []
     custom: list[CustomRow] = []
     observability: list[ObservabilityRow] = []
+    uid_rows: list[UidRow] = []
+    dropped: dict[str, int] = {}
     names: set[str] = set()  # space/name/version values already checked in this message
     texts: set[str] = set()  # feature/metric values already checked in this message
     kind = ""
@@ -351,10 +379,19 @@ def decode_records_data(data: object, bounds: CreatedAtBounds | None = None) -> 
                 raise DecodeError(_item_problem(index, item))
             ((kind, body),) = item.items()
             if kind not in _KINDS:
+                if type(kind) is str and kind.startswith(_OUT_OF_SCOPE_PREFIX):
+                    dropped[kind] = dropped.get(kind, 0) + 1
+                    continue
                 raise DecodeError(f"records[{index}]: unknown record kind {_show(kind)}")
             if type(body) is not dict:
                 raise _Invalid("", f"expected an object, got {_show(body)}")
-            if kind == "Spc":
+            if "uid" in body and "space" not in body and kind != "Observability":
+                # a 0.25 record (neither client sends both; a record naming space/name/version is read as 0.6.4)
+                row = _uid_row(kind, body, texts)
+                if not earliest <= row[2] <= latest:
+                    raise _out_of_bounds(body["created_at"], row[2], bounds)
+                uid_rows.append(row)
+            elif kind == "Spc":
                 space, name, version = body["space"], body["name"], body["version"]
                 if space not in names or name not in names or version not in names:
                     _check_names(body, names)
@@ -417,8 +454,70 @@ def decode_records_data(data: object, bounds: CreatedAtBounds | None = None) -> 
         psi_rows=tuple(psi),
         custom_rows=tuple(custom),
         observability_rows=tuple(observability),
-        first_space=next(iter(items[0].values()))["space"] if items else None,
+        first_space=_first_space(items),
+        uid_rows=tuple(uid_rows),
+        dropped=tuple(dropped.items()),
     )
+
+
+def _first_space(items: list[Any]) -> str | None:
+    if not items:
+        return None
+    space = next(iter(items[0].values())).get("space")
+    return space if type(space) is str else None
+
+
+_LABELS: Final = {"Spc": "feature", "Custom": "metric"}
+
+
+def _uid_row(kind: str, body: dict[str, Any], texts: set[str]) -> UidRow:
+    """A 0.25 record, decoded by its declared shape; its text fields screened as the 0.6.4 ones are.
+
+    The client's own form of an SPC or custom record (every field of its exact type) takes a fast path that accepts
+    exactly what the declaration accepts; anything else is converted through the declaration, which words the error.
+    """
+    label_field = _LABELS.get(kind)
+    if label_field is not None:
+        uid, label, value = body.get("uid"), body.get(label_field), body.get("value")
+        if (
+            type(uid) is str
+            and uid
+            and type(label) is str
+            and type(value) is float
+            and type(body.get("entity_id", 0)) is int
+            and "created_at" in body
+        ):
+            if uid not in texts:
+                _check_text("uid", uid, texts)
+            if label not in texts:
+                _check_text(label_field, label, texts)
+            if value - value != 0.0:
+                raise _Invalid("value", f"must be a finite number, got {value!r}")
+            return (kind, uid, _created_at(body["created_at"]), label, value, None)
+    try:
+        record = msgspec.convert(body, _UID_SHAPES[kind])
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        field = message.rpartition("at `$.")[2].rstrip("`") if "at `$." in message else ""
+        raise _Invalid(field, message.split(" - at ")[0]) from None
+    if "\x00" in record.uid:
+        raise _Invalid("uid", f"must not contain NUL, got {_show(record.uid)}")
+    created_at = _created_at(record.created_at)
+    if isinstance(record, UidPsiRecord):
+        if record.feature not in texts:
+            _check_text("feature", record.feature, texts)
+        return (kind, record.uid, created_at, record.feature, record.bin_id, record.bin_count)
+    if isinstance(record, UidSpcRecord):
+        name, value = record.feature, record.value
+        field = "feature"
+    else:
+        name, value = record.metric, record.value
+        field = "metric"
+    if name not in texts:
+        _check_text(field, name, texts)
+    if value - value != 0.0:
+        raise _Invalid("value", f"must be a finite number, got {value!r}")
+    return (kind, record.uid, created_at, name, value, None)
 
 
 class _Invalid(Exception):

@@ -39,6 +39,7 @@ from actors.archive_store import StoreHandle
 from actors.archiver import ArchiverActor
 from actors.database import DatabaseActor, DatabaseHandle
 from actors.dispatcher import Dispatcher, dispatcher_grace
+from actors.entity_cache import EntityCache
 from actors.health import HealthBoard
 from actors.http import API_BLUEPRINTS, HttpContext, Readiness, create_app, serve_http
 from actors.kafka import KafkaConsumerActor
@@ -116,15 +117,23 @@ def _consumers(
 ) -> list[ChildSpec]:
     """The broker consumers, one_for_one (they reconnect by themselves); none when no broker is configured."""
     actors: list[KafkaConsumerActor | RabbitConsumerActor] = []
+
+    def entities() -> EntityCache:  # each consumer keeps its own uid -> entity lookups
+        return EntityCache(settings.database.entity_cache_size)
+
     max_future = datetime.timedelta(seconds=settings.max_future_seconds)
     if settings.kafka is not None:
         actors += [
-            KafkaConsumerActor(settings.kafka, i, db, writer, board, process.metrics, max_future=max_future)
+            KafkaConsumerActor(
+                settings.kafka, i, db, writer, board, process.metrics, max_future=max_future, entities=entities()
+            )
             for i in range(settings.kafka.workers)
         ]
     if settings.rabbitmq is not None:
         actors += [
-            RabbitConsumerActor(settings.rabbitmq, i, db, writer, board, process.metrics, max_future=max_future)
+            RabbitConsumerActor(
+                settings.rabbitmq, i, db, writer, board, process.metrics, max_future=max_future, entities=entities()
+            )
             for i in range(settings.rabbitmq.consumers)
         ]
     if not actors:

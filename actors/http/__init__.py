@@ -10,6 +10,7 @@ from ._drift_routes import blueprint as drift_blueprint
 from ._guard import Extractor, Source, authenticate, guarded, identity, json_body, json_object
 from ._observability_routes import blueprint as observability_blueprint
 from ._openapi import documented, openapi_document, undocumented
+from ._out_of_scope_routes import blueprint as out_of_scope_blueprint
 from ._profile_routes import blueprint as profile_blueprint
 from ._serve import serve_http
 from ._user_routes import blueprint as user_blueprint
@@ -24,6 +25,7 @@ API_BLUEPRINTS = (
     alert_blueprint,
     dashboard_blueprint,
     docs_blueprint,
+    out_of_scope_blueprint,
 )
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "json_object",
     "observability_blueprint",
     "openapi_document",
+    "out_of_scope_blueprint",
     "profile_blueprint",
     "serve_http",
     "undocumented",

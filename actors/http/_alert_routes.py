@@ -1,4 +1,8 @@
-"""Alert routes (server.md §2.11): list a model's alerts, change an alert's status.
+"""Alert routes (server.md §2.11, server-v025.md §10): list a model's alerts, change an alert's status.
+
+Listing is split by method, the only way to tell the clients apart here (§13.6): ``GET`` (0.6.4) filters by
+space/name/version across drift types and serves the stored string maps; ``POST`` (0.25) takes a uid, pages with a
+keyset cursor and serves typed `AlertMap`s (`scouter.alert_pages`). Both read the same rows.
 
 Differences from upstream v0.6.4, on purpose:
 
@@ -16,12 +20,14 @@ from __future__ import annotations
 import orjson
 from quart import Blueprint, Response, request
 
+from scouter.alert_pages import page, query_bounds
 from scouter.alert_requests import AlertRequestError, alert_document, parse_alert_query, parse_alert_update
-from scouter.auth import Requirement
-from scouter.sql import LIST_ALERTS, SET_ALERT_ACTIVE
+from scouter.auth import Requirement, check
+from scouter.sql import ALERTS_PAGE_NEXT, ALERTS_PAGE_PREVIOUS, LIST_ALERTS, SET_ALERT_ACTIVE
+from scouter.wire_v025 import DriftAlertPaginationRequest, DriftAlertPaginationResponse, ShapeError, decode, encode
 
 from ._context import context
-from ._guard import guarded, json_object
+from ._guard import guarded, identity, json_object
 from ._openapi import (
     BEARER,
     BODY_ERRORS,
@@ -77,6 +83,44 @@ async def list_alerts() -> Response:
         for r in rows
     ]  # fmt: skip
     return json_response({"alerts": alerts})
+
+
+@blueprint.post("/scouter/alerts")
+@documented(
+    tags=["alerts"],
+    summary="scouter-ml 0.25: one page of an entity's drift alerts (by uid), newest first, typed.",
+    security=BEARER,
+    body=DriftAlertPaginationRequest,
+    responses={**BODY_ERRORS, 200: DriftAlertPaginationResponse, 404: ErrorBody},
+)
+@guarded(Requirement.authenticated())  # read permission on the uid's entity's space, checked below
+async def page_alerts() -> Response:
+    try:
+        wanted = decode(await json_object(), DriftAlertPaginationRequest)
+    except ShapeError as exc:
+        return json_response({"error": f"Invalid alert request: {exc.reason}"}, 422)
+    ctx = context()
+    try:
+        entity = await ctx.entities.one(ctx.db, wanted.uid)
+    except DB_ERRORS as exc:
+        status, detail = database_failure(exc)
+        return json_response({"error": f"Failed to get drift alerts: {detail}"}, status)
+    if entity is None:
+        return json_response({"error": "Failed to get drift alerts: no profile has this uid"}, 404)
+    denied = check(Requirement.read(), identity(), space=entity.space)
+    if denied is not None:
+        return json_response(denied.body, denied.status)
+    cursor_at, cursor_id, fetch = query_bounds(wanted)
+    sql = ALERTS_PAGE_PREVIOUS if wanted.direction == "previous" else ALERTS_PAGE_NEXT
+    try:
+        rows = await ctx.db.fetch(
+            sql, entity.space, entity.name, entity.version, entity.drift_type, wanted.active,
+            wanted.start_datetime, wanted.end_datetime, cursor_at, cursor_id, fetch,
+        )  # fmt: skip
+    except DB_ERRORS as exc:
+        status, detail = database_failure(exc)
+        return json_response({"error": f"Failed to get drift alerts: {detail}"}, status)
+    return raw_json_response(encode(page(wanted, rows)))
 
 
 @blueprint.put("/scouter/alerts")

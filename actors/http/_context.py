@@ -13,6 +13,7 @@ from scouter.auth import LoginLimits
 
 from ..archive_reader import ArchiveReader
 from ..database import Database, DatabaseHandle
+from ..entity_cache import EntityCache
 from ..metrics import ScouterMetrics
 from ..writer import InboxSender
 from ._auth_cache import AuthCache
@@ -39,6 +40,10 @@ class HttpContext:
     login_throttle: LoginLimits = attrs.Factory(LoginLimits)
     #: Verified tokens and recently read user rows (see _auth_cache for what that costs in staleness).
     auth_cache: AuthCache = attrs.Factory(AuthCache)
+    #: uid -> entity of scouter-ml 0.25 requests (uids never change their entity, so entries never go stale).
+    entities: EntityCache = attrs.Factory(
+        lambda self: EntityCache(self.settings.database.entity_cache_size), takes_self=True
+    )
     #: What the server learned at run time (bound URLs...), for logs and tests.
     services: dict[str, Any] = attrs.Factory(dict)
 

@@ -128,6 +128,7 @@ async def list_profiles() -> Response:
             "name": row["name"],
             "version": row["version"],
             "drift_type": row["drift_type"],
+            "uid": row["uid"],
             "active": row["active"],
             "schedule": row["schedule"],
             "next_run": _stamp(row["next_run"]),

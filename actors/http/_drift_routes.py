@@ -13,8 +13,9 @@ plus the archived ones from Parquet (`actors.archive_reader`). Both parts have t
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -23,7 +24,7 @@ import orjson
 import trio
 from quart import Blueprint, Response, g, request
 
-from scouter.auth import Requirement, can_write, first_unwritable
+from scouter.auth import Requirement, can_write, check, first_unwritable
 from scouter.binned import (
     custom_response,
     merge_custom,
@@ -32,8 +33,9 @@ from scouter.binned import (
     psi_response,
     spc_response,
 )
+from scouter.entities import UnknownUid, resolve_uids, uids_of
 from scouter.profiles import PsiDriftProfile, profile_from_data
-from scouter.queries import DriftQuery, QueryError, parse_drift_query
+from scouter.queries import DriftQuery, QueryError, entity_drift_query, parse_drift_query
 from scouter.records import CreatedAtBounds, DecodedBatch, DecodeError, decode_records_data
 from scouter.sql import (
     CUSTOM_BUCKETS,
@@ -44,18 +46,18 @@ from scouter.sql import (
     SPC_BUCKETS,
     SPC_UNARCHIVED_BUCKETS,
 )
+from scouter.wire_v025 import DriftQueryParams, ShapeError, decode
 
 from ..archive_reader import ArchiveLimitExceeded, ArchiveReadError
 from ..writer import write
 from ._context import context
-from ._guard import guarded, identity, json_body
+from ._guard import guarded, identity, json_object
 from ._openapi import (
     BEARER,
     BODY_ERRORS,
     QUERY_ERRORS,
     BinnedCustomMetrics,
     BinnedPsiFeatureMetrics,
-    DriftRequest,
     ErrorBody,
     ScouterResponse,
     ServerRecords,
@@ -65,6 +67,7 @@ from ._openapi import (
 from ._responses import DB_ERRORS, database_failure, json_response, raw_json_response
 
 blueprint = Blueprint("drift", __name__)
+log = logging.getLogger("actors.http.drift")
 
 #: Longest an ingest request waits for its durable ack before answering 503 (the client gives up after 60 s).
 INGEST_TIMEOUT = 30.0
@@ -72,6 +75,7 @@ INGEST_TIMEOUT = 30.0
 MISSING_SPACE = "__missing__"
 
 _QUEUED = orjson.dumps({"status": "success", "message": "Drift records queued for processing"})
+_MESSAGE_QUEUED = orjson.dumps({"status": "success", "message": "Message queued for processing"})
 _NO_PROFILE = "Failed to query records: No Profile found"
 
 
@@ -97,35 +101,61 @@ _KINDS = (("spc", "spc_rows"), ("psi", "psi_rows"), ("custom", "custom_rows"), (
 
 
 def batch_spaces(batch: DecodedBatch) -> set[str]:
-    """Every distinct space the batch writes to (the guard checked only the first record's)."""
-    # Drift rows are (created_at, name, space, ...); observability rows (space, name, ...).
+    """Every distinct space the batch writes to (rows are (created_at, name, space, ...); observability rows start
+    with it)."""
     spaces = {row[2] for rows in (batch.spc_rows, batch.psi_rows, batch.custom_rows) for row in rows}
     spaces.update(row[0] for row in batch.observability_rows)
     return spaces
 
 
-@blueprint.post("/scouter/drift")
-@documented(
-    tags=["drift"],
-    summary="Store drift records; answers once they are committed.",
-    security=BEARER,
-    body=ServerRecords,
-    responses={**BODY_ERRORS, 200: ScouterResponse},
-)
-@guarded(Requirement.write(), source=first_space)
-async def ingest() -> Response:
-    ctx = context()
-    try:
-        bounds = CreatedAtBounds.around(datetime.now(UTC), timedelta(seconds=ctx.settings.max_future_seconds))
-        batch = decode_records_data(await json_body(), bounds)  # parsed once, by the guard
-    except DecodeError as exc:
-        return json_response({"error": f"Invalid drift records: {exc.reason}"}, 400)
+def _denied(spaces: Iterable[str]) -> Response | None:
+    """403 naming the first of `spaces` the caller may not write; None when it may write them all. One record the
+    caller may not write refuses the whole body: nothing is stored."""
     who = identity()
     # A writer of every space (the common producer) is not asked about each one.
-    refused = None if can_write(who, "all") else first_unwritable(who, batch_spaces(batch))
-    if refused is not None:  # one record the caller may not write refuses the whole body: nothing is stored
-        denied = {"error": "Permission denied", "message": f"no write permission on space {refused!r}"}
-        return json_response(denied, 403)
+    refused = None if can_write(who, "all") else first_unwritable(who, spaces)
+    if refused is None:
+        return None
+    return json_response({"error": "Permission denied", "message": f"no write permission on space {refused!r}"}, 403)
+
+
+def count_dropped(batch: DecodedBatch, transport: str, metrics: Any) -> None:
+    """Out-of-scope payloads (traces, tags, GenAI records: server-v025.md §14) are dropped, logged and counted."""
+    for kind, count in batch.dropped:
+        metrics.records_dropped.labels(kind, transport).inc(count)
+        log.info("dropped %d %s payload(s) received over %s: not served by this server", count, kind, transport)
+
+
+async def _ingest(answer: bytes) -> Response:
+    """Both ingest routes: records of either client, each filed under its own entity; 200 once committed."""
+    ctx = context()
+    body = await json_object()  # parsed once; a non-object is a 422, as before
+    space = first_space(body)
+    if space is not MISSING_SPACE:  # a 0.6.4 first record: refuse a non-writer before decoding, as always
+        denied = check(Requirement.write(), identity(), space=space)
+        if denied is not None:
+            return json_response(denied.body, denied.status)  # upstream's body, as the guard answered it
+    try:
+        bounds = CreatedAtBounds.around(datetime.now(UTC), timedelta(seconds=ctx.settings.max_future_seconds))
+        batch = decode_records_data(body, bounds)
+    except DecodeError as exc:
+        return json_response({"error": f"Invalid drift records: {exc.reason}"}, 400)
+    count_dropped(batch, "http", ctx.metrics)
+    if batch.uid_rows:
+        try:
+            entities = await ctx.entities.lookup(ctx.db, uids_of(batch.uid_rows))
+        except DB_ERRORS as exc:
+            code, detail = database_failure(exc)
+            return json_response({"error": f"Failed to insert records: {detail}"}, code)
+        try:
+            batch = resolve_uids(batch, entities)
+        except UnknownUid as exc:
+            return json_response({"error": f"Invalid drift records: {exc.reason}"}, 404)
+    # Write permission on every entity the records are filed under (upstream checked only the first record's
+    # space at 0.6.4 and nothing at 0.25); a body with nothing to store needs write on every space, as before.
+    denied = _denied(batch_spaces(batch) or ({MISSING_SPACE} if not batch.dropped else set()))
+    if denied is not None:
+        return denied
     received = ctx.metrics.records_received
     for kind, attribute in _KINDS:
         rows = getattr(batch, attribute)
@@ -144,7 +174,39 @@ async def ingest() -> Response:
     started = getattr(g, "started", None)
     if started is not None:
         ctx.metrics.ingest_duration.labels("http").observe(time.perf_counter() - started)
-    return raw_json_response(_QUEUED)
+    return raw_json_response(answer)
+
+
+@blueprint.post("/scouter/drift")
+@documented(
+    tags=["drift"],
+    summary=(
+        "Store drift records of either client (0.6.4 records name space/name/version, 0.25 records a uid); "
+        "answers once they are committed. Write permission on every record's space."
+    ),
+    security=BEARER,
+    body=ServerRecords,
+    responses={**BODY_ERRORS, 200: ScouterResponse, 404: ErrorBody},
+)
+@guarded(Requirement.authenticated())
+async def ingest() -> Response:
+    return await _ingest(_QUEUED)
+
+
+@blueprint.post("/scouter/message")
+@documented(
+    tags=["drift"],
+    summary=(
+        "scouter-ml 0.25's ingest route: the same records as POST /scouter/drift; trace and tag payloads are "
+        "dropped (not served here). Answers once the records are committed."
+    ),
+    security=BEARER,
+    body=ServerRecords,
+    responses={**BODY_ERRORS, 200: ScouterResponse, 404: ErrorBody},
+)
+@guarded(Requirement.authenticated())
+async def ingest_message() -> Response:
+    return await _ingest(_MESSAGE_QUEUED)
 
 
 # --- binned queries ------------------------------------------------------------------------------------------------
@@ -175,11 +237,48 @@ async def query_parts(source: _Source, query: DriftQuery, now: datetime, *extra:
     return [await ctx.db.fetch(source.everything, *args)]
 
 
-def _query(now: datetime) -> DriftQuery | Response:
+def _invalid(reason: str) -> Response:
+    return json_response({"error": f"Invalid drift request: {reason}"}, 400)
+
+
+async def _query(now: datetime, drift_type: str) -> DriftQuery | Response:
+    """The request of either client as one query: by `uid` (0.25, the entity's space must be the `space` asked
+    about, which the guard checked) or by space/name/version (0.6.4)."""
+    if "uid" not in request.args:
+        try:
+            return parse_drift_query(request.args, now)
+        except QueryError as exc:
+            return _invalid(exc.reason)
+    args = {key: request.args[key] for key in request.args}
+    for key in ("start_custom_datetime", "begin_custom_datetime", "end_custom_datetime"):
+        text = args.get(key)
+        if text is not None and len(text) >= 6 and text[-6] == " ":  # an unencoded '+' offset, form-decoded
+            args[key] = f"{text[:-6]}+{text[-5:]}"
     try:
-        return parse_drift_query(request.args, now)
+        params = decode(args, DriftQueryParams, from_text=True)
+    except ShapeError as exc:
+        return _invalid(exc.reason)
+    ctx = context()
+    try:
+        entity = await ctx.entities.one(ctx.db, params.uid or "")
+    except DB_ERRORS as exc:
+        return _failed(exc)
+    if entity is None or entity.drift_type != drift_type:
+        return json_response({"error": f"Failed to get entity from uid: no {drift_type} profile has this uid"}, 404)
+    if entity.space != params.space:  # a uid of another space is refused like that space would be
+        return json_response({"error": "Permission denied"}, 403)
+    begin = params.start_custom_datetime or params.begin_custom_datetime
+    try:
+        return entity_drift_query(
+            (entity.space, entity.name, entity.version, entity.drift_type),
+            params.time_interval,
+            params.max_data_points,
+            begin,
+            params.end_custom_datetime,
+            now,
+        )
     except QueryError as exc:
-        return json_response({"error": f"Invalid drift request: {exc.reason}"}, 400)
+        return _invalid(exc.reason)
 
 
 def _failed(exc: BaseException) -> Response:
@@ -193,11 +292,12 @@ def _failed(exc: BaseException) -> Response:
 
 async def _binned(
     source: _Source,
+    drift_type: str,
     merge: Callable[[list[Sequence[Any]]], Any],
     shape: Callable[[Any], dict[str, Any]],
 ) -> Response:
     now = datetime.now(UTC)
-    query = _query(now)
+    query = await _query(now, drift_type)
     if isinstance(query, Response):
         return query
     try:
@@ -212,12 +312,12 @@ async def _binned(
     tags=["drift"],
     summary="SPC drift: the mean of each feature per bucket.",
     security=BEARER,
-    query=DriftRequest,
-    responses={**QUERY_ERRORS, 200: SpcDriftFeatures},
+    query=DriftQueryParams,
+    responses={**QUERY_ERRORS, 200: SpcDriftFeatures, 404: ErrorBody},
 )
 @guarded(Requirement.read())
 async def spc_drift() -> Response:
-    return await _binned(SPC, merge_spc, spc_response)
+    return await _binned(SPC, "Spc", merge_spc, spc_response)
 
 
 @blueprint.get("/scouter/drift/custom")
@@ -225,12 +325,12 @@ async def spc_drift() -> Response:
     tags=["drift"],
     summary="Custom metrics: mean and spread of each metric per bucket.",
     security=BEARER,
-    query=DriftRequest,
-    responses={**QUERY_ERRORS, 200: BinnedCustomMetrics},
+    query=DriftQueryParams,
+    responses={**QUERY_ERRORS, 200: BinnedCustomMetrics, 404: ErrorBody},
 )
 @guarded(Requirement.read())
 async def custom_drift() -> Response:
-    return await _binned(CUSTOM, merge_custom, custom_response)
+    return await _binned(CUSTOM, "Custom", merge_custom, custom_response)
 
 
 @blueprint.get("/scouter/drift/psi")
@@ -238,13 +338,13 @@ async def custom_drift() -> Response:
     tags=["drift"],
     summary="PSI drift of each feature per bucket, against the registered PSI profile (404 without one).",
     security=BEARER,
-    query=DriftRequest,
+    query=DriftQueryParams,
     responses={**QUERY_ERRORS, 200: BinnedPsiFeatureMetrics, 404: ErrorBody},
 )
 @guarded(Requirement.read())
 async def psi_drift() -> Response:
     now = datetime.now(UTC)
-    query = _query(now)
+    query = await _query(now, "Psi")
     if isinstance(query, Response):
         return query
     db = context().db

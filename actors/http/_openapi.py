@@ -15,11 +15,11 @@ Swagger UI page whose files come from the `swagger-ui-py` package.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter
 from quart import Quart
 from quart_schema import (
@@ -34,8 +34,11 @@ from quart_schema import (
     security_scheme,
     tag,
 )
+from quart_schema.conversion import MSGSPEC_REF_TEMPLATE
 from quart_schema.openapi import QUART_SCHEMA_HIDDEN_ATTRIBUTE
 from werkzeug.routing.rules import Rule
+
+from scouter import wire_v025
 
 T = TypeVar("T", bound=Callable[..., Any])
 
@@ -142,18 +145,6 @@ class LoginHeaders(BaseModel):
     password: str = Field(description="The password (header `Password`).")
 
 
-TimeInterval = Literal[
-    "FiveMinutes",
-    "FifteenMinutes",
-    "ThirtyMinutes",
-    "OneHour",
-    "ThreeHours",
-    "SixHours",
-    "TwelveHours",
-    "TwentyFourHours",
-    "TwoDays",
-    "FiveDays",
-]
 DriftType = Literal["Spc", "Psi", "Custom"]
 _INT32 = 2**31 - 1
 
@@ -162,20 +153,6 @@ _INT32 = 2**31 - 1
 EntityName = Annotated[str, Field(min_length=1, pattern=r"^[^\u0000]+$", examples=["cap"])]
 #: Text PostgreSQL can store: no NUL.
 Text = Annotated[str, Field(pattern=r"^[^\u0000]*$")]
-
-
-class DriftRequest(BaseModel):
-    """A binned drift query: the entity, the window (the last `time_interval`, or `[begin, end]` when both custom
-    datetimes are given) and how many points at most (the bucket width is the window / `max_data_points`)."""
-
-    space: EntityName
-    name: Annotated[EntityName, Field(examples=["model"])]
-    version: Annotated[EntityName, Field(examples=["1.0.0"])]
-    time_interval: TimeInterval
-    max_data_points: int = Field(ge=1, le=_INT32, examples=[100])
-    drift_type: DriftType
-    begin_custom_datetime: datetime | None = None
-    end_custom_datetime: datetime | None = None
 
 
 class GetProfileRequest(BaseModel):
@@ -271,42 +248,6 @@ class UpdateUserRequest(BaseModel):
 
 
 # --- profiles -------------------------------------------------------------------------------------------------------
-
-
-_CUSTOM_PROFILE = {
-    "config": {
-        "sample_size": 25,
-        "space": "cap",
-        "name": "model",
-        "version": "1.0.0",
-        "alert_config": {
-            "dispatch_config": {"Console": {"enabled": True}},
-            "schedule": "0 0 0 * * *",
-            "alert_conditions": {"mae": {"alert_threshold": "Above", "alert_threshold_value": 0.5}},
-        },
-        "drift_type": "Custom",
-    },
-    "metrics": {"mae": 1.0},
-    "scouter_version": "0.6.4",
-}
-
-
-class ProfileRequest(BaseModel):
-    """A profile to register or update: `profile` is the profile document as a JSON *string* (the client's
-    `model_dump_json()`); `space` must be the profile's own `config.space`."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"space": "cap", "drift_type": "Custom", "profile": json.dumps(_CUSTOM_PROFILE, indent=2)}]
-        }
-    )
-
-    space: EntityName
-    drift_type: DriftType
-    profile: str = Field(
-        description="The profile JSON (see SpcDriftProfile, PsiDriftProfile, CustomDriftProfile), as a string.",
-        json_schema_extra={"contentMediaType": "application/json"},
-    )
 
 
 class ProfileStatusRequest(BaseModel):
@@ -507,6 +448,7 @@ class ProfileSummary(_Closed):
     name: str
     version: str
     drift_type: DriftType
+    uid: str = Field(description="The entity uid (scouter-ml 0.25 names the profile by it).")
     active: bool
     schedule: str
     next_run: datetime | None
@@ -588,8 +530,9 @@ class ObservabilityRecord(BaseModel):
 
 
 class ServerRecords(BaseModel):
-    """Drift records, each externally tagged by its kind; the client sends one kind of one profile per message.
-    Write permission is checked on the first record's space."""
+    """Drift records, each externally tagged by its kind; a 0.6.4 record names its entity by space/name/version, a
+    0.25 record by `uid` (those members of the union are `scouter.wire_v025`'s, added when the document is built).
+    Write permission is checked on every record's space."""
 
     records: list[SpcRecord | PsiRecord | CustomRecord | ObservabilityRecord]
 
@@ -924,7 +867,12 @@ def _header_name(name: str) -> str:
 def _mark_required(
     parameters: list[dict[str, Any]], model: type, wire_name: Callable[[str], str]
 ) -> list[dict[str, Any]]:
-    required = {wire_name(name) for name in TypeAdapter(model).json_schema().get("required", ())}
+    if isinstance(model, type) and issubclass(model, msgspec.Struct):
+        schema = msgspec.json.schema(model)
+        schema = schema["$defs"][model.__name__] if "$defs" in schema else schema
+    else:
+        schema = TypeAdapter(model).json_schema()
+    required = {wire_name(name) for name in schema.get("required", ())}
     for parameter in parameters:
         parameter["required"] = parameter["name"] in required
     return parameters
@@ -970,6 +918,18 @@ def openapi_document(app: Quart) -> dict[str, Any]:
         app.config.setdefault("QUART_SCHEMA_CONVERSION_PREFERENCE", "pydantic")
         app.config.setdefault("QUART_SCHEMA_CONVERT_CASING", False)
         schema = _Provider(app, _extension()).schema()
+        # quart-schema inlines a msgspec struct's own schema but not the structs it refers to: add them all.
+        _, msgspec_components = msgspec.json.schema_components(wire_v025.SHAPES, ref_template=MSGSPEC_REF_TEMPLATE)
+        components = schema["components"]["schemas"]
+        for name, component in msgspec_components.items():
+            components.setdefault(name, component)
+        # ServerRecords takes the records of both clients: add the 0.25 members to its union.
+        uid_items = [{"$ref": MSGSPEC_REF_TEMPLATE.format(name=item.__name__)} for item in wire_v025.UID_RECORD_ITEMS]
+        for path in ("/scouter/drift", "/scouter/message"):
+            body = schema["paths"].get(path, {}).get("post", {}).get("requestBody")
+            if body is not None:
+                records = body["content"]["application/json"]["schema"]["properties"]["records"]
+                records["items"]["anyOf"] = [*records["items"]["anyOf"], *uid_items]
         # written here in OpenAPI's own spelling: quart-schema's scheme classes drop `description`
         schema["components"]["securitySchemes"] = copy.deepcopy(SECURITY_SCHEMES)
         cached = app.extensions["scouter_openapi"] = _plain(schema)

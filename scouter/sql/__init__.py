@@ -54,6 +54,15 @@ from ._drift import (
     SPC_BUCKETS,
     SPC_UNARCHIVED_BUCKETS,
 )
+from ._entities import (
+    ALERTS_PAGE_NEXT,
+    ALERTS_PAGE_PREVIOUS,
+    DEACTIVATE_OTHER_ENTITIES,
+    ENTITIES_BY_UID,
+    FAMILY_VERSIONS,
+    LOCK_VERSION_FAMILY,
+    REGISTER_VERSION,
+)
 from ._migrations import MIGRATION_LOCK_KEY, MIGRATIONS, Migration
 from ._partitions import (
     LIST_PARTITIONS,
@@ -95,6 +104,8 @@ from ._profiles import (
 )
 
 __all__ = [
+    "ALERTS_PAGE_NEXT",
+    "ALERTS_PAGE_PREVIOUS",
     "ARCHIVE_BUCKETS",
     "ARCHIVE_CUSTOM_BUCKETS",
     "ARCHIVE_LOCK_KEY",
@@ -109,9 +120,12 @@ __all__ = [
     "CUSTOM_SAMPLES",
     "CUSTOM_UNARCHIVED_BUCKETS",
     "DAY_ENTRIES",
+    "DEACTIVATE_OTHER_ENTITIES",
     "DEACTIVATE_OTHER_VERSIONS",
     "DISPATCH_PLAN_LOCK_KEY",
     "DUE_COUNTS",
+    "ENTITIES_BY_UID",
+    "FAMILY_VERSIONS",
     "FORGET_RETIRED",
     "GET_PROFILE",
     "INSERT_ALERTS",
@@ -126,6 +140,7 @@ __all__ = [
     "LIST_RETIRED",
     "LOCK_ALERTS",
     "LOCK_LEASE",
+    "LOCK_VERSION_FAMILY",
     "MARK_PLANNED",
     "MIGRATIONS",
     "MIGRATION_LOCK_KEY",
@@ -143,6 +158,7 @@ __all__ = [
     "PURGE_DELIVERIES",
     "RECORD_ATTEMPT",
     "RECORD_FAILURE",
+    "REGISTER_VERSION",
     "RELEASE_LEASE",
     "RESCHEDULE",
     "RETIRE_ENTRIES",

@@ -251,6 +251,14 @@ CREATE TABLE scouter.alert_delivery (
 CREATE INDEX alert_delivery_due ON scouter.alert_delivery (next_attempt_at) WHERE state = 'pending';
 """
 
+# scouter-ml 0.25 names every entity by a uid (server-v025.md §4): `drift_profile.uid` is that uid, and the stored
+# profile carries it in config.uid (the 0.25 client refuses a profile without one). Rows registered before carry
+# the uid from now on; registrations write it themselves.
+_PROFILE_UIDS = """
+UPDATE scouter.drift_profile SET profile = jsonb_set(profile, '{config,uid}', to_jsonb(uid))
+WHERE jsonb_typeof(profile -> 'config') = 'object' AND (profile -> 'config' ->> 'uid') IS DISTINCT FROM uid;
+"""
+
 # Drift check windows (scouter/sql/_poller.py): successive checks of a profile tile time, [previous bound, own
 # bound) on created_at, and a row committed after the check of its window had read (created_at is the client's, a
 # transaction may hold rows across a bound, a Kafka backlog arrives days old) is judged by the next check, once.
@@ -328,5 +336,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(30, "archive parts", _ARCHIVE_PARTS),
     Migration(130, "drift check windows", _DRIFT_CHECK_WINDOWS),
     Migration(140, "unacknowledged copies of RabbitMQ messages", _UNACKED_COPIES),
+    Migration(200, "profile uids in the stored profiles", _PROFILE_UIDS),
     Migration(310, "daily compaction of the archive", _ARCHIVE_COMPACTION),
 )

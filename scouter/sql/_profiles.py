@@ -5,27 +5,28 @@ from __future__ import annotations
 from typing import Final
 
 # $1 space, $2 name, $3 version, $4 drift_type, $5 profile (JSON text), $6 schedule, $7 next_run, $8 now,
-# $9 scouter_version.
+# $9 scouter_version, $10 a fresh uid (used only when the entity is new: re-registering keeps the row's uid, which
+# the stored config.uid always repeats, so a 0.25 client can download the profile and feed it by uid).
 # A new row starts inactive with previous_run = now (server.md §2.8; the client activates it with PUT status).
 # Re-registering replaces the profile, its schedule and next_run, and keeps `active`, `status` and
 # `previous_run`: the poller's "data since" point must not jump over records that arrived since its last run.
 UPSERT_PROFILE: Final = """
 INSERT INTO scouter.drift_profile
-    (space, name, version, drift_type, profile, active, schedule, next_run, previous_run, scouter_version)
-VALUES ($1, $2, $3, $4, $5::jsonb, false, $6, $7, $8, $9)
+    (uid, space, name, version, drift_type, profile, active, schedule, next_run, previous_run, scouter_version)
+VALUES ($10, $1, $2, $3, $4, jsonb_set($5::jsonb, '{config,uid}', to_jsonb($10::text)), false, $6, $7, $8, $9)
 ON CONFLICT ON CONSTRAINT drift_profile_entity DO UPDATE SET
-    profile = EXCLUDED.profile,
+    profile = jsonb_set(EXCLUDED.profile, '{config,uid}', to_jsonb(drift_profile.uid)),
     schedule = EXCLUDED.schedule,
     next_run = EXCLUDED.next_run,
     scouter_version = EXCLUDED.scouter_version,
     updated_at = now()
-RETURNING (xmax = 0) AS inserted
+RETURNING uid, active, (xmax = 0) AS inserted
 """
 
 # PUT /scouter/profile: $1-$7 as UPSERT_PROFILE, $8 scouter_version; recomputes the schedule (§12 #9).
 UPDATE_PROFILE: Final = """
 UPDATE scouter.drift_profile SET
-    profile = $5::jsonb,
+    profile = jsonb_set($5::jsonb, '{config,uid}', to_jsonb(uid)),
     schedule = $6,
     next_run = $7,
     scouter_version = $8,
@@ -47,6 +48,6 @@ WHERE space = $1 AND name = $2 AND version <> $3 AND ($4::text IS NULL OR drift_
 
 # $1 space, $2 name, $3 version, $4 drift_type. The jsonb comes back as text, served without re-parsing.
 GET_PROFILE: Final = """
-SELECT profile::text AS profile FROM scouter.drift_profile
+SELECT profile::text AS profile, uid, version FROM scouter.drift_profile
 WHERE space = $1 AND name = $2 AND version = $3 AND drift_type = $4
 """

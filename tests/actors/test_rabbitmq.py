@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -371,3 +372,40 @@ async def test_old_digests_are_pruned_once_connected_long_enough(harness: Harnes
         with trio.fail_after(10):
             while await sources() != ["kafka"]:  # the young digest, once it is 3 s old too
                 await trio.sleep(0.05)
+
+
+async def test_uid_records_are_filed_under_their_entity_and_unknown_uids_quarantined(
+    harness: Harness, rabbitmq_url: str
+) -> None:
+    """scouter-ml 0.25 messages name the entity by uid only: each record is stored under its own uid's entity; a
+    message naming a uid no profile has is quarantined whole, never stored under a guess; a trace batch is
+    dropped and counted."""
+    queue, space = unique("q"), unique("sp")
+    uids = {}
+    for version in ("1.0.0", "1.1.0"):
+        uids[version] = await harness.db.fetchval(
+            "INSERT INTO scouter.drift_profile (space, name, version, drift_type, profile, schedule)"
+            " VALUES ($1, 'model', $2, 'Spc', '{}', '0 0 0 * * *') RETURNING uid",
+            space,
+            version,
+        )
+
+    def record(uid: str, value: float) -> dict[str, Any]:
+        return {"Spc": {"created_at": "2026-12-07T04:24:43.270414150Z", "uid": uid, "feature": "feature_0",
+                        "value": value, "entity_id": 0}}  # fmt: skip
+
+    good = json.dumps({"records": [record(uids["1.0.0"], 1.0), record(uids["1.1.0"], 2.0)]}).encode()
+    unknown = json.dumps({"records": [record(uids["1.0.0"], 3.0), record("no-such-uid", 4.0)]}).encode()
+    await publish(rabbitmq_url, queue, [good, unknown, b'{"request": {"resource_spans": []}}'])
+    async with harness.running(consumer(harness, rabbitmq_url, queue)):
+        await wait_for_rows(harness.db, space, 2)
+        with trio.fail_after(30):
+            while len(await quarantined(harness.db)) < 1:
+                await trio.sleep(0.1)
+    rows = await harness.db.fetch("SELECT version, value FROM scouter.spc_drift WHERE space = $1 ORDER BY value", space)
+    assert [("1.0.0", 1.0), ("1.1.0", 2.0)] == [tuple(r) for r in rows]
+    (poison,) = await quarantined(harness.db)
+    reason = "uid 'no-such-uid': no registered profile has this uid"
+    assert (unknown, reason) == (bytes(poison["raw"]), poison["reason"])
+    assert 1 == harness.counter("scouter_records_dropped_total", kind="trace", transport="rabbitmq")
+    assert 0 == await left_in_queue(rabbitmq_url, queue)

@@ -27,6 +27,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 #: The client venv's python; `make test` sets SCOUTER_CLIENT_PYTHON, `make client` creates the default one.
 CLIENT_PYTHON = Path(os.environ.get("SCOUTER_CLIENT_PYTHON", ROOT / ".venv-client" / "bin" / "python"))
+#: The scouter-ml 0.25.0 venv's python (`make client` creates it too; `make test` sets SCOUTER_CLIENT_V025_PYTHON).
+CLIENT_V025_PYTHON = Path(
+    os.environ.get("SCOUTER_CLIENT_V025_PYTHON", ROOT / ".venv-client-v025" / "bin" / "python")
+)
 #: Variables of ours or the client's that must not leak from the developer's shell into a test process.
 _FOREIGN = ("SCOUTER_", "KAFKA_", "RABBITMQ_", "REDIS_", "POLLING", "DATABASE_URI", "PYTHON")
 
@@ -130,13 +134,16 @@ def live_server(fresh_database_dsn: str) -> Iterator[LiveServer]:
         assert 0 == code, f"server exit status {code}; log:\n{server.log()}"
 
 
-def run_client(script: str, env: Mapping[str, str], timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    """Run `script` with the scouter-ml 0.6.4 venv's python in a scratch directory, with `env` added."""
-    if not CLIENT_PYTHON.exists():
-        pytest.skip(f"no scouter-ml client venv at {CLIENT_PYTHON} (run `make client`)")
+def run_client(
+    script: str, env: Mapping[str, str], timeout: float = 120.0, *, python: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `script` with the scouter-ml 0.6.4 venv's python (or `python`) in a scratch directory, with `env` added."""
+    python = python or CLIENT_PYTHON
+    if not python.exists():
+        pytest.skip(f"no scouter-ml client venv at {python} (run `make client`)")
     with tempfile.TemporaryDirectory(prefix="scouter-client-") as cwd:
         return subprocess.run(
-            [str(CLIENT_PYTHON), "-c", script],
+            [str(python), "-c", script],
             cwd=cwd,
             env={**clean_environment(), **env},
             capture_output=True,

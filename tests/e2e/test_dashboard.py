@@ -159,6 +159,17 @@ async def _insert_alert(dsn: str) -> int:
         await connection.close()
 
 
+async def _profile_uids(dsn: str) -> list[str]:
+    """The uids of the space's profiles, in the table's order (by drift type)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        sql = "SELECT uid FROM scouter.drift_profile WHERE space = $1 ORDER BY drift_type"
+        rows = await connection.fetch(sql, SPACE)
+        return [row["uid"] for row in rows]
+    finally:
+        await connection.close()
+
+
 def _watch(page: Page) -> list[str]:
     """Every console error, uncaught exception and failed request of the page (a CSP violation is one)."""
     problems: list[str] = []
@@ -224,9 +235,13 @@ def test_dashboard_logs_in_charts_drift_and_acknowledges_an_alert(
 
     rows = page.locator("#profiles-table tbody tr")
     expect(rows).to_have_count(3)  # space `hidden` is not readable by the viewer
+    cells_of = [row.locator("td").all_inner_texts() for row in rows.all()]
     assert [["web", NAME, VERSION, kind, "active"] for kind in ("Custom", "Psi", "Spc")] == [
-        cells[:5] for cells in (row.locator("td").all_inner_texts() for row in rows.all())
+        cells[:5] for cells in cells_of
     ]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        uids = pool.submit(asyncio.run, _profile_uids(fresh_database_dsn)).result(timeout=30)
+    assert uids == [cells[-1] for cells in cells_of]  # the entity uid scouter-ml 0.25 names the profile by
     expect(page.locator("#who")).to_have_text(USER)
     page.screenshot(path=shots / "2-profiles.png", full_page=True)
 

@@ -114,7 +114,7 @@ async function openProfiles() {
 function renderProfiles() {
   const filter = $("#profile-filter").value.trim().toLowerCase();
   const shown = state.profiles.filter((p) =>
-    !filter || [p.space, p.name, p.version, p.drift_type].some((v) => v.toLowerCase().includes(filter)));
+    !filter || [p.space, p.name, p.version, p.drift_type, p.uid].some((v) => v.toLowerCase().includes(filter)));
   const rows = shown.map((p) => element("tr", {},
     element("td", { text: p.space }),
     element("td", {}, element("a", { text: p.name, attributes: { href: profileHash(p) } })),
@@ -125,6 +125,7 @@ function renderProfiles() {
     element("td", { className: "mono", text: p.schedule }),
     element("td", { text: stamp(p.next_run) }),
     element("td", { text: stamp(p.previous_run) }),
+    element("td", { className: "mono", text: p.uid }),
   ));
   $("#profiles-table tbody").replaceChildren(...rows);
   const total = state.profiles.length;

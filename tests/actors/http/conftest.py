@@ -8,7 +8,13 @@ import pytest
 import trio
 
 from actors.database import Database, DatabaseHandle
-from actors.http import drift_blueprint, observability_blueprint, profile_blueprint
+from actors.http import (
+    alert_blueprint,
+    drift_blueprint,
+    observability_blueprint,
+    out_of_scope_blueprint,
+    profile_blueprint,
+)
 from actors.writer import WriterActor, open_inbox
 
 from ..auth_support import make_api
@@ -18,7 +24,8 @@ from .support import ClientApi
 @pytest.fixture
 async def client_api(db: Database) -> AsyncIterator[ClientApi]:
     """The app on a fresh database with the default users; the writer runs until the test ends (then drains)."""
-    api = await make_api(db, blueprints=[profile_blueprint, drift_blueprint, observability_blueprint])
+    blueprints = [profile_blueprint, drift_blueprint, observability_blueprint, alert_blueprint, out_of_scope_blueprint]
+    api = await make_api(db, blueprints=blueprints)
     send, receive = open_inbox(100)
     writer = WriterActor(receive, send, DatabaseHandle(db), api.ctx.metrics)
     api.ctx.writer = send

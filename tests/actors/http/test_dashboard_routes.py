@@ -66,12 +66,13 @@ async def test_admin_lists_every_profile_sorted_with_its_schedule(api: Api, db: 
         ("b", "m2", "1.0.0", "Custom"),
         ("b", "m2", "1.0.0", "Spc"),
     ] == _entities(body)
-    updated = await db.fetchval("SELECT updated_at FROM scouter.drift_profile WHERE drift_type = 'Custom'")
+    updated, uid = await db.fetchrow("SELECT updated_at, uid FROM scouter.drift_profile WHERE drift_type = 'Custom'")
     assert {
         "space": "b",
         "name": "m2",
         "version": "1.0.0",
         "drift_type": "Custom",
+        "uid": uid,
         "active": False,
         "schedule": "0 0 0 * * *",
         "next_run": "2026-11-23T00:00:00.000000Z",

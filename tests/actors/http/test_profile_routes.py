@@ -43,11 +43,18 @@ async def _register_all(api: ClientApi) -> None:
 
 
 async def test_register_answers_upstream_body_and_stores_inactive_rows(client_api: ClientApi) -> None:
-    """Each captured registration: upstream's success body; one inactive row, next_run the first cron firing."""
+    """Each captured registration: upstream's success body plus the entity (the superset answer scouter-ml 0.25
+    also accepts, server-v025.md §13.2); one inactive row, next_run the first cron firing."""
     before = datetime.now(UTC)
     for line in captured("POST", "/scouter/profile"):
         response = await client_api.post("/scouter/profile", line["body_json"])
-        assert (line["status"], line["response_body"]) == (response.status_code, await response.get_json())
+        answer = await response.get_json()
+        assert (line["status"], line["response_body"]) == (
+            response.status_code,
+            {key: answer[key] for key in ("status", "message")},
+        )
+        entity = (answer["space"], answer["name"], answer["version"], answer["active"])
+        assert ("cap", "model", "1.0.0", False) == entity
     rows = await _rows(client_api)
     assert ["Custom", "Psi", "Spc"] == [row["drift_type"] for row in rows]
     for row in rows:
@@ -60,7 +67,9 @@ async def test_register_answers_upstream_body_and_stores_inactive_rows(client_ap
         )
         assert before <= row["previous_run"] < row["next_run"] <= row["previous_run"] + timedelta(seconds=5)
         assert (0, 0) == (row["next_run"].second % 5, row["next_run"].microsecond)  # "*/5 * * * * *"
-        assert json.loads(_posted(row["drift_type"])["profile"]) == json.loads(row["profile"])
+        stored = json.loads(row["profile"])
+        assert stored["config"].pop("uid")  # the entity's uid, written into the stored profile
+        assert json.loads(_posted(row["drift_type"])["profile"]) == stored
 
 
 async def test_reregistering_replaces_profile_and_schedule_but_keeps_active(client_api: ClientApi) -> None:
@@ -76,7 +85,12 @@ async def test_reregistering_replaces_profile_and_schedule_but_keeps_active(clie
         profile["config"]["alert_config"]["schedule"] = "0 0 0 * * *"
 
     response = await client_api.post("/scouter/profile", _changed(first, change))
-    assert {"status": "success", "message": "Drift profile inserted successfully"} == await response.get_json()
+    answer = await response.get_json()
+    assert ("success", "Drift profile inserted successfully", True) == (
+        answer["status"],
+        answer["message"],
+        answer["active"],
+    )
     (row,) = await _rows(client_api)
     assert (True, "0 0 0 * * *") == (row["active"], row["schedule"])
     assert 50 == json.loads(row["profile"])["config"]["sample_size"]
@@ -196,7 +210,13 @@ async def test_download_matches_captured_response(client_api: ClientApi, line: d
         assert (404, {"error": "Drift profile not found"}) == (response.status_code, await response.get_json())
         return
     assert 200 == response.status_code
-    assert line["response_body"] == json.loads(await response.get_data(as_text=True))
+    served = json.loads(await response.get_data(as_text=True))
+    (drift_type, profile) = next(iter(served.items()))
+    # the superset profile (server-v025.md §13.4): the capture plus what scouter-ml 0.25 needs
+    assert profile["config"].pop("uid")
+    if drift_type == "Psi":
+        assert {"QuantileBinning": {"num_bins": 10}} == profile["config"].pop("binning_strategy")
+    assert line["response_body"] == served
 
 
 async def test_download_psi_keeps_infinite_limits_as_strings(client_api: ClientApi) -> None:
