@@ -26,6 +26,7 @@ not in ``archive_log`` (written by upstream, or orphans of a crashed pass) are n
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 from collections import OrderedDict
@@ -36,6 +37,7 @@ from typing import Any
 
 import asyncpg
 import attrs
+import numpy as np
 import pyarrow as pa
 import trio
 from datafusion import SessionConfig, SessionContext
@@ -75,6 +77,28 @@ class ManifestEntry:
     object_path: str
     rows: int
     bytes: int
+    hour: datetime | None = None
+
+
+Ranges = Sequence[tuple[datetime, datetime]]
+
+
+def _touches(hour: datetime | None, ranges: Ranges) -> bool:
+    """Does the hour ``[hour, hour + 1 h)`` overlap one of the (ordered, disjoint, half-open) `ranges`?"""
+    if hour is None:
+        return True
+    i = bisect.bisect_right([stop for _, stop in ranges], hour)  # the first range ending after the hour starts
+    return i < len(ranges) and ranges[i][0] < hour + timedelta(hours=1)
+
+
+def _within(table: pa.Table, ranges: Ranges) -> pa.Table:
+    """The rows of `table` whose created_at lies in one of the ordered, disjoint, half-open `ranges`."""
+    stamps = table.column("created_at").cast(pa.int64()).to_numpy()
+    starts = np.array([epoch_ns(start) for start, _ in ranges], dtype=np.int64)
+    stops = np.array([epoch_ns(stop) for _, stop in ranges], dtype=np.int64)
+    slot = np.searchsorted(starts, stamps, side="right") - 1
+    inside = (slot >= 0) & (stamps < stops[np.maximum(slot, 0)])
+    return table.filter(pa.array(inside))
 
 
 async def _live_and_manifest(
@@ -168,15 +192,26 @@ class ArchiveReader:
         return query.window.begin < archive_boundary(now, self.retention_days)
 
     async def parts(
-        self, db: Database, kind: str, query: DriftQuery, live_sql: str, live_args: Sequence[Any]
+        self,
+        db: Database,
+        kind: str,
+        query: DriftQuery,
+        live_sql: str,
+        live_args: Sequence[Any],
+        *,
+        ranges: Ranges | None = None,
     ) -> list[Sequence[Any]]:
         """``[live aggregates, archived aggregates...]`` for `query` (one archived part per chunk of objects, so at
         least one). `live_sql` must aggregate only rows *not* archived, with `live_args`; the object list comes from
-        the same snapshot. Raises `ArchiveLimitExceeded` when the window's objects exceed ``max_query_bytes``."""
+        the same snapshot. With `ranges` (the raw ranges of a rollup plan: ordered, disjoint, half-open) only the
+        archived rows within them count, and only the objects of hours they touch are read. Raises
+        `ArchiveLimitExceeded` when the objects to read exceed ``max_query_bytes``."""
         window = query.window
         manifest_args = (kind, query.space, query.name, query.version, floor_hour(window.begin), window.end)
         live, manifest = await db.run(_live_and_manifest, live_sql, live_args, manifest_args)
-        entries = [ManifestEntry(r["object_path"], r["rows"], r["bytes"]) for r in manifest]
+        entries = [ManifestEntry(r["object_path"], r["rows"], r["bytes"], r["hour"]) for r in manifest]
+        if ranges is not None:
+            entries = [entry for entry in entries if _touches(entry.hour, ranges)]
         total = sum(entry.bytes for entry in entries)
         if total > self.max_query_bytes:
             raise ArchiveLimitExceeded(
@@ -185,15 +220,17 @@ class ArchiveReader:
             )
         parts: list[Sequence[Any]] = [live]
         for chunk in _chunks(entries, self.chunk_bytes):
-            parts.append(await self.aggregates(kind_named(kind), chunk, query))
+            parts.append(await self.aggregates(kind_named(kind), chunk, query, ranges))
         return parts
 
-    async def aggregates(self, kind: ArchiveKind, entries: Sequence[ManifestEntry], query: DriftQuery) -> list[tuple]:
+    async def aggregates(
+        self, kind: ArchiveKind, entries: Sequence[ManifestEntry], query: DriftQuery, ranges: Ranges | None = None
+    ) -> list[tuple]:
         """The archived part's aggregates over `entries` (in a worker thread; DataFusion releases the GIL)."""
         if not entries:
             return []
         try:
-            return await trio.to_thread.run_sync(self._aggregates, kind, entries, query)
+            return await trio.to_thread.run_sync(self._aggregates, kind, entries, query, ranges)
         except Exception as exc:  # obstore, pyarrow and DataFusion each raise their own kinds
             log.error("reading the archive failed", exc_info=True)
             raise ArchiveReadError(f"archive: {exc}") from exc
@@ -210,7 +247,9 @@ class ArchiveReader:
             self._cache.put(key, table)
         return table
 
-    def _aggregates(self, kind: ArchiveKind, entries: Sequence[ManifestEntry], query: DriftQuery) -> list[tuple]:
+    def _aggregates(
+        self, kind: ArchiveKind, entries: Sequence[ManifestEntry], query: DriftQuery, ranges: Ranges | None
+    ) -> list[tuple]:
         if len(entries) == 1:
             found = [self._table(kind, entries[0])]
         else:
@@ -222,6 +261,10 @@ class ArchiveReader:
         if not tables:
             return []
         table = pa.concat_tables(tables).combine_chunks()
+        if ranges is not None:
+            table = _within(table, ranges)
+            if table.num_rows == 0:
+                return []
         n = max(1, min(self.target_partitions, table.num_rows))
         batches = table.to_batches(max_chunksize=-(-table.num_rows // n))
         ctx = SessionContext(SessionConfig().with_target_partitions(self.target_partitions))

@@ -78,7 +78,7 @@ INSERT_QUARANTINE: Final = "INSERT INTO scouter.quarantine (source, reason, raw)
 #: The committed objects that may hold rows of a window: $1 kind, $2 space, $3 name, $4 version, $5 first hour,
 #: $6 window end.
 ARCHIVE_MANIFEST: Final = """
-SELECT object_path, rows, bytes FROM scouter.archive_log
+SELECT object_path, rows, bytes, hour FROM scouter.archive_log
 WHERE kind = $1 AND space = $2 AND name = $3 AND version = $4 AND hour >= $5 AND hour <= $6
 ORDER BY hour, part
 """

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from ._rollups import ROLLUP_TABLES
+
 #: pg_advisory_lock key taken while migrating ("scouter" in ASCII), so replicas starting together take turns.
 MIGRATION_LOCK_KEY = 0x73636F75746572
 
@@ -257,4 +259,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "drift engine leases", _DRIFT_ENGINE_LEASES),
     Migration(20, "alert dispatch outbox", _ALERT_DISPATCH),
     Migration(30, "archive parts", _ARCHIVE_PARTS),
+    Migration(300, "rollups", ROLLUP_TABLES),
 )

@@ -1,0 +1,146 @@
+"""SQL of the rollups (`scouter.rollups`): the tables, the writer's upserts and the binned reads through them.
+
+Rollup rows are tiny (one per entity, feature and minute) and are never dropped with the record partitions: they
+stay in PostgreSQL after the raw rows went to the archive, so a long chart never reads raw Parquet for its whole
+grains. ``scouter.rollup_coverage`` says from when they are complete: rows archived *and dropped* before the rollups
+existed are not in them, and grains before ``since`` are read from the rows (and the archive) as before.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._drift import CUSTOM_BUCKETS, PSI_BUCKETS, SPC_BUCKETS, _unarchived
+
+_EPOCH = "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
+
+# Migration 300. The backfill aggregates every record row still in PostgreSQL (archived or not) once, in the
+# migration's transaction; `since` is then the end of the last archived hour (rows before it may have been dropped
+# with their partition), or -infinity when nothing was ever archived. Grains before it keep being read raw.
+ROLLUP_TABLES: Final = f"""
+CREATE TABLE scouter.spc_rollup (
+    space text NOT NULL, name text NOT NULL, version text NOT NULL, feature text NOT NULL,
+    grain timestamptz NOT NULL,
+    count bigint NOT NULL, mean double precision NOT NULL, m2 double precision NOT NULL,
+    PRIMARY KEY (space, name, version, feature, grain)
+);
+CREATE TABLE scouter.custom_rollup (
+    space text NOT NULL, name text NOT NULL, version text NOT NULL, metric text NOT NULL,
+    grain timestamptz NOT NULL,
+    count bigint NOT NULL, mean double precision NOT NULL, m2 double precision NOT NULL,
+    PRIMARY KEY (space, name, version, metric, grain)
+);
+CREATE TABLE scouter.psi_rollup (
+    space text NOT NULL, name text NOT NULL, version text NOT NULL, feature text NOT NULL, bin_id integer NOT NULL,
+    grain timestamptz NOT NULL,
+    count bigint NOT NULL,
+    PRIMARY KEY (space, name, version, feature, bin_id, grain)
+);
+CREATE TABLE scouter.rollup_coverage (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    since timestamptz NOT NULL
+);
+INSERT INTO scouter.rollup_coverage (since)
+SELECT coalesce(max(hour) + interval '1 hour', '-infinity') FROM scouter.archive_log;
+
+INSERT INTO scouter.spc_rollup
+SELECT space, name, version, feature, date_bin('1 minute', created_at, {_EPOCH}) AS grain,
+       count(*), avg(value), coalesce(var_pop(value) * count(*), 0)
+FROM scouter.spc_drift GROUP BY 1, 2, 3, 4, 5;
+INSERT INTO scouter.custom_rollup
+SELECT space, name, version, metric, date_bin('1 minute', created_at, {_EPOCH}) AS grain,
+       count(*), avg(value), coalesce(var_pop(value) * count(*), 0)
+FROM scouter.custom_drift GROUP BY 1, 2, 3, 4, 5;
+INSERT INTO scouter.psi_rollup
+SELECT space, name, version, feature, bin_id, date_bin('1 minute', created_at, {_EPOCH}) AS grain, sum(bin_count)
+FROM scouter.psi_drift GROUP BY 1, 2, 3, 4, 5, 6;
+"""
+
+#: From when rollups are complete (-infinity comes back as the year 1: asyncpg has no aware infinity).
+ROLLUP_SINCE: Final = "SELECT greatest(since, TIMESTAMPTZ '0001-01-01 00:00:00+00') FROM scouter.rollup_coverage"
+
+
+def _upsert_values(table: str, key: str) -> str:
+    # Chan's update with the stored row as the first part: every right-hand side reads the old values.
+    return f"""
+INSERT INTO scouter.{table} AS r (space, name, version, {key}, grain, count, mean, m2)
+SELECT u.space, u.name, u.version, u.key, u.grain, u.count, u.mean, u.m2
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[], $7::float8[],
+            $8::float8[]) WITH ORDINALITY AS u(space, name, version, key, grain, count, mean, m2, position)
+ORDER BY u.position
+ON CONFLICT (space, name, version, {key}, grain) DO UPDATE SET
+    count = r.count + excluded.count,
+    mean = r.mean + (excluded.mean - r.mean) * excluded.count / (r.count + excluded.count),
+    m2 = r.m2 + excluded.m2
+         + (excluded.mean - r.mean) * (excluded.mean - r.mean) * r.count * excluded.count / (r.count + excluded.count)
+"""
+
+
+#: The writer's upserts, one per kind, rows in key order (the caller sorts): $1.. one array per column.
+UPSERT_SPC_ROLLUP: Final = _upsert_values("spc_rollup", "feature")
+UPSERT_CUSTOM_ROLLUP: Final = _upsert_values("custom_rollup", "metric")
+UPSERT_PSI_ROLLUP: Final = """
+INSERT INTO scouter.psi_rollup AS r (space, name, version, feature, bin_id, grain, count)
+SELECT u.space, u.name, u.version, u.feature, u.bin_id, u.grain, u.count
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::bigint[])
+     WITH ORDINALITY AS u(space, name, version, feature, bin_id, grain, count, position)
+ORDER BY u.position
+ON CONFLICT (space, name, version, feature, bin_id, grain) DO UPDATE SET count = r.count + excluded.count
+"""
+
+# --- binned reads ----------------------------------------------------------------------------------------------------
+# Rollup part: $1 space, $2 name, $3 version, $4 bucket width, $5 lo, $6 hi (the whole grains [lo, hi)). A grain that
+# a bucket boundary cuts is left to the raw part (the same test as `scouter.rollups.plan`).
+_ROLLUP_BUCKET = f"date_bin($4::interval, grain, {_EPOCH})"
+_ROLLUP_WHERE = f"""space = $1 AND name = $2 AND version = $3 AND grain >= $5 AND grain < $6
+  AND {_ROLLUP_BUCKET} = date_bin($4::interval, grain + interval '1 minute' - interval '1 microsecond', {_EPOCH})"""
+
+SPC_ROLLUP_BUCKETS: Final = f"""
+SELECT feature, {_ROLLUP_BUCKET} AS bucket, sum(count)::bigint AS count, sum(count * mean) / sum(count) AS mean
+FROM scouter.spc_rollup
+WHERE {_ROLLUP_WHERE}
+GROUP BY feature, bucket
+"""
+
+CUSTOM_ROLLUP_BUCKETS: Final = f"""
+WITH g AS (
+    SELECT metric, {_ROLLUP_BUCKET} AS bucket, count, mean, m2 FROM scouter.custom_rollup WHERE {_ROLLUP_WHERE}
+), b AS (
+    SELECT metric, bucket, sum(count) AS n, sum(count * mean) / sum(count) AS mean FROM g GROUP BY metric, bucket
+)
+SELECT b.metric, b.bucket, b.n::bigint AS count, b.mean,
+       CASE WHEN b.n > 1
+            THEN (sum(g.m2) + sum(g.count * (g.mean - b.mean) * (g.mean - b.mean))) / (b.n - 1)
+            ELSE 0 END AS variance
+FROM b JOIN g ON g.metric = b.metric AND g.bucket = b.bucket
+GROUP BY b.metric, b.bucket, b.n, b.mean
+"""
+
+# $7 the profile's features.
+PSI_ROLLUP_BUCKETS: Final = f"""
+SELECT feature, {_ROLLUP_BUCKET} AS bucket, bin_id, sum(count)::bigint AS count
+FROM scouter.psi_rollup
+WHERE {_ROLLUP_WHERE} AND feature = ANY($7::text[])
+GROUP BY feature, bucket, bin_id
+"""
+
+# Raw part: the statements of `_drift` over the rows of the plan's raw ranges only. $5/$6 stay the window, and the
+# ranges come last (after the PSI features): each is read through the entity's created_at index.
+_WINDOW = "space = $1 AND name = $2 AND version = $3 AND created_at >= $5 AND created_at <= $6"
+
+
+def _in_ranges(sql: str, table: str, first: int) -> str:
+    if sql.count(_WINDOW) != 1 or sql.count(f"FROM scouter.{table}\n") != 1:
+        raise ValueError("expected exactly one window predicate and one table")
+    ranges = f"unnest(${first}::timestamptz[], ${first + 1}::timestamptz[]) AS r(lo, hi)"
+    joined = f"FROM scouter.{table} JOIN {ranges}\n    ON created_at >= r.lo AND created_at < r.hi\n"
+    return sql.replace(f"FROM scouter.{table}\n", joined)
+
+
+SPC_RANGE_BUCKETS: Final = _in_ranges(SPC_BUCKETS, "spc_drift", 7)
+CUSTOM_RANGE_BUCKETS: Final = _in_ranges(CUSTOM_BUCKETS, "custom_drift", 7)
+PSI_RANGE_BUCKETS: Final = _in_ranges(PSI_BUCKETS, "psi_drift", 8)
+#: The same over the rows not archived yet, when the archive answers the rest of the raw ranges.
+SPC_RANGE_UNARCHIVED_BUCKETS: Final = _unarchived(SPC_RANGE_BUCKETS)
+CUSTOM_RANGE_UNARCHIVED_BUCKETS: Final = _unarchived(CUSTOM_RANGE_BUCKETS)
+PSI_RANGE_UNARCHIVED_BUCKETS: Final = _unarchived(PSI_RANGE_BUCKETS)
