@@ -92,7 +92,7 @@ async def assert_rollups_match_rows(db: Database) -> int:
     missing on either side; returns the number of rollup rows compared."""
     compared = 0
     for kind, sql in RAW_GRAINS.items():
-        expected = {tuple(r)[:-3 if kind != "psi" else -1]: tuple(r) for r in await db.fetch(sql)}
+        expected = {tuple(r)[: -3 if kind != "psi" else -1]: tuple(r) for r in await db.fetch(sql)}
         stored = {tuple(r)[:-3 if kind != "psi" else -1]: tuple(r) for r in await db.fetch(
             f"SELECT * FROM scouter.{kind}_rollup")}  # fmt: skip
         assert sorted(expected) == sorted(stored), kind
