@@ -73,6 +73,9 @@ def test_rows_and_rollups_agree_after_kill_9(fresh_database_dsn: str) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
     assert acked >= 200
 
     async def disagreements() -> list[tuple[object, ...]]:
