@@ -4,7 +4,10 @@
 
 Baseline: plain asyncio (no trio, no trio-asyncio), one connection, one COPY + COMMIT per 1,000-row batch — what a
 hand-written ingest loop would do. Ours: 8 concurrent senders each handing 1,000-row batches to the writer actor,
-answered after COMMIT. Both into a fresh, migrated database with today's partition in place.
+answered after COMMIT, which also keeps the per-minute rollups (`scouter.rollups`) in the same transaction. Both
+into a fresh, migrated database with today's partition in place. A second argument spreads the rows' created_at
+back over that many seconds (rows older than today land in the default partition), so that each flush adds to many
+rollup rows: ``python -m tests.bench.bench_writer 200000 3600``.
 """
 
 from __future__ import annotations
@@ -31,12 +34,12 @@ BATCH = 1000
 SENDERS = 8
 
 
-def make_batches(total: int, tag: str) -> list[DecodedBatch]:
+def make_batches(total: int, tag: str, spread: float = 0.0) -> list[DecodedBatch]:
+    """`total` rows of 10 features, one microsecond apart, or, with `spread` seconds, spread evenly back over that
+    span (then each flush adds to many per-minute rollup rows instead of one per feature)."""
     now = datetime.datetime.now(datetime.UTC)
-    rows = [
-        (now + datetime.timedelta(microseconds=i), "bench", tag, "1.0.0", f"feature_{i % 10}", float(i))
-        for i in range(total)
-    ]
+    step = datetime.timedelta(seconds=spread / total) if spread else datetime.timedelta(microseconds=1)
+    rows = [(now - i * step, "bench", tag, "1.0.0", f"feature_{i % 10}", float(i)) for i in range(total)]
     return [DecodedBatch(spc_rows=tuple(rows[i : i + BATCH])) for i in range(0, total, BATCH)]
 
 
@@ -87,10 +90,10 @@ async def prepare(dsn: str) -> None:
         await close_pool(db)
 
 
-def main(total: int = 200_000) -> dict[str, float]:
+def main(total: int = 200_000, spread: float = 0.0) -> dict[str, float]:
     with scratch_database(ensure_postgres(), prefix="scouter_bench_") as dsn:
         trio.run(prepare, dsn)
-        raw_batches, our_batches = make_batches(total, "raw"), make_batches(total, "writer")
+        raw_batches, our_batches = make_batches(total, "raw", spread), make_batches(total, "writer", spread)
         asyncio.run(raw_copy(dsn, make_batches(20_000, "warm")))  # warm the server's caches for both
         raw = asyncio.run(raw_copy(dsn, raw_batches))
         ours, stats = trio.run(through_writer, dsn, our_batches)
@@ -101,7 +104,7 @@ def main(total: int = 200_000) -> dict[str, float]:
         "ratio": raw / ours,
         "writer_flushes": stats["flushes"],
     }
-    print(f"writer bench, {total:,} SPC rows in {BATCH:,}-row batches")
+    print(f"writer bench, {total:,} SPC rows in {BATCH:,}-row batches, created over {spread:,.0f} s")
     print(f"  raw asyncpg COPY (asyncio, 1 conn):   {figures['raw_copy_rows_per_s']:>12,.0f} rows/s")
     print(
         f"  writer actor ({SENDERS} senders, trio):    {figures['writer_rows_per_s']:>12,.0f} rows/s"
@@ -112,4 +115,4 @@ def main(total: int = 200_000) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000, float(sys.argv[2]) if len(sys.argv) > 2 else 0.0)
