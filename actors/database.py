@@ -29,6 +29,7 @@ T = TypeVar("T")
 #: An asyncio coroutine function run with a pooled connection.
 Work = Callable[..., Awaitable[T]]
 
+
 class DatabaseUnavailable(RuntimeError):
     """No pool right now: the database actor is (re)starting."""
 

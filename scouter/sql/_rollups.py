@@ -14,9 +14,10 @@ from ._drift import CUSTOM_BUCKETS, PSI_BUCKETS, SPC_BUCKETS, _unarchived
 
 _EPOCH = "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
 
-# Migration 300. The backfill aggregates every record row still in PostgreSQL (archived or not) once, in the
-# migration's transaction; `since` is then the end of the last archived hour (rows before it may have been dropped
-# with their partition), or -infinity when nothing was ever archived. Grains before it keep being read raw.
+# Migration 300: the tables, empty but for rows dated from the current minute on (a record may be dated up to a day
+# ahead); `since` is that minute. Building the rollups of older rows is `scouter rollup rebuild` (REBUILD_DAY, a day
+# at a time, newest first), so a large database is not locked up while the server starts; meanwhile grains before
+# `since` are simply read from the rows, as before.
 ROLLUP_TABLES: Final = f"""
 CREATE TABLE scouter.spc_rollup (
     space text NOT NULL, name text NOT NULL, version text NOT NULL, feature text NOT NULL,
@@ -40,23 +41,73 @@ CREATE TABLE scouter.rollup_coverage (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     since timestamptz NOT NULL
 );
-INSERT INTO scouter.rollup_coverage (since)
-SELECT coalesce(max(hour) + interval '1 hour', '-infinity') FROM scouter.archive_log;
-
-INSERT INTO scouter.spc_rollup
-SELECT space, name, version, feature, date_bin('1 minute', created_at, {_EPOCH}) AS grain,
-       count(*), avg(value), coalesce(var_pop(value) * count(*), 0)
-FROM scouter.spc_drift GROUP BY 1, 2, 3, 4, 5;
-INSERT INTO scouter.custom_rollup
-SELECT space, name, version, metric, date_bin('1 minute', created_at, {_EPOCH}) AS grain,
-       count(*), avg(value), coalesce(var_pop(value) * count(*), 0)
-FROM scouter.custom_drift GROUP BY 1, 2, 3, 4, 5;
-INSERT INTO scouter.psi_rollup
-SELECT space, name, version, feature, bin_id, date_bin('1 minute', created_at, {_EPOCH}) AS grain, sum(bin_count)
-FROM scouter.psi_drift GROUP BY 1, 2, 3, 4, 5, 6;
+INSERT INTO scouter.rollup_coverage (since) VALUES (date_bin('1 minute', now(), {_EPOCH}));
 """
 
-#: From when rollups are complete (-infinity comes back as the year 1: asyncpg has no aware infinity).
+#: Per kind: its record table, the aggregate of its rows per grain in rollup column order, the grouping.
+_AGGREGATES: Final = {
+    "spc": ("spc_drift", "feature", "count(*), avg(value), coalesce(var_pop(value) * count(*), 0)"),
+    "psi": ("psi_drift", "feature, bin_id", "sum(bin_count)"),
+    "custom": ("custom_drift", "metric", "count(*), avg(value), coalesce(var_pop(value) * count(*), 0)"),
+}
+ROLLUP_KINDS: Final = tuple(_AGGREGATES)  # also the order tables are locked in, as the writer upserts them
+
+
+def _rebuild(kind: str, where: str) -> str:
+    table, key, aggregates = _AGGREGATES[kind]
+    keys = f"space, name, version, {key}, date_bin('1 minute', created_at, {_EPOCH})"
+    return (
+        f"INSERT INTO scouter.{kind}_rollup SELECT {keys}, {aggregates} FROM scouter.{table} WHERE {where} "
+        f"GROUP BY {keys}"
+    )
+
+
+ROLLUP_TABLES += "".join(
+    _rebuild(kind, "created_at >= (SELECT since FROM scouter.rollup_coverage)") + ";\n" for kind in ROLLUP_KINDS
+)
+
+
+def lock_rollup(kind: str) -> str:
+    """Held by a rebuild of one range: writers adding to this kind's rollups wait (briefly) until it commits, so the
+    rows it aggregates and the rollup rows it replaces are the same (a writer's rows are either committed before
+    the lock, and aggregated, or committed after the rebuild, and added then)."""
+    return f"LOCK TABLE scouter.{kind}_rollup IN SHARE ROW EXCLUSIVE MODE"
+
+
+def clear_rollup(kind: str) -> str:
+    """$1 lo, $2 hi: the rollup rows of the grains [lo, hi)."""
+    return f"DELETE FROM scouter.{kind}_rollup WHERE grain >= $1 AND grain < $2"
+
+
+def rebuild_rollup(kind: str) -> str:
+    """$1 lo, $2 hi: the rollups of the rows dated [lo, hi) (whole grains), from the rows."""
+    return _rebuild(kind, "created_at >= $1 AND created_at < $2")
+
+
+def rows_gone(kind: str) -> str:
+    """$1 lo, $2 hi: were rows of [lo, hi) archived and then dropped from PostgreSQL (their partition dropped)? Then
+    the rows cannot rebuild that range's rollups."""
+    table = _AGGREGATES[kind][0]
+    return f"""
+SELECT (SELECT coalesce(sum(rows), 0) FROM scouter.archive_log WHERE kind = '{kind}' AND hour >= $1 AND hour < $2)
+     > (SELECT count(*) FROM scouter.{table} WHERE archived AND created_at >= $1 AND created_at < $2)
+"""
+
+
+#: Where a rebuild ends: the oldest record row before the coverage (NULL: none; never before 1970, what the decoder
+#: bounds created_at to: older hostile rows stay read from the rows).
+OLDEST_UNCOVERED: Final = (
+    "SELECT CASE WHEN min(m) IS NOT NULL THEN greatest(min(m), TIMESTAMPTZ '1970-01-01 00:00:00+00') END FROM ("
+    + " UNION ALL ".join(
+        f"(SELECT min(created_at) FROM scouter.{table} WHERE created_at < (SELECT since FROM scouter.rollup_coverage))"
+        for table, _, _ in _AGGREGATES.values()
+    )
+    + ") AS oldest(m)"
+)
+#: $1 the new coverage start (only ever lowered).
+LOWER_SINCE: Final = "UPDATE scouter.rollup_coverage SET since = least(since, $1)"
+RAW_SINCE: Final = "SELECT since FROM scouter.rollup_coverage"
+
 ROLLUP_SINCE: Final = "SELECT greatest(since, TIMESTAMPTZ '0001-01-01 00:00:00+00') FROM scouter.rollup_coverage"
 
 

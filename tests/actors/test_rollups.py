@@ -20,6 +20,7 @@ from actors.archive_store import StoreHandle
 from actors.database import Database, DatabaseHandle, close_pool, migrate, open_pool
 from actors.metrics import ScouterMetrics
 from actors.rollup_reads import CUSTOM, PSI, SPC, BinnedSource, binned_parts, raw_parts
+from actors.rollup_rebuild import RebuildProgress, rebuild_rollups
 from actors.writer import WriterActor, open_inbox, write
 from config import DatabaseSettings
 from scouter.binned import merge_custom, merge_psi, merge_spc
@@ -145,19 +146,34 @@ async def test_replicas_adding_to_the_same_grains_agree(db: Database, fresh_data
     await assert_rollups_match_rows(db)
 
 
-async def test_migration_builds_rollups_of_existing_rows(aio_loop: None, fresh_database_dsn: str) -> None:
-    """Rows stored before the rollups existed get theirs from the migration."""
+async def test_rollup_rebuild_builds_rollups_of_rows_stored_before_them(
+    aio_loop: None, fresh_database_dsn: str
+) -> None:
+    """Rows stored before migration 300 are read from the rows (the coverage starts at the migration's minute);
+    `rebuild_rollups` then builds their rollups a day at a time, lowers the coverage, and reads through the rollups
+    still equal the rows'."""
     db = await open_pool(fresh_database_dsn, DatabaseSettings(max_pool_size=2, min_pool_size=1))
     try:
         await migrate(db, tuple(m for m in MIGRATIONS if m.version < 300))
         rng = random.Random(3)
-        batch = random_batch(rng, RECENT, 30, 400)
+        start = RECENT - timedelta(days=2, minutes=30)  # three UTC days
+        batch = random_batch(rng, start, 3 * 24 * 60, 3000)
         for table, rows in (("spc_drift", batch.spc_rows), ("custom_drift", batch.custom_rows),
                             ("psi_drift", batch.psi_rows)):  # fmt: skip
             await insert(db, table, [(r[0], r[2], r[1], *r[3:]) for r in rows])
         await migrate(db)
-        assert await assert_rollups_match_rows(db) > 100
-        assert datetime(1970, 1, 1, tzinfo=UTC) > await db.fetchval(ROLLUP_SINCE)  # nothing archived: all rows
+        assert 0 == await db.fetchval("SELECT count(*) FROM scouter.spc_rollup")
+        assert await db.fetchval(ROLLUP_SINCE) > start + timedelta(days=3)
+        assert await compare_random_windows(db, rng, start, 3 * 24 * 60, None, 5) == 0  # all from the rows
+
+        progress: list[RebuildProgress] = []
+        report = await rebuild_rollups(db, progress.append)
+        assert report.days >= 3
+        assert [p.days_done for p in progress] == list(range(1, report.days + 1))
+        assert await db.fetchval(ROLLUP_SINCE) <= start
+        assert await assert_rollups_match_rows(db) > 1000
+        assert await compare_random_windows(db, rng, start, 3 * 24 * 60, None, 10) > 5
+        assert (await rebuild_rollups(db)).days == 0  # nothing left: a rerun does nothing
     finally:
         await close_pool(db)
 
