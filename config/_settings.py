@@ -49,6 +49,13 @@ class HttpSettings:
         help="seconds in-flight requests get to finish at shutdown (ours)",
         validator=at_least(0),
     )
+    trusted_proxy_hops: int = env(
+        "SCOUTER_TRUSTED_PROXY_HOPS",
+        0,
+        help="reverse proxies in front of the server whose X-Forwarded-For entries are believed; 0: use the peer"
+        " address (ours; login throttling keys on the client address)",
+        validator=at_least(0),
+    )
 
     @property
     def effective_metrics_port(self) -> int:

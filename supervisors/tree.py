@@ -47,6 +47,7 @@ from actors.metrics import ScouterMetrics
 from actors.poller import DueGauge, Poller, poller_id
 from actors.postgres import EmbeddedPostgres, answers
 from actors.rabbitmq import RabbitConsumerActor
+from actors.users import prepare_users
 from actors.writer import InboxSender, WriterActor, open_inbox
 from config import DEFAULT_DATABASE_URI, Settings
 
@@ -173,7 +174,9 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
     )
     app = create_app(http, blueprints=API_BLUEPRINTS)
     writer = WriterActor(inbox_recv, inbox_send, database, process.metrics)
-    database_actor = DatabaseActor(settings.database, uri, database, board, auth=settings.auth)
+    database_actor = DatabaseActor(
+        settings.database, uri, database, board, prepare=functools.partial(prepare_users, auth=settings.auth)
+    )
     children += [
         ChildSpec("database", database_actor.run, shutdown=10),
         ChildSpec("writer", writer.run, shutdown=15),
