@@ -22,9 +22,6 @@ import attrs
 import trio
 
 from scouter.records import CUSTOM_COLUMNS, OBSERVABILITY_COLUMNS, PSI_COLUMNS, SPC_COLUMNS, DecodedBatch
-from scouter.rollups import columns as rollup_columns
-from scouter.rollups import psi_rollups, value_rollups
-from scouter.sql import UPSERT_CUSTOM_ROLLUP, UPSERT_PSI_ROLLUP, UPSERT_SPC_ROLLUP
 
 from .database import UNAVAILABLE, DatabaseHandle
 from .metrics import ScouterMetrics
@@ -99,25 +96,7 @@ async def _commit(conn: asyncpg.Connection, requests: Sequence[WriteRequest]) ->
             rows = [row for batch in kept for row in getattr(batch, attribute)]
             if rows:
                 await conn.copy_records_to_table(table, records=rows, columns=columns, schema_name="scouter")
-        await _roll_up(conn, kept)
     return fresh
-
-
-async def _roll_up(conn: asyncpg.Connection, kept: Sequence[DecodedBatch]) -> None:
-    """Add the stored rows to their per-minute rollups (`scouter.rollups`), in the transaction that stored them: a
-    crash leaves both or neither. Rollup rows are upserted in key order, so writers (replicas, the one-by-one
-    retry) adding to the same grains lock them in one order and never deadlock."""
-    for attribute, aggregate, statement, width in _ROLLUPS:
-        rows = [row for batch in kept for row in getattr(batch, attribute)]
-        if rows:
-            await conn.execute(statement, *rollup_columns(aggregate(rows), width))
-
-
-_ROLLUPS = (
-    ("spc_rows", value_rollups, UPSERT_SPC_ROLLUP, 8),
-    ("psi_rows", psi_rollups, UPSERT_PSI_ROLLUP, 7),
-    ("custom_rows", value_rollups, UPSERT_CUSTOM_ROLLUP, 8),
-)
 
 
 @attrs.define

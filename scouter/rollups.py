@@ -1,11 +1,11 @@
 """Rollups: per-grain aggregates of the record tables, kept exact (pure: no I/O).
 
-The writer stores, in the transaction that stores the rows, one aggregate per (entity, feature, grain) in a mergeable
-form: SPC and custom values as ``(count, mean, M2)`` (M2: the sum of squared deviations from the mean, as
-`scouter.binned` merges them: Chan's pairwise update, numerically stable where a plain sum of squares would cancel),
-PSI as the summed ``bin_count`` per bin. Reads then take whole grains from the rollups and only the rows of partial
-grains from the record tables, which gives the raw-row answer (to float rounding) at a cost that grows with the
-number of grains, not of rows.
+A statement trigger on each record table (`scouter.sql._rollups`) stores, in the transaction that stores the rows,
+one aggregate per (entity, feature, grain) in a mergeable form: SPC and custom values as ``(count, mean, M2)`` (M2:
+the sum of squared deviations from the mean, as `scouter.binned` merges them: Chan's pairwise update, numerically
+stable where a plain sum of squares would cancel), PSI as the summed ``bin_count`` per bin. Reads then take whole
+grains from the rollups and only the rows of partial grains from the record tables, which gives the raw-row answer
+(to float rounding) at a cost that grows with the number of grains, not of rows.
 
 **The grain is one minute.** It is upstream's own bucket (its binned SQL always used one minute), it divides every
 ``time_interval`` and every bucket width of a long window that is a whole number of minutes, and it keeps both
@@ -20,14 +20,12 @@ boundary cuts, and everything before `since`, the time from which rollups are co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 import attrs
-import numpy as np
 
-__all__ = ["GRAIN", "RollupPlan", "ceil_grain", "floor_grain", "plan", "psi_rollups", "value_rollups"]
+__all__ = ["GRAIN", "RollupPlan", "ceil_grain", "floor_grain", "plan"]
 
 GRAIN: Final = timedelta(minutes=1)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -36,8 +34,6 @@ _US: Final = timedelta(microseconds=1)
 
 def floor_grain(moment: datetime, grain: timedelta = GRAIN) -> datetime:
     """The start of the (epoch-aligned) grain holding `moment`."""
-    if grain == GRAIN:  # the writer's per-row path: whole minutes are whole minutes in every UTC offset, and fast
-        return moment.replace(second=0, microsecond=0)
     return _EPOCH + (moment - _EPOCH) // grain * grain
 
 
@@ -102,43 +98,3 @@ def plan(
         else:
             merged.append((start, finish))
     return RollupPlan(lo, hi, tuple(merged))
-
-
-# --- what the writer adds ------------------------------------------------------------------------------------------
-
-
-def value_rollups(rows: Sequence[Sequence[Any]], grain: timedelta = GRAIN) -> list[tuple[Any, ...]]:
-    """SPC or custom rows ``(created_at, name, space, version, key, value)`` → rollup rows ``(space, name, version,
-    key, grain, count, mean, m2)`` sorted by key (so concurrent writers lock rollup rows in one order: no deadlock).
-    Two passes (the mean, then the squared deviations from it): exact to rounding, no cancellation."""
-    index: dict[tuple[Any, ...], int] = {}
-    slots = np.empty(len(rows), dtype=np.int64)
-    values = np.empty(len(rows), dtype=np.float64)
-    for i, row in enumerate(rows):
-        key = (row[2], row[1], row[3], row[4], floor_grain(row[0], grain))
-        slots[i] = index.setdefault(key, len(index))
-        values[i] = row[5]
-    counts = np.bincount(slots, minlength=len(index))
-    means = np.bincount(slots, values, minlength=len(index)) / counts
-    deviations = values - means[slots]
-    m2 = np.bincount(slots, deviations * deviations, minlength=len(index))
-    out = [(*key, int(counts[j]), float(means[j]), float(m2[j])) for key, j in index.items()]
-    out.sort(key=lambda r: r[:5])
-    return out
-
-
-def psi_rollups(rows: Sequence[Sequence[Any]], grain: timedelta = GRAIN) -> list[tuple[Any, ...]]:
-    """PSI rows ``(created_at, name, space, version, feature, bin_id, bin_count)`` → ``(space, name, version,
-    feature, bin_id, grain, count)``, sorted by key."""
-    sums: dict[tuple[Any, ...], int] = {}
-    for row in rows:
-        key = (row[2], row[1], row[3], row[4], row[5], floor_grain(row[0], grain))
-        sums[key] = sums.get(key, 0) + row[6]
-    return sorted((*key, count) for key, count in sums.items())
-
-
-def columns(rollups: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rollup rows as column lists (what ``unnest`` of one array per column takes)."""
-    if not rollups:
-        return [[] for _ in range(width)]
-    return [list(column) for column in zip(*rollups, strict=True)]

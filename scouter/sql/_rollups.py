@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import Final
 
 from ._drift import CUSTOM_BUCKETS, PSI_BUCKETS, SPC_BUCKETS, _unarchived
+from ._poller import _judged
 
 _EPOCH = "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
 
 # Migration 300: the tables, empty but for rows dated from the current minute on (a record may be dated up to a day
-# ahead); `since` is that minute. Building the rollups of older rows is `scouter rollup rebuild` (REBUILD_DAY, a day
+# ahead); `since` is that minute, or -infinity on a database without records (a new install: complete from the
+# start). Building the rollups of older rows is `scouter rollup rebuild` (REBUILD_DAY, a day
 # at a time, newest first), so a large database is not locked up while the server starts; meanwhile grains before
 # `since` are simply read from the rows, as before.
 ROLLUP_TABLES: Final = f"""
@@ -41,7 +43,10 @@ CREATE TABLE scouter.rollup_coverage (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     since timestamptz NOT NULL
 );
-INSERT INTO scouter.rollup_coverage (since) VALUES (date_bin('1 minute', now(), {_EPOCH}));
+INSERT INTO scouter.rollup_coverage (since)
+SELECT CASE WHEN EXISTS (SELECT FROM scouter.spc_drift) OR EXISTS (SELECT FROM scouter.psi_drift)
+                 OR EXISTS (SELECT FROM scouter.custom_drift)
+            THEN date_bin('1 minute', now(), {_EPOCH}) ELSE '-infinity' END;
 """
 
 #: Per kind: its record table, the aggregate of its rows per grain in rollup column order, the grouping.
@@ -50,7 +55,7 @@ _AGGREGATES: Final = {
     "psi": ("psi_drift", "feature, bin_id", "sum(bin_count)"),
     "custom": ("custom_drift", "metric", "count(*), avg(value), coalesce(var_pop(value) * count(*), 0)"),
 }
-ROLLUP_KINDS: Final = tuple(_AGGREGATES)  # also the order tables are locked in, as the writer upserts them
+ROLLUP_KINDS: Final = tuple(_AGGREGATES)  # also the order tables are locked in, as the writer stores them
 
 
 def _rebuild(kind: str, where: str) -> str:
@@ -111,33 +116,42 @@ RAW_SINCE: Final = "SELECT since FROM scouter.rollup_coverage"
 ROLLUP_SINCE: Final = "SELECT greatest(since, TIMESTAMPTZ '0001-01-01 00:00:00+00') FROM scouter.rollup_coverage"
 
 
-def _upsert_values(table: str, key: str) -> str:
-    # Chan's update with the stored row as the first part: every right-hand side reads the old values.
+def _merge(kind: str) -> str:
+    """ON CONFLICT's update: PSI counts add; values merge by Chan's update with the stored row as the first part
+    (every right-hand side reads the old values)."""
+    if kind == "psi":
+        return "count = r.count + excluded.count"
+    return """count = r.count + excluded.count,
+        mean = r.mean + (excluded.mean - r.mean) * excluded.count / (r.count + excluded.count),
+        m2 = r.m2 + excluded.m2 + (excluded.mean - r.mean) * (excluded.mean - r.mean)
+                                  * r.count * excluded.count / (r.count + excluded.count)"""
+
+
+def _roll_up_trigger(kind: str) -> str:
+    """A statement trigger adding the rows one INSERT or COPY stored to their rollups, in its transaction: every
+    path that stores records (the writer for every transport, a hand-written COPY) keeps them, and a crash leaves
+    both or neither. Rollup rows are upserted in key order, so concurrent writers (replicas, the writer's one-by-one
+    retry) lock them in one order: no deadlock, and ON CONFLICT adds rather than loses an update."""
+    table, key, aggregates = _AGGREGATES[kind]
+    keys = f"space, name, version, {key}, date_bin('1 minute', added.created_at, {_EPOCH})"
+    columns = f"space, name, version, {key}, grain, count" + ("" if kind == "psi" else ", mean, m2")
+    conflict = f"space, name, version, {key}, grain"
     return f"""
-INSERT INTO scouter.{table} AS r (space, name, version, {key}, grain, count, mean, m2)
-SELECT u.space, u.name, u.version, u.key, u.grain, u.count, u.mean, u.m2
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[], $7::float8[],
-            $8::float8[]) WITH ORDINALITY AS u(space, name, version, key, grain, count, mean, m2, position)
-ORDER BY u.position
-ON CONFLICT (space, name, version, {key}, grain) DO UPDATE SET
-    count = r.count + excluded.count,
-    mean = r.mean + (excluded.mean - r.mean) * excluded.count / (r.count + excluded.count),
-    m2 = r.m2 + excluded.m2
-         + (excluded.mean - r.mean) * (excluded.mean - r.mean) * r.count * excluded.count / (r.count + excluded.count)
+CREATE FUNCTION scouter.roll_up_{kind}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO scouter.{kind}_rollup AS r ({columns})
+    SELECT {keys}, {aggregates} FROM added GROUP BY {keys} ORDER BY {keys}
+    ON CONFLICT ({conflict}) DO UPDATE SET
+        {_merge(kind)};
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER {table}_rollup AFTER INSERT ON scouter.{table} REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION scouter.roll_up_{kind}();
 """
 
 
-#: The writer's upserts, one per kind, rows in key order (the caller sorts): $1.. one array per column.
-UPSERT_SPC_ROLLUP: Final = _upsert_values("spc_rollup", "feature")
-UPSERT_CUSTOM_ROLLUP: Final = _upsert_values("custom_rollup", "metric")
-UPSERT_PSI_ROLLUP: Final = """
-INSERT INTO scouter.psi_rollup AS r (space, name, version, feature, bin_id, grain, count)
-SELECT u.space, u.name, u.version, u.feature, u.bin_id, u.grain, u.count
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::bigint[])
-     WITH ORDINALITY AS u(space, name, version, feature, bin_id, grain, count, position)
-ORDER BY u.position
-ON CONFLICT (space, name, version, feature, bin_id, grain) DO UPDATE SET count = r.count + excluded.count
-"""
+ROLLUP_TABLES += "".join(_roll_up_trigger(kind) for kind in ROLLUP_KINDS)
 
 # --- binned reads ----------------------------------------------------------------------------------------------------
 # Rollup part: $1 space, $2 name, $3 version, $4 bucket width, $5 lo, $6 hi (the whole grains [lo, hi)). A grain that
@@ -195,3 +209,84 @@ PSI_RANGE_BUCKETS: Final = _in_ranges(PSI_BUCKETS, "psi_drift", 8)
 SPC_RANGE_UNARCHIVED_BUCKETS: Final = _unarchived(SPC_RANGE_BUCKETS)
 CUSTOM_RANGE_UNARCHIVED_BUCKETS: Final = _unarchived(CUSTOM_RANGE_BUCKETS)
 PSI_RANGE_UNARCHIVED_BUCKETS: Final = _unarchived(PSI_RANGE_BUCKETS)
+
+
+# --- drift checks (`scouter.sql._poller`) ------------------------------------------------------------------------
+# The custom and PSI checks' statements of `_poller` with the window's whole grains read from the rollups: the rows'
+# branch of the window reads only the plan's raw ranges (the edges; everything when the plan has no rollup part), the
+# late rows stay raw, and the rollup branch adds the grains [lo, hi). Parameters: $1-$7 as in `_poller`, then $8 lo,
+# $9 hi (NULL: no rollup part), $10 the raw ranges' starts (NULL: from the beginning), $11 their ends. The whole
+# statement runs in the check's REPEATABLE READ snapshot; rows and rollups commit together, so they agree in it.
+# SPC is not here on purpose: its zone rules judge each value in order (runs of consecutive or alternating zones,
+# trends), which no count/mean/M2 of a grain can tell; its check reads every value of its window.
+_WINDOW_ROWS = "created_at >= coalesce($4::timestamptz, '-infinity') AND created_at < $5"
+
+
+def _window_in_ranges(judged: str, table: str) -> str:
+    window_branch = f"FROM scouter.{table}\n    WHERE {{entity}} AND {_WINDOW_ROWS}"
+    entity = "space = $1 AND name = $2 AND version = $3"
+    needle = window_branch.replace("{entity}", entity)
+    if judged.count(needle) != 1:
+        raise ValueError("expected exactly one window branch")
+    ranges = "unnest($10::timestamptz[], $11::timestamptz[]) AS r(lo, hi)"
+    joined = (
+        f"FROM scouter.{table} JOIN {ranges} ON created_at >= coalesce(r.lo, '-infinity') AND created_at < r.hi\n"
+        f"    WHERE {entity} AND {_WINDOW_ROWS}"
+    )
+    return judged.replace(needle, joined)
+
+
+_GRAINS = "space = $1 AND name = $2 AND version = $3 AND grain >= $8 AND grain < $9"
+
+CUSTOM_CHECK_MEANS: Final = f"""
+WITH parts AS (
+{
+    _window_in_ranges(
+        _judged(
+            "custom_drift",
+            "Custom",
+            "metric, value",
+            "metric = ANY($7::text[])",
+            "metric, count(*) AS n, sum(value) AS total, count(*) FILTER (WHERE late) AS late",
+        ),
+        "custom_drift",
+    )
+}
+GROUP BY metric
+UNION ALL
+SELECT metric, sum(count)::bigint, sum(count * mean), 0 FROM scouter.custom_rollup
+WHERE {_GRAINS} AND metric = ANY($7::text[])
+GROUP BY metric
+)
+SELECT metric, (sum(total) / sum(n))::float8 AS value, sum(late)::bigint AS late FROM parts GROUP BY metric
+"""
+
+PSI_CHECK_DISTRIBUTIONS: Final = f"""
+WITH parts AS (
+{
+    _window_in_ranges(
+        _judged(
+            "psi_drift",
+            "Psi",
+            "feature, bin_id, bin_count",
+            "feature = ANY($7::text[])",
+            "feature, bin_id, sum(bin_count) AS count, count(*) FILTER (WHERE late) AS late",
+        ),
+        "psi_drift",
+    )
+}
+GROUP BY feature, bin_id
+UNION ALL
+SELECT feature, bin_id, sum(count)::bigint, 0 FROM scouter.psi_rollup
+WHERE {_GRAINS} AND feature = ANY($7::text[])
+GROUP BY feature, bin_id
+)
+SELECT feature,
+       bin_id,
+       (sum(sum(count)) OVER w)::bigint AS sample_size,
+       sum(count)::float8 / nullif(sum(sum(count)) OVER w, 0)::float8 AS proportion,
+       sum(late)::bigint AS late
+FROM parts
+GROUP BY feature, bin_id
+WINDOW w AS (PARTITION BY feature)
+"""
