@@ -25,19 +25,19 @@ CREATE TABLE scouter.spc_rollup (
     space text NOT NULL, name text NOT NULL, version text NOT NULL, feature text NOT NULL,
     grain timestamptz NOT NULL,
     count bigint NOT NULL, mean double precision NOT NULL, m2 double precision NOT NULL,
-    PRIMARY KEY (space, name, version, feature, grain)
+    PRIMARY KEY (space, name, version, grain, feature)
 );
 CREATE TABLE scouter.custom_rollup (
     space text NOT NULL, name text NOT NULL, version text NOT NULL, metric text NOT NULL,
     grain timestamptz NOT NULL,
     count bigint NOT NULL, mean double precision NOT NULL, m2 double precision NOT NULL,
-    PRIMARY KEY (space, name, version, metric, grain)
+    PRIMARY KEY (space, name, version, grain, metric)
 );
 CREATE TABLE scouter.psi_rollup (
     space text NOT NULL, name text NOT NULL, version text NOT NULL, feature text NOT NULL, bin_id integer NOT NULL,
     grain timestamptz NOT NULL,
     count bigint NOT NULL,
-    PRIMARY KEY (space, name, version, feature, bin_id, grain)
+    PRIMARY KEY (space, name, version, grain, feature, bin_id)
 );
 CREATE TABLE scouter.rollup_coverage (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
@@ -194,12 +194,22 @@ GROUP BY feature, bucket, bin_id
 _WINDOW = "space = $1 AND name = $2 AND version = $3 AND created_at >= $5 AND created_at <= $6"
 
 
+def _lateral(table: str, first: int, open_start: bool = False) -> str:
+    """The rows of the ranges ``$first``/``$first+1`` (starts, ends), read range by range through the entity's
+    created_at index: OFFSET 0 keeps the planner from flattening the subquery into a join that scans the window's
+    partitions whole and filters every row against every range."""
+    start = "coalesce(r.lo, '-infinity')" if open_start else "r.lo"
+    return (
+        f"FROM unnest(${first}::timestamptz[], ${first + 1}::timestamptz[]) AS r(lo, hi)\n"
+        f"CROSS JOIN LATERAL (SELECT * FROM scouter.{table} AS t WHERE t.space = $1 AND t.name = $2 AND t.version = $3"
+        f" AND t.created_at >= {start} AND t.created_at < r.hi OFFSET 0) AS {table}\n"
+    )
+
+
 def _in_ranges(sql: str, table: str, first: int) -> str:
     if sql.count(_WINDOW) != 1 or sql.count(f"FROM scouter.{table}\n") != 1:
         raise ValueError("expected exactly one window predicate and one table")
-    ranges = f"unnest(${first}::timestamptz[], ${first + 1}::timestamptz[]) AS r(lo, hi)"
-    joined = f"FROM scouter.{table} JOIN {ranges}\n    ON created_at >= r.lo AND created_at < r.hi\n"
-    return sql.replace(f"FROM scouter.{table}\n", joined)
+    return sql.replace(f"FROM scouter.{table}\n", _lateral(table, first))
 
 
 SPC_RANGE_BUCKETS: Final = _in_ranges(SPC_BUCKETS, "spc_drift", 7)
@@ -228,12 +238,7 @@ def _window_in_ranges(judged: str, table: str) -> str:
     needle = window_branch.replace("{entity}", entity)
     if judged.count(needle) != 1:
         raise ValueError("expected exactly one window branch")
-    ranges = "unnest($10::timestamptz[], $11::timestamptz[]) AS r(lo, hi)"
-    joined = (
-        f"FROM scouter.{table} JOIN {ranges} ON created_at >= coalesce(r.lo, '-infinity') AND created_at < r.hi\n"
-        f"    WHERE {entity} AND {_WINDOW_ROWS}"
-    )
-    return judged.replace(needle, joined)
+    return judged.replace(needle, _lateral(table, 10, open_start=True) + f"    WHERE {entity} AND {_WINDOW_ROWS}")
 
 
 _GRAINS = "space = $1 AND name = $2 AND version = $3 AND grain >= $8 AND grain < $9"
