@@ -6,7 +6,6 @@ import copy
 import json
 import math
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,17 +28,12 @@ from scouter.profiles import (
     tagged,
     to_json,
 )
-
-CAPTURES = Path("/work/shared/spec/captures")
-
-
-def _session() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (CAPTURES / "http_session.jsonl").read_text().splitlines() if line]
+from tests.captures import http_session
 
 
 def _posted(drift_type: str) -> str:
     """The profile string of the first captured POST /scouter/profile of `drift_type`."""
-    for line in _session():
+    for line in http_session():
         if line.get("method") == "POST" and line.get("path") == "/scouter/profile":
             body = line["body_json"]
             if body["drift_type"] == drift_type:
@@ -50,7 +44,7 @@ def _posted(drift_type: str) -> str:
 
 def _served(drift_type: str) -> dict[str, Any]:
     """The body upstream served for GET /scouter/profile?drift_type=`drift_type` (name=model)."""
-    for line in _session():
+    for line in http_session():
         query = line.get("query") or {}
         if line.get("path") == "/scouter/profile" and line.get("method") == "GET" and line.get("status") == 200:
             if query.get("drift_type") == drift_type and query.get("name") == "model":

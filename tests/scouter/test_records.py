@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,18 +25,16 @@ from scouter.records import (
     decode_server_records,
     parse_rfc3339,
 )
-
-CAPTURES = Path("/work/shared/spec/captures")
+from tests.captures import broker_messages, http_session
 
 
 def _http_drift_bodies() -> list[dict[str, Any]]:
-    lines = (json.loads(line) for line in (CAPTURES / "http_session.jsonl").read_text().splitlines() if line)
-    return [line["body_json"] for line in lines if line.get("path") == "/scouter/drift"]
+    return [line["body_json"] for line in http_session() if line.get("path") == "/scouter/drift"]
 
 
 def _broker_bodies() -> list[dict[str, Any]]:
-    kafka = [message["value"] for message in json.loads((CAPTURES / "kafka_messages.json").read_text())]
-    rabbit = [message["body"] for message in json.loads((CAPTURES / "rabbitmq_messages.json").read_text())]
+    kafka = [message["value"] for message in broker_messages("kafka")]
+    rabbit = [message["body"] for message in broker_messages("rabbitmq")]
     return kafka + rabbit
 
 
