@@ -12,8 +12,8 @@ A pass, at start-up and then every ``SCOUTER_ARCHIVE_INTERVAL_SECONDS``:
    arrived meanwhile is neither marked nor lost) and record the object in ``scouter.archive_log``. A crash, a
    cancellation or an error anywhere rolls the transaction back: nothing is marked, and the next pass writes the
    same object name again (same part number), overwriting the orphan;
-4. rows that cannot be archived (a space, name or version that is not a safe path segment; a negative PSI bin id or
-   count) are never written to the store: they are copied to ``scouter.quarantine`` and deleted, in one
+4. rows that cannot be archived (an empty space, name or version; a negative PSI bin id or count) are never
+   written to the store: they are copied to ``scouter.quarantine`` and deleted, in one
    transaction, and logged. Otherwise they would stay unarchived and keep their partitions forever;
 5. a group that fails on its data (a created_at of -infinity or before 1677, stored before the decoder bounded it:
    'year 0 is out of range', 'cannot convert infinity to bigint') is rolled back, logged, counted
@@ -56,7 +56,7 @@ from scouter.sql import (
 )
 
 from .archive_store import ObjectStore, StorageError, StoreHandle, UnarchivableRows, encode_parquet, put_object
-from .database import UNAVAILABLE, Database, DatabaseHandle
+from .database import UNAVAILABLE, Database, DatabaseHandle, acquire
 from .metrics import ScouterMetrics
 
 log = logging.getLogger("actors.archiver")
@@ -128,10 +128,6 @@ class ArchiveConflict(RuntimeError):
 
 
 # --- asyncio side: one coroutine per unit of work, on the pass's connection ------------------------------------------
-
-
-async def _acquire(pool: asyncpg.Pool, wait: float) -> asyncpg.Connection:
-    return await pool.acquire(timeout=wait)
 
 
 async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection, locked: bool) -> None:
@@ -292,7 +288,7 @@ class ArchiverActor:
         started: float,
     ) -> ArchiveReport:
         aio = trio_asyncio.aio_as_trio
-        conn = await aio(_acquire)(db.pool, db.acquire_timeout)
+        conn = await aio(acquire)(db.pool, db.acquire_timeout)
         locked = False
         try:
             locked = await aio(_try_lock)(conn)

@@ -301,6 +301,14 @@ CREATE TRIGGER {table}_arrivals AFTER INSERT ON scouter.{table} REFERENCING NEW 
     for table, kind in _RECORD_KINDS
 )
 
+# How many stored copies of each RabbitMQ message digest still wait for their ack to be confirmed: a redelivered
+# message matches only those, so a byte-identical message that was in flight, never stored, is stored when it comes
+# back. Rows written before this migration may have one such copy (the server may have died before acking it).
+_UNACKED_COPIES = """
+ALTER TABLE scouter.ingested_messages ADD COLUMN unacked integer NOT NULL DEFAULT 1;
+ALTER TABLE scouter.ingested_messages ALTER COLUMN unacked SET DEFAULT 0;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "default partitions", _DEFAULT_PARTITIONS),
@@ -308,5 +316,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(20, "alert dispatch outbox", _ALERT_DISPATCH),
     Migration(30, "archive parts", _ARCHIVE_PARTS),
     Migration(130, "drift check windows", _DRIFT_CHECK_WINDOWS),
+    Migration(140, "unacknowledged copies of RabbitMQ messages", _UNACKED_COPIES),
     Migration(300, "rollups", ROLLUP_TABLES),
 )

@@ -103,5 +103,8 @@ def test_get_profile_query() -> None:
     assert GetProfile("cap", "model", "1.0.0", "Psi") == parse_get_profile(args)
     with pytest.raises(ProfileRequestError, match="drift_type: missing field"):
         parse_get_profile({k: v for k, v in args.items() if k != "drift_type"})
-    with pytest.raises(ProfileRequestError, match="space: must not contain"):
-        parse_get_profile({**args, "space": "a/b"})
+    with pytest.raises(ProfileRequestError, match="space: must not be empty"):
+        parse_get_profile({**args, "space": ""})
+    assert GetProfile("a/b", "..", "%2e", "Psi") == parse_get_profile(
+        {**args, "space": "a/b", "name": "..", "version": "%2e"}
+    )
