@@ -14,6 +14,8 @@ Pure values and functions; the archiver and the read-back in ``actors/`` do the 
   the entity (`entity_tag`), so names that a case- or normalisation-insensitive file system folds together never
   share a file. Only the empty string cannot be a folder: the archiver quarantines such rows (`segment_problem`).
   Objects written before this encoding keep their recorded paths: the read-back follows ``archive_log``.
+* Once a UTC day is complete (wholly before the cut-off) its objects are compacted into one per (kind, entity,
+  day), `day_object_key`, in the day's folder (no ``hour=`` level); ``archive_log`` then lists that object alone.
 * A drift query consults the archive only when its window begins before `archive_boundary`: archived rows are all
   older than the archiver's cut-off, which is never later than that boundary.
 """
@@ -36,9 +38,11 @@ __all__ = [
     "UnsafeSegment",
     "archive_boundary",
     "archive_cutoff",
+    "day_object_key",
     "decode_segment",
     "encode_segment",
     "entity_tag",
+    "floor_day",
     "floor_hour",
     "kind_named",
     "object_key",
@@ -183,3 +187,18 @@ def object_key(kind: ArchiveKind, space: str, name: str, version: str, hour: dat
     h = floor_hour(hour)
     partition = f"year={h.year}/month={h.month}/day={h.day}/hour={h.hour}"
     return f"{folders}/{kind.name}/{partition}/{object_name(kind, h, part, entity_tag(space, name, version))}"
+
+
+def floor_day(moment: datetime) -> datetime:
+    """The start of `moment`'s UTC day, timezone-aware."""
+    return floor_hour(moment).replace(hour=0)
+
+
+def day_object_key(kind: ArchiveKind, space: str, name: str, version: str, day: datetime, part: int) -> str:
+    """A compacted day's object: the day's folder of `object_key` (no ``hour=`` level, so the Hive layout stays
+    ``year=/month=/day=``) and ``spc-20260703-0001-<entity tag>.parquet``, deterministic per (kind, entity, day,
+    part) like an hourly object's. Raises `UnsafeSegment` as `object_key` does."""
+    d = floor_day(day)
+    hourly = object_key(kind, space, name, version, d, part)
+    folder = hourly.rpartition(f"/hour={d.hour}/")[0]
+    return f"{folder}/{kind.name}-{d:%Y%m%d}-{part:04d}-{entity_tag(space, name, version)}.parquet"

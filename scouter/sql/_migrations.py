@@ -309,6 +309,19 @@ ALTER TABLE scouter.ingested_messages ADD COLUMN unacked integer NOT NULL DEFAUL
 ALTER TABLE scouter.ingested_messages ALTER COLUMN unacked SET DEFAULT 0;
 """
 
+# Daily compaction of the archive (actors/archive_compactor.py): an entry covers [hour, hour + span), one hour for
+# the archiver's objects and one day for a compacted one; objects whose entries a daily object replaced wait in
+# archive_retired until they are deleted from the store (a crash in between leaves the next pass the list).
+_ARCHIVE_COMPACTION = """
+ALTER TABLE scouter.archive_log ADD COLUMN span interval NOT NULL DEFAULT interval '1 hour';
+CREATE INDEX archive_log_hourly ON scouter.archive_log (kind, space, name, version, hour)
+    WHERE span = interval '1 hour';
+CREATE TABLE scouter.archive_retired (
+    object_path text PRIMARY KEY,
+    retired_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "default partitions", _DEFAULT_PARTITIONS),
@@ -318,4 +331,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(130, "drift check windows", _DRIFT_CHECK_WINDOWS),
     Migration(140, "unacknowledged copies of RabbitMQ messages", _UNACKED_COPIES),
     Migration(300, "rollups", ROLLUP_TABLES),
+    Migration(310, "daily compaction of the archive", _ARCHIVE_COMPACTION),
 )

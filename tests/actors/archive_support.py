@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import urllib.request
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -93,6 +94,9 @@ def s3_server() -> Iterator[S3Server]:
         with environment(env):
             import boto3
 
+            # moto keeps its buckets in the process, across servers: start every test from an empty one
+            reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+            urllib.request.urlopen(reset, timeout=10).close()
             boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="archive")
             yield S3Server(endpoint, "archive")
     finally:
