@@ -29,6 +29,7 @@ not in ``archive_log`` (written by upstream, or orphans of a crashed pass) are n
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 from collections import OrderedDict
@@ -39,6 +40,7 @@ from typing import Any
 
 import asyncpg
 import attrs
+import numpy as np
 import pyarrow as pa
 import trio
 from datafusion import SessionConfig, SessionContext
@@ -90,6 +92,29 @@ class ManifestEntry:
     object_path: str
     rows: int
     bytes: int
+    hour: datetime | None = None  # the entry covers [hour, hour + span): an hour, or a compacted day
+    span: timedelta = timedelta(hours=1)
+
+
+Ranges = Sequence[tuple[datetime, datetime]]
+
+
+def _touches(entry: ManifestEntry, ranges: Ranges) -> bool:
+    """Does the entry's time span overlap one of the (ordered, disjoint, half-open) `ranges`?"""
+    if entry.hour is None:
+        return True
+    i = bisect.bisect_right([stop for _, stop in ranges], entry.hour)  # the first range ending after it starts
+    return i < len(ranges) and ranges[i][0] < entry.hour + entry.span
+
+
+def _within(table: pa.Table, ranges: Ranges) -> pa.Table:
+    """The rows of `table` whose created_at lies in one of the ordered, disjoint, half-open `ranges`."""
+    stamps = table.column("created_at").cast(pa.int64()).to_numpy()
+    starts = np.array([epoch_ns(start) for start, _ in ranges], dtype=np.int64)
+    stops = np.array([epoch_ns(stop) for _, stop in ranges], dtype=np.int64)
+    slot = np.searchsorted(starts, stamps, side="right") - 1
+    inside = (slot >= 0) & (stamps < stops[np.maximum(slot, 0)])
+    return table.filter(pa.array(inside))
 
 
 async def _live_and_manifest(
@@ -186,30 +211,51 @@ class ArchiveReader:
         return query.window.begin < archive_boundary(now, self.retention_days)
 
     async def parts(
-        self, db: Database, kind: str, query: DriftQuery, live_sql: str, live_args: Sequence[Any]
+        self,
+        db: Database,
+        kind: str,
+        query: DriftQuery,
+        live_sql: str,
+        live_args: Sequence[Any],
+        *,
+        ranges: Ranges | None = None,
     ) -> list[Sequence[Any]]:
         """``[live aggregates, archived aggregates...]`` for `query` (one archived part per chunk of objects, so at
         least one). `live_sql` must aggregate only rows *not* archived, with `live_args`; the object list comes from
-        the same snapshot. Raises `ArchiveLimitExceeded` when the window's objects exceed ``max_query_bytes``.
+        the same snapshot. With `ranges` (the raw ranges of a rollup plan: ordered, disjoint, half-open) only the
+        archived rows within them count, and only the objects whose span they touch are read. Raises
+        `ArchiveLimitExceeded` when the objects to read exceed ``max_query_bytes``.
 
         An object listed but gone is most likely an hourly object that a compaction replaced (and deleted) after the
         list was read: the whole answer is computed again from a fresh snapshot, which lists the daily object
         instead. Only the last attempt answers without a missing object (logged as an error)."""
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                return await self._parts(db, kind, query, live_sql, live_args, strict=attempt < _ATTEMPTS)
+                return await self._parts(
+                    db, kind, query, live_sql, live_args, strict=attempt < _ATTEMPTS, ranges=ranges
+                )
             except _ObjectsGone as exc:
                 log.info("archived objects gone since the manifest was read (compacted?), reading it again: %s", exc)
         raise AssertionError("unreachable: the last attempt is not strict")
 
     async def _parts(
-        self, db: Database, kind: str, query: DriftQuery, live_sql: str, live_args: Sequence[Any], *, strict: bool
+        self,
+        db: Database,
+        kind: str,
+        query: DriftQuery,
+        live_sql: str,
+        live_args: Sequence[Any],
+        *,
+        strict: bool,
+        ranges: Ranges | None = None,
     ) -> list[Sequence[Any]]:
         window = query.window
         manifest_args = (kind, query.space, query.name, query.version, floor_hour(window.begin), window.end)
         live, manifest = await db.run(_live_and_manifest, live_sql, live_args, manifest_args)
         await self.manifest_read()
-        entries = [ManifestEntry(r["object_path"], r["rows"], r["bytes"]) for r in manifest]
+        entries = [ManifestEntry(r["object_path"], r["rows"], r["bytes"], r["hour"], r["span"]) for r in manifest]
+        if ranges is not None:
+            entries = [entry for entry in entries if _touches(entry, ranges)]
         total = sum(entry.bytes for entry in entries)
         if total > self.max_query_bytes:
             raise ArchiveLimitExceeded(
@@ -218,18 +264,24 @@ class ArchiveReader:
             )
         parts: list[Sequence[Any]] = [live]
         for chunk in _chunks(entries, self.chunk_bytes):
-            parts.append(await self.aggregates(kind_named(kind), chunk, query, strict=strict))
+            parts.append(await self.aggregates(kind_named(kind), chunk, query, strict=strict, ranges=ranges))
         return parts
 
     async def aggregates(
-        self, kind: ArchiveKind, entries: Sequence[ManifestEntry], query: DriftQuery, *, strict: bool = False
+        self,
+        kind: ArchiveKind,
+        entries: Sequence[ManifestEntry],
+        query: DriftQuery,
+        *,
+        strict: bool = False,
+        ranges: Ranges | None = None,
     ) -> list[tuple]:
         """The archived part's aggregates over `entries` (in a worker thread; DataFusion releases the GIL). A listed
         object that is gone raises `_ObjectsGone` when `strict`, else it is logged and the rest answered."""
         if not entries:
             return []
         try:
-            return await trio.to_thread.run_sync(self._aggregates, kind, entries, query, strict)
+            return await trio.to_thread.run_sync(self._aggregates, kind, entries, query, strict, ranges)
         except _ObjectsGone:
             raise
         except Exception as exc:  # obstore, pyarrow and DataFusion each raise their own kinds
@@ -249,7 +301,12 @@ class ArchiveReader:
         return table
 
     def _aggregates(
-        self, kind: ArchiveKind, entries: Sequence[ManifestEntry], query: DriftQuery, strict: bool
+        self,
+        kind: ArchiveKind,
+        entries: Sequence[ManifestEntry],
+        query: DriftQuery,
+        strict: bool,
+        ranges: Ranges | None = None,
     ) -> list[tuple]:
         if len(entries) == 1:
             found = [self._table(kind, entries[0])]
@@ -261,6 +318,8 @@ class ArchiveReader:
         if missing:  # listed but gone (deleted by hand?): answer with what is there, loudly
             log.error("%d archived objects listed in archive_log are missing, e.g. %s", len(missing), missing[0])
         tables = [table for table in found if table is not None]
+        if ranges is not None:  # the raw ranges of a rollup plan only
+            tables = [_within(table, ranges) for table in tables]
         if not tables:
             return []
         # The decoded batches as they are (no concatenation: a copy of every row), dealt round-robin to partitions.

@@ -28,6 +28,7 @@ T = TypeVar("T")
 #: An asyncio coroutine function run with a pooled connection.
 Work = Callable[..., Awaitable[T]]
 
+
 class DatabaseUnavailable(RuntimeError):
     """No connection to be had right now: the database actor is (re)starting, or PostgreSQL does not let us in."""
 

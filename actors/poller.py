@@ -54,17 +54,19 @@ from scouter.checks import (
     spc_findings,
 )
 from scouter.profiles import CustomDriftProfile, DriftProfile, PsiDriftProfile, SpcDriftProfile, profile_from_data
+from scouter.rollups import plan
 from scouter.sql import (
     CLAIM_DUE_PROFILE,
-    CUSTOM_AVERAGES,
+    CUSTOM_CHECK_MEANS,
     DUE_COUNTS,
     INSERT_ALERTS,
     LOCK_LEASE,
     PRUNE_ARRIVALS,
-    PSI_DISTRIBUTIONS,
+    PSI_CHECK_DISTRIBUTIONS,
     RECORD_FAILURE,
     RELEASE_LEASE,
     RESCHEDULE,
+    ROLLUP_SINCE,
     SECONDS_UNTIL_DUE,
     SPC_VALUES,
     WINDOW_BOUND,
@@ -178,13 +180,24 @@ async def _spc_columns(conn: asyncpg.Connection, c: ClaimedCheck, w: CheckWindow
     return columns, sum(r["late"] for r in rows)
 
 
+async def _rollup_args(conn: asyncpg.Connection, c: ClaimedCheck, w: CheckWindow, names: Sequence[str]) -> Any:
+    """`_window_args` and the window's split (`scouter.rollups.plan`): its whole minutes from the rollups, the rest
+    from the rows. A window from the beginning of time (a profile never checked) reads the rows only."""
+    if w.start is None:
+        lo, hi, starts, stops = None, None, [None], [w.end]
+    else:
+        split = plan(w.start, w.end, None, await conn.fetchval(ROLLUP_SINCE), end_inclusive=False)
+        lo, hi, starts, stops = split.lo, split.hi, split.raw_starts, split.raw_stops
+    return (*_window_args(c, w, names), lo, hi, starts, stops)
+
+
 async def _psi_rows(conn: asyncpg.Connection, c: ClaimedCheck, w: CheckWindow, features: Sequence[str]) -> Any:
-    rows = await conn.fetch(PSI_DISTRIBUTIONS, *_window_args(c, w, features))
+    rows = await conn.fetch(PSI_CHECK_DISTRIBUTIONS, *await _rollup_args(conn, c, w, features))
     return [(r["feature"], r["bin_id"], r["sample_size"], r["proportion"]) for r in rows], sum(r["late"] for r in rows)
 
 
 async def _custom_means(conn: asyncpg.Connection, c: ClaimedCheck, w: CheckWindow, metrics: Sequence[str]) -> Any:
-    rows = await conn.fetch(CUSTOM_AVERAGES, *_window_args(c, w, metrics))
+    rows = await conn.fetch(CUSTOM_CHECK_MEANS, *await _rollup_args(conn, c, w, metrics))
     return {r["metric"]: r["value"] for r in rows}, sum(r["late"] for r in rows)
 
 

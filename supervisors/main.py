@@ -1,4 +1,4 @@
-"""The ``scouter`` command: serve, archive, config, version."""
+"""The ``scouter`` command: serve, archive, rollup rebuild, config, version."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from actors.archiver import ArchiveProgress, ArchiverActor, ArchiveReport
 from actors.database import UNAVAILABLE, DatabaseHandle, close_pool, migrate, open_pool
 from actors.metrics import ScouterMetrics
 from actors.postgres import EmbeddedPostgres
+from actors.rollup_rebuild import RebuildProgress, RebuildReport, rebuild_rollups
 from config import (
     DEFAULT_DATABASE_URI,
     DEFAULT_SECRET,
@@ -247,6 +248,56 @@ def _cmd_archive(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- scouter rollup rebuild -----------------------------------------------------------------------------------------
+
+
+def _day_progress(out: TextIO) -> Callable[[RebuildProgress], None]:
+    tty = out.isatty()
+
+    def show(p: RebuildProgress) -> None:
+        text = f"rollups: day {p.days_done}/{p.days_total} ({p.day:%Y-%m-%d}) built"
+        out.write(f"\r{text}" + ("\n" if p.days_done == p.days_total else "") if tty else f"{text}\n")
+        out.flush()
+
+    return show
+
+
+async def _rebuild_once(settings: Settings, progress: Callable[[RebuildProgress], None]) -> RebuildReport:
+    async with trio_asyncio.open_loop(), _database_uri(settings.database) as uri:
+        db = await open_pool(uri, attrs.evolve(settings.database, min_pool_size=1, max_pool_size=2))
+        try:
+            await migrate(db)
+            return await rebuild_rollups(db, progress)
+        finally:
+            await close_pool(db)
+
+
+def _cmd_rollup(args: argparse.Namespace) -> int:
+    settings = _settings_or_report(load_settings)
+    if settings is None:
+        return BAD_CONFIGURATION
+    setup_logging(settings.log.level, settings.log.json)
+    try:
+        report = trio.run(_rebuild_once, settings, _day_progress(sys.stderr))
+    except KeyboardInterrupt:
+        print(
+            "\nscouter rollup rebuild: interrupted; the days built so far are kept, rerun to carry on", file=sys.stderr
+        )
+        return 1
+    except Exception as exc:
+        log.debug("rollup rebuild failed", exc_info=True)
+        cause = _leaf(exc)
+        what = "database unavailable" if isinstance(cause, UNAVAILABLE) else "failed"
+        print(f"\nscouter rollup rebuild: {what}: {cause!r}", file=sys.stderr)
+        return 1
+    covered = "every stored row" if report.since is None else f"rows from {report.since.isoformat()} on"
+    print(f"rebuilt the rollups of {report.days} day(s); rollups now cover {covered}")
+    if report.stopped_at is not None:
+        print(f"stopped at {report.stopped_at:%Y-%m-%d}: rows of that day were archived and dropped; older days stay "
+              "read from the rows and the archive")  # fmt: skip
+    return 0
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     settings = _settings_or_report(load_settings)
     if settings is None:
@@ -282,6 +333,15 @@ def parser() -> argparse.ArgumentParser:
         "Exit status 0 when the pass completed (or was not needed), 1 when it failed.",
     )
     archive_cmd.set_defaults(func=_cmd_archive)
+    rollup_cmd = commands.add_parser(
+        "rollup",
+        help="rollup maintenance: `scouter rollup rebuild` builds the rollups of rows stored before they existed",
+        description="rebuild: build the per-minute rollups of the rows stored before the rollups existed, one UTC "
+        "day at a time, newest first, with progress; the server keeps serving meanwhile (reads of days not built yet "
+        "come from the rows). Interrupted, it keeps the days it built; rerun to carry on.",
+    )
+    rollup_cmd.add_argument("action", choices=["rebuild"])
+    rollup_cmd.set_defaults(func=_cmd_rollup)
     config_cmd = commands.add_parser(
         "config",
         help="print the effective settings, secrets masked",

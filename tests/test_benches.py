@@ -43,6 +43,9 @@ PROMISED = {
     "bench_queues-rabbitmq": ["ratio RabbitMQ ours / bare library under trio-asyncio:",
                               "ratio RabbitMQ ours / bare library under asyncio:", "ratio RabbitMQ ours / raw COPY",
                               "RabbitMQ peak RSS, 40x / 10x backlog:"],
+    "bench_rollups": ["ratio binned 30 days 1000 points, rows / rollups",
+                      "ratio binned 30 days 720 points, rows / rollups", "ratio custom check rows / rollups",
+                      "ratio binned 720 points through rollups, 10x rows / 1x rows"],
     "bench_writer": ["ratio writer / raw COPY sequential:", "ratio writer / raw COPY merged alike (fair):"],
 }  # fmt: skip
 TIMEOUT = 300

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-import attrs
 import orjson
 import trio
 from quart import Blueprint, Response, g, request
@@ -38,17 +37,12 @@ from scouter.profiles import PsiDriftProfile, profile_from_data
 from scouter.queries import DriftQuery, QueryError, entity_drift_query, parse_drift_query
 from scouter.records import CreatedAtBounds, DecodedBatch, DecodeError, decode_records_data
 from scouter.sql import (
-    CUSTOM_BUCKETS,
-    CUSTOM_UNARCHIVED_BUCKETS,
-    PSI_BUCKETS,
     PSI_PROFILE,
-    PSI_UNARCHIVED_BUCKETS,
-    SPC_BUCKETS,
-    SPC_UNARCHIVED_BUCKETS,
 )
 from scouter.wire_v025 import DriftQueryParams, ShapeError, decode
 
 from ..archive_reader import ArchiveLimitExceeded, ArchiveReadError
+from ..rollup_reads import CUSTOM, PSI, SPC, BinnedSource, binned_parts
 from ..writer import write
 from ._context import context
 from ._guard import guarded, identity, json_object
@@ -212,29 +206,11 @@ async def ingest_message() -> Response:
 # --- binned queries ------------------------------------------------------------------------------------------------
 
 
-@attrs.frozen
-class _Source:
-    """Where one kind's aggregates come from: its folder in the archive and its two PostgreSQL statements."""
-
-    kind: str
-    everything: str  # every row of the window: PostgreSQL alone holds the whole window
-    unarchived: str  # rows not archived yet: the live part when the archive holds the rest
-
-
-SPC = _Source("spc", SPC_BUCKETS, SPC_UNARCHIVED_BUCKETS)
-CUSTOM = _Source("custom", CUSTOM_BUCKETS, CUSTOM_UNARCHIVED_BUCKETS)
-PSI = _Source("psi", PSI_BUCKETS, PSI_UNARCHIVED_BUCKETS)
-
-
-async def query_parts(source: _Source, query: DriftQuery, now: datetime, *extra: Any) -> list[Sequence[Any]]:
-    """The window's per-bucket aggregates, as parts to merge: PostgreSQL alone, or, when the window begins before
-    the archive boundary (now - DATA_RETENTION_PERIOD), the unarchived rows plus the archived ones (§2.10, §8.2)."""
+async def query_parts(source: BinnedSource, query: DriftQuery, now: datetime, *extra: Any) -> list[Sequence[Any]]:
+    """The window's per-bucket aggregates, as parts to merge: whole minutes from the rollups, the rest from the rows
+    (PostgreSQL, plus the archive when the window begins before now - DATA_RETENTION_PERIOD; §2.10, §8.2)."""
     ctx = context()
-    window = query.window
-    args = (query.space, query.name, query.version, query.bucket, window.begin, window.end, *extra)
-    if ctx.archive is not None and ctx.archive.reaches_archive(query, now):
-        return await ctx.archive.parts(ctx.db, source.kind, query, source.unarchived, args)
-    return [await ctx.db.fetch(source.everything, *args)]
+    return await binned_parts(ctx.db, ctx.archive, source, query, now, *extra)
 
 
 def _invalid(reason: str) -> Response:
@@ -291,7 +267,7 @@ def _failed(exc: BaseException) -> Response:
 
 
 async def _binned(
-    source: _Source,
+    source: BinnedSource,
     drift_type: str,
     merge: Callable[[list[Sequence[Any]]], Any],
     shape: Callable[[Any], dict[str, Any]],

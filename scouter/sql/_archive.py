@@ -79,7 +79,7 @@ INSERT_QUARANTINE: Final = "INSERT INTO scouter.quarantine (source, reason, raw)
 #: $6 window end. An entry covers [hour, hour + span): an hour, or a whole day once compacted (whose start may be up
 #: to a day before the first hour; the first condition keeps the primary key's range scan).
 ARCHIVE_MANIFEST: Final = """
-SELECT object_path, rows, bytes FROM scouter.archive_log
+SELECT object_path, rows, bytes, hour, span FROM scouter.archive_log
 WHERE kind = $1 AND space = $2 AND name = $3 AND version = $4
   AND hour > $5::timestamptz - interval '1 day' AND hour + span > $5 AND hour <= $6
 ORDER BY hour, part

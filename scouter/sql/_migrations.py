@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from ._rollups import ROLLUP_TABLES
+
 #: pg_advisory_lock key taken while migrating ("scouter" in ASCII), so replicas starting together take turns.
 MIGRATION_LOCK_KEY = 0x73636F75746572
 
@@ -337,5 +339,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(130, "drift check windows", _DRIFT_CHECK_WINDOWS),
     Migration(140, "unacknowledged copies of RabbitMQ messages", _UNACKED_COPIES),
     Migration(200, "profile uids in the stored profiles", _PROFILE_UIDS),
+    Migration(300, "rollups", ROLLUP_TABLES),
     Migration(310, "daily compaction of the archive", _ARCHIVE_COMPACTION),
 )

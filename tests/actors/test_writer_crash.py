@@ -52,3 +52,49 @@ def test_every_acknowledged_batch_survives_kill_9(fresh_database_dsn: str) -> No
     stored = asyncio.run(counts())
     missing = [feature for feature in acked if stored.get(feature) != 10]
     assert [] == missing
+
+
+def test_rows_and_rollups_agree_after_kill_9(fresh_database_dsn: str) -> None:
+    """The writer killed with SIGKILL mid-stream (transactions in flight): every grain's rollup counts exactly the
+    rows stored, and the rollup sums equal the rows' (no rows without their rollup, no rollup without its rows)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.actors.writer_script", fresh_database_dsn],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        acked, deadline = 0, time.monotonic() + 60
+        for line in proc.stdout:
+            acked += line.startswith("ACK ")
+            if acked >= 200 or time.monotonic() > deadline:
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert acked >= 200
+
+    async def disagreements() -> list[tuple[object, ...]]:
+        conn = await asyncpg.connect(fresh_database_dsn)
+        try:
+            rows = await conn.fetch("""
+                WITH raw AS (
+                    SELECT feature, date_bin('1 minute', created_at, 'epoch') AS grain, count(*) AS n,
+                           sum(value) AS total
+                    FROM scouter.spc_drift WHERE space = 'kill' GROUP BY 1, 2
+                ), rolled AS (
+                    SELECT feature, grain, count AS n, count * mean AS total FROM scouter.spc_rollup
+                    WHERE space = 'kill'
+                )
+                SELECT * FROM raw FULL JOIN rolled USING (feature, grain)
+                WHERE raw.n IS DISTINCT FROM rolled.n OR abs(raw.total - rolled.total) > 1e-9 * raw.n
+            """)
+        finally:
+            await conn.close()
+        return [tuple(r) for r in rows]
+
+    assert [] == asyncio.run(disagreements())

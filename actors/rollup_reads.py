@@ -1,0 +1,102 @@
+"""Binned drift aggregates through the rollups (`scouter.rollups`): whole grains from the rollup tables, the rest of
+the window (its two partial edges, grains a bucket boundary cuts, anything before the rollups' coverage) from the
+rows, and, for a window reaching the archive, those raw ranges' archived rows from Parquet. Every part has the
+mergeable form of `scouter.binned`, so the merged answer is the raw-row answer (to float rounding).
+
+The rollup rows outlive the record partitions (they are never dropped), so a long chart reads the archive only for
+its raw ranges: at most a few minutes per bucket boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from scouter.queries import DriftQuery
+from scouter.rollups import plan
+from scouter.sql import (
+    CUSTOM_BUCKETS,
+    CUSTOM_RANGE_BUCKETS,
+    CUSTOM_RANGE_UNARCHIVED_BUCKETS,
+    CUSTOM_ROLLUP_BUCKETS,
+    CUSTOM_UNARCHIVED_BUCKETS,
+    PSI_BUCKETS,
+    PSI_RANGE_BUCKETS,
+    PSI_RANGE_UNARCHIVED_BUCKETS,
+    PSI_ROLLUP_BUCKETS,
+    PSI_UNARCHIVED_BUCKETS,
+    ROLLUP_SINCE,
+    SPC_BUCKETS,
+    SPC_RANGE_BUCKETS,
+    SPC_RANGE_UNARCHIVED_BUCKETS,
+    SPC_ROLLUP_BUCKETS,
+    SPC_UNARCHIVED_BUCKETS,
+)
+
+from .archive_reader import ArchiveReader
+from .database import Database
+
+__all__ = ["CUSTOM", "PSI", "SPC", "BinnedSource", "binned_parts", "raw_parts"]
+
+
+@attrs.frozen
+class BinnedSource:
+    """One record kind's statements: its archive folder, the raw ones (whole window, or the raw ranges of a plan;
+    each also over the unarchived rows only) and the rollup one."""
+
+    kind: str
+    everything: str
+    unarchived: str
+    ranges: str
+    ranges_unarchived: str
+    rollups: str
+
+
+SPC = BinnedSource(
+    "spc", SPC_BUCKETS, SPC_UNARCHIVED_BUCKETS, SPC_RANGE_BUCKETS, SPC_RANGE_UNARCHIVED_BUCKETS, SPC_ROLLUP_BUCKETS
+)
+CUSTOM = BinnedSource(
+    "custom",
+    CUSTOM_BUCKETS,
+    CUSTOM_UNARCHIVED_BUCKETS,
+    CUSTOM_RANGE_BUCKETS,
+    CUSTOM_RANGE_UNARCHIVED_BUCKETS,
+    CUSTOM_ROLLUP_BUCKETS,
+)
+PSI = BinnedSource(
+    "psi", PSI_BUCKETS, PSI_UNARCHIVED_BUCKETS, PSI_RANGE_BUCKETS, PSI_RANGE_UNARCHIVED_BUCKETS, PSI_ROLLUP_BUCKETS
+)
+
+
+async def raw_parts(
+    db: Database, archive: ArchiveReader | None, source: BinnedSource, query: DriftQuery, now: datetime, *extra: Any
+) -> list[Sequence[Any]]:
+    """Today's path, from the rows alone: PostgreSQL, plus the archive when the window reaches it."""
+    window = query.window
+    args = (query.space, query.name, query.version, query.bucket, window.begin, window.end, *extra)
+    if archive is not None and archive.reaches_archive(query, now):
+        return await archive.parts(db, source.kind, query, source.unarchived, args)
+    return [await db.fetch(source.everything, *args)]
+
+
+async def binned_parts(
+    db: Database, archive: ArchiveReader | None, source: BinnedSource, query: DriftQuery, now: datetime, *extra: Any
+) -> list[Sequence[Any]]:
+    """The window's per-bucket aggregates as parts to merge: whole grains from the rollups, the rest from rows."""
+    window = query.window
+    split = plan(window.begin, window.end, query.bucket, await db.fetchval(ROLLUP_SINCE))
+    if split.lo is None:
+        return await raw_parts(db, archive, source, query, now, *extra)
+    entity = (query.space, query.name, query.version, query.bucket)
+    parts: list[Sequence[Any]] = [await db.fetch(source.rollups, *entity, split.lo, split.hi, *extra)]
+    if not split.raw:
+        return parts
+    args = (*entity, window.begin, window.end, *extra, split.raw_starts, split.raw_stops)
+    if archive is not None and archive.reaches_archive(query, now):
+        parts += await archive.parts(db, source.kind, query, source.ranges_unarchived, args, ranges=split.raw)
+    else:
+        parts.append(await db.fetch(source.ranges, *args))
+    return parts
