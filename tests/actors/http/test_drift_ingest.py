@@ -272,6 +272,7 @@ def _send_until_answered(port: int, head: bytes, chunk: bytes, total: int) -> tu
         sent = 0
         sock.setblocking(False)
         answer = b""
+        pending = memoryview(b"")  # what a partial send left of the current chunk: chunked framing must stay whole
         while sent < total:
             try:
                 answer += sock.recv(65536)
@@ -279,8 +280,12 @@ def _send_until_answered(port: int, head: bytes, chunk: bytes, total: int) -> tu
                     break
             except BlockingIOError:
                 pass
+            if not pending:
+                pending = memoryview(chunk)
             try:
-                sent += sock.send(chunk)
+                written = sock.send(pending)
+                sent += written
+                pending = pending[written:]
             except BlockingIOError:
                 time.sleep(0.01)  # a plain thread: the send buffer is full
             except (BrokenPipeError, ConnectionResetError):
