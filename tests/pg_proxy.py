@@ -8,7 +8,9 @@ It forwards bytes both ways unchanged and reads the client's side as PostgreSQL 
 simple-query ``COMMIT`` (what asyncpg sends to end a transaction). Armed, it forwards that COMMIT, waits for the
 server's ``CommandComplete`` (so the transaction is certainly committed), then closes both sides without relaying it:
 exactly a network failure between COMMIT and its reply. ``cut_next_commit(forward=False)`` instead drops the
-connection before the COMMIT reaches the server (the transaction is then rolled back by the server).
+connection before the COMMIT reaches the server (the transaction is then rolled back by the server), and
+``cut_next_commit(forward=False, half_open=True)`` closes only the client's side: the server's session stays idle in
+its transaction, as behind a network that vanished without a reset, until something ends it.
 
 The DSN must ask for no TLS (``sslmode=disable``), or the proxy would see only ciphertext.
 """
@@ -28,6 +30,7 @@ _GSSENC_REQUEST = 80877104
 @attrs.define
 class _Cut:
     forward: bool  # let the COMMIT reach the server (and wait for its reply) before cutting
+    half_open: bool  # keep the server's side open (its transaction stays in progress)
 
 
 @attrs.define
@@ -52,8 +55,8 @@ class PostgresProxy:
         query = "&".join([*(p for p in url.query.split("&") if p and not p.startswith("sslmode=")), "sslmode=disable"])
         return urlunsplit((url.scheme, netloc, url.path, query, ""))
 
-    def cut_next_commit(self, *, forward: bool = True) -> None:
-        self._armed.append(_Cut(forward))
+    def cut_next_commit(self, *, forward: bool = True, half_open: bool = False) -> None:
+        self._armed.append(_Cut(forward, half_open))
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
@@ -93,6 +96,10 @@ class PostgresProxy:
                     if self._armed:
                         cut = self._armed.pop(0)
                         self.commits_cut += 1
+                        if not cut.forward and cut.half_open:
+                            cutting.active = True  # the server's side stays open until the server ends it
+                            await client.aclose()
+                            return
                         if not cut.forward:
                             scope.cancel()  # the COMMIT never reaches the server
                             return

@@ -78,6 +78,7 @@ from ._profiles import (
     UPDATE_PROFILE,
     UPSERT_PROFILE,
 )
+from ._writer import CURRENT_XACT_ID, END_ORPHANED_TRANSACTION, XACT_STATUS
 
 __all__ = [
     "ARCHIVE_BUCKETS",
@@ -88,6 +89,7 @@ __all__ = [
     "ARCHIVE_SPC_BUCKETS",
     "CLAIM_DELIVERIES",
     "CLAIM_DUE_PROFILE",
+    "CURRENT_XACT_ID",
     "CUSTOM_AVERAGES",
     "CUSTOM_BUCKETS",
     "CUSTOM_SAMPLES",
@@ -95,6 +97,7 @@ __all__ = [
     "DEACTIVATE_OTHER_VERSIONS",
     "DISPATCH_PLAN_LOCK_KEY",
     "DUE_COUNTS",
+    "END_ORPHANED_TRANSACTION",
     "GET_PROFILE",
     "INSERT_ALERTS",
     "INSERT_ARCHIVE_LOG",
@@ -134,6 +137,7 @@ __all__ = [
     "TRY_PLAN_LOCK",
     "UPDATE_PROFILE",
     "UPSERT_PROFILE",
+    "XACT_STATUS",
     "Migration",
     "PartitionedTable",
     "archive_plan",

@@ -78,3 +78,15 @@ async def test_a_commit_that_never_arrived_is_retried(
     assert 1 == proxy.commits_cut
     assert {"a": WriteResult(True, rows=3)} == results
     assert 3 == await count(db, "a")
+
+
+async def test_a_transaction_left_open_on_the_server_is_ended_then_retried(
+    db: Database, proxy: PostgresProxy, fresh_database_dsn: str
+) -> None:
+    """The client's side is cut before COMMIT, the server's session stays idle in its transaction (a half-open
+    connection): the writer ends that session, learns the transaction was rolled back, and stores the rows once."""
+    proxy.cut_next_commit(forward=False, half_open=True)
+    results = await write_through(proxy, fresh_database_dsn, {"a": 3})
+    assert 1 == proxy.commits_cut
+    assert {"a": WriteResult(True, rows=3)} == results
+    assert 3 == await count(db, "a")
