@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -485,7 +485,8 @@ class PostgresServer:
     `stop()` + `start()` keeps the data directory and the port, for "database restarted" tests.
     """
 
-    def __init__(self, *, port: int | None = None) -> None:
+    def __init__(self, *, port: int | None = None, hba: Sequence[str] = ()) -> None:
+        self.hba = tuple(hba)  # pg_hba.conf lines placed before initdb's trust rules (the first match wins)
         self.root = _new_dir("postgres")
         self.log_path = self.root / "postgres.log"
         self.log_path.touch()
@@ -528,6 +529,9 @@ class PostgresServer:
             _run_logged("initdb", [str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
                                    "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
                         log_path=self.log_path, cwd=self.root, user=self.user, env=self._env())
+            if self.hba:
+                hba_conf = self.data_dir / "pg_hba.conf"
+                hba_conf.write_text("\n".join(self.hba) + "\n" + hba_conf.read_text())
         argv = [str(self.bin_dir / "postgres"), "-D", str(self.data_dir), "-h", "127.0.0.1", "-p", str(self.port),
                 "-k", str(self.data_dir),
                 # a throwaway cluster: durability buys nothing and costs seconds
@@ -585,9 +589,10 @@ def stop_postgres() -> None:
 
 
 @contextlib.contextmanager
-def private_postgres() -> Iterator[PostgresServer]:
-    """A started PostgreSQL of our own (never a shared one), stopped on exit: for tests that stop/start it."""
-    server = _start_owned(PostgresServer())
+def private_postgres(*, hba: Sequence[str] = ()) -> Iterator[PostgresServer]:
+    """A started PostgreSQL of our own (never a shared one), stopped on exit: for tests that stop/start it, or
+    that need ``hba`` rules (password authentication) the shared one does not have."""
+    server = _start_owned(PostgresServer(hba=hba))
     try:
         yield server
     finally:
