@@ -129,7 +129,10 @@ async def _committed(conn: asyncpg.Connection, attempt: _Attempt) -> bool:
             return False
         # Its server process has not noticed yet that we are gone (a half-open connection). End it: a COMMIT it has
         # begun still completes, anything else is rolled back, and then the answer is final.
-        await conn.execute(END_ORPHANED_TRANSACTION, attempt.pid, str(attempt.xid))
+        try:
+            await conn.execute(END_ORPHANED_TRANSACTION, attempt.pid, str(attempt.xid))
+        except asyncpg.InsufficientPrivilegeError:  # not ours to end (a pooler's session): wait for the server
+            await asyncio.sleep(1.0)
         await asyncio.sleep(0.05)
 
 
