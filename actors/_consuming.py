@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import TypeVar
 
@@ -19,7 +20,7 @@ import attrs
 import trio
 from trio_asyncio import aio_as_trio
 
-from scouter.records import DecodedBatch, DecodeError, decode_server_records
+from scouter.records import DEFAULT_MAX_FUTURE, CreatedAtBounds, DecodedBatch, DecodeError, decode_server_records
 
 from .metrics import ScouterMetrics
 from .writer import InboxSender, InTransaction, WriteResult, write
@@ -51,13 +52,14 @@ class Decoded:
     reason: str | None = None
 
 
-def decode_message(raw: bytes | None) -> Decoded:
-    """Decode a broker payload; anything that is not a ServerRecords message of at most 10 MiB is poison."""
+def decode_message(raw: bytes | None, max_future: timedelta = DEFAULT_MAX_FUTURE) -> Decoded:
+    """Decode a broker payload; anything that is not a ServerRecords message of at most 10 MiB, with every
+    ``created_at`` from 1970 to ``max_future`` ahead of now (SCOUTER_MAX_FUTURE_SECONDS), is poison."""
     raw = raw if raw is not None else b""
     if len(raw) > MAX_MESSAGE_BYTES:
         return Decoded(raw, None, f"message of {len(raw)} bytes exceeds the limit of {MAX_MESSAGE_BYTES} bytes")
     try:
-        return Decoded(raw, decode_server_records(raw))
+        return Decoded(raw, decode_server_records(raw, CreatedAtBounds.around(datetime.now(UTC), max_future)))
     except DecodeError as exc:
         return Decoded(raw, None, exc.reason)
 

@@ -15,6 +15,10 @@ The archived part is computed by DataFusion over the objects fetched with obstor
 stores: dependencies.md §4.7), with bind parameters only. Both parts return aggregates in the same mergeable form
 (`scouter.binned`), which merges them bucket by bucket. No object listed, or none readable: an empty part (§12 #25).
 
+What one query loads is bounded: the objects of its window are aggregated a chunk of at most ``chunk_bytes`` (of
+Parquet, as ``archive_log`` states) at a time, each chunk one more mergeable part, and a window whose objects add up
+to more than ``max_query_bytes`` is refused (`ArchiveLimitExceeded`, a 400) before anything is fetched.
+
 Committed objects are never rewritten, so decoded objects are kept in a bounded LRU cache: the first query over a
 month of hourly objects pays for fetching and decoding them, later ones only for the aggregation. Objects that are
 not in ``archive_log`` (written by upstream, or orphans of a crashed pass) are never read.
@@ -62,6 +66,10 @@ class ArchiveReadError(RuntimeError):
     """The archived part could not be read (the store unreachable, a corrupt object): the query fails with 500."""
 
 
+class ArchiveLimitExceeded(ArchiveReadError):
+    """The window holds more archived data than one query may load: the caller's request is refused (400)."""
+
+
 @attrs.frozen
 class ManifestEntry:
     object_path: str
@@ -79,6 +87,20 @@ async def _live_and_manifest(
         live = await conn.fetch(live_sql, *live_args)
         manifest = await conn.fetch(ARCHIVE_MANIFEST, *manifest_args)
     return live, manifest
+
+
+def _chunks(entries: Sequence[ManifestEntry], limit: int) -> list[list[ManifestEntry]]:
+    """`entries` in order, cut into runs of at most `limit` bytes (an object larger than that alone); at least one
+    run, possibly empty, so that a query always has its archived part."""
+    chunks: list[list[ManifestEntry]] = [[]]
+    size = 0
+    for entry in entries:
+        if chunks[-1] and size + entry.bytes > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(entry)
+        size += entry.bytes
+    return chunks
 
 
 @attrs.define
@@ -127,6 +149,9 @@ class ArchiveReader:
     fetch_threads: int = 8
     target_partitions: int = 2
     cache_bytes: int = 256 * 2**20
+    #: Parquet bytes aggregated at once (one part per chunk), and the most one query may load (else a 400).
+    chunk_bytes: int = 64 * 2**20
+    max_query_bytes: int = 2**30
     _pool: ThreadPoolExecutor = attrs.field(init=False)
     _cache: _TableCache = attrs.field(init=False)
 
@@ -145,14 +170,23 @@ class ArchiveReader:
     async def parts(
         self, db: Database, kind: str, query: DriftQuery, live_sql: str, live_args: Sequence[Any]
     ) -> list[Sequence[Any]]:
-        """``[live aggregates, archived aggregates]`` for `query`. `live_sql` must aggregate only rows *not*
-        archived, with `live_args`; the object list comes from the same snapshot."""
+        """``[live aggregates, archived aggregates...]`` for `query` (one archived part per chunk of objects, so at
+        least one). `live_sql` must aggregate only rows *not* archived, with `live_args`; the object list comes from
+        the same snapshot. Raises `ArchiveLimitExceeded` when the window's objects exceed ``max_query_bytes``."""
         window = query.window
         manifest_args = (kind, query.space, query.name, query.version, floor_hour(window.begin), window.end)
         live, manifest = await db.run(_live_and_manifest, live_sql, live_args, manifest_args)
         entries = [ManifestEntry(r["object_path"], r["rows"], r["bytes"]) for r in manifest]
-        archived = await self.aggregates(kind_named(kind), entries, query)
-        return [live, archived]
+        total = sum(entry.bytes for entry in entries)
+        if total > self.max_query_bytes:
+            raise ArchiveLimitExceeded(
+                f"the window holds {total} bytes of archived data, over the limit of {self.max_query_bytes} bytes "
+                "per query; query a shorter window"
+            )
+        parts: list[Sequence[Any]] = [live]
+        for chunk in _chunks(entries, self.chunk_bytes):
+            parts.append(await self.aggregates(kind_named(kind), chunk, query))
+        return parts
 
     async def aggregates(self, kind: ArchiveKind, entries: Sequence[ManifestEntry], query: DriftQuery) -> list[tuple]:
         """The archived part's aggregates over `entries` (in a worker thread; DataFusion releases the GIL)."""

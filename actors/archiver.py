@@ -14,7 +14,12 @@ A pass, at start-up and then every ``SCOUTER_ARCHIVE_INTERVAL_SECONDS``:
    same object name again (same part number), overwriting the orphan;
 4. rows that cannot be archived (a space, name or version that is not a safe path segment; a negative PSI bin id or
    count) are never written to the store: they are copied to ``scouter.quarantine`` and deleted, in one
-   transaction, and logged. Otherwise they would stay unarchived and keep their partitions forever.
+   transaction, and logged. Otherwise they would stay unarchived and keep their partitions forever;
+5. a group that fails on its data (a created_at of -infinity or before 1677, stored before the decoder bounded it:
+   'year 0 is out of range', 'cannot convert infinity to bigint') is rolled back, logged, counted
+   (``scouter_archive_groups_failed_total``) and skipped: the pass carries on with the other groups. Its rows stay
+   unarchived (in the default partition, which is never dropped) until someone deletes them. A failure of the
+   store or the database still ends the pass (retried at the next one).
 
 Late rows for an hour already archived become the next part of that hour (see `scouter.archive`).
 
@@ -50,13 +55,17 @@ from scouter.sql import (
     mark_archived,
 )
 
-from .archive_store import ObjectStore, StoreHandle, UnarchivableRows, encode_parquet, put_object
+from .archive_store import ObjectStore, StorageError, StoreHandle, UnarchivableRows, encode_parquet, put_object
 from .database import UNAVAILABLE, Database, DatabaseHandle
 from .metrics import ScouterMetrics
 
 log = logging.getLogger("actors.archiver")
 
 HOUR = timedelta(hours=1)
+#: What one group's data can raise (timestamps out of range in Python or asyncpg, a statement PostgreSQL refuses for
+#: these rows, such as 'cannot convert infinity to bigint'): that group is skipped, not the pass. Connection and
+#: store failures (UNAVAILABLE, StorageError) are re-raised: they end the pass.
+UNWRITABLE = (ValueError, OverflowError, asyncpg.PostgresError)
 #: Writes one object: (store, key, bytes). Replaced in tests to fail or stall right after an upload.
 Put = Callable[[ObjectStore, str, bytes], None]
 
@@ -83,7 +92,7 @@ class ArchiveGroup:
 
 @attrs.frozen
 class GroupResult:
-    outcome: str  # "archived", "quarantined" or "empty" (archived meanwhile: nothing left)
+    outcome: str  # "archived", "quarantined", "failed" (skipped, see UNWRITABLE) or "empty" (nothing left)
     rows: int = 0
     bytes: int = 0
     key: str | None = None
@@ -108,6 +117,7 @@ class ArchiveReport:
     rows: int = 0
     bytes: int = 0
     quarantined_rows: int = 0
+    failed_groups: int = 0  # groups skipped because their rows cannot be written (see UNWRITABLE)
     kinds: tuple[str, ...] = ()  # the kinds that archived anything, in pass order
     stopped_early: bool = False  # asked to stop between groups; the rest waits for the next pass
     duration: float = 0.0
@@ -240,7 +250,9 @@ class ArchiverActor:
         else:
             if report.skipped:
                 log.debug("archive pass skipped: another replica is archiving")
-            elif report.objects or report.quarantined_rows:
+            if report.failed_groups:
+                log.error("archive pass skipped %d groups that cannot be archived", report.failed_groups)
+            if report.objects or report.quarantined_rows:
                 log.info(
                     "archived %d rows (%s) in %d objects, %d bytes, in %.1f s",
                     report.rows,
@@ -307,7 +319,7 @@ class ArchiverActor:
         # opened only when there is work: a server with nothing to archive never creates ./scouter_storage
         store = self.stores.get() if groups else None
         rows_total = sum(g.rows for g in groups)
-        done_rows = archived = objects = written = quarantined = 0
+        done_rows = archived = objects = written = quarantined = failed = 0
         kinds: list[str] = []
         if progress is not None:
             progress(ArchiveProgress(0, len(groups), 0, rows_total))
@@ -317,8 +329,17 @@ class ArchiverActor:
                 stopped = True
                 break
             assert store is not None
-            result = await trio_asyncio.aio_as_trio(_archive_group)(conn, group, store, self.put, self._executor)
             kind = group.kind.name
+            try:
+                result = await trio_asyncio.aio_as_trio(_archive_group)(conn, group, store, self.put, self._executor)
+            except UNWRITABLE as exc:
+                if isinstance(exc, (StorageError, *UNAVAILABLE)):
+                    raise
+                failed += 1
+                self.metrics.archive_groups_failed.labels(kind).inc()
+                log.error("%s: %d rows cannot be archived, skipped; they stay unarchived until deleted: %r",
+                          group.label, group.rows, exc)  # fmt: skip
+                result = GroupResult("failed", reason=repr(exc))
             if result.outcome == "archived":
                 objects += 1
                 archived += result.rows
@@ -341,6 +362,7 @@ class ArchiverActor:
             rows=archived,
             bytes=written,
             quarantined_rows=quarantined,
+            failed_groups=failed,
             kinds=tuple(kinds),
             stopped_early=stopped,
             duration=time.perf_counter() - started,

@@ -17,11 +17,10 @@ import attrs
 import trio
 import trio_asyncio
 
-from config import AuthSettings, DatabaseSettings
+from config import DatabaseSettings
 from scouter.sql import MIGRATION_LOCK_KEY, MIGRATIONS, Migration
 
 from .health import HealthBoard
-from .users import ensure_default_users
 
 log = logging.getLogger("actors.database")
 
@@ -172,8 +171,8 @@ class DatabaseHandle:
 
 @attrs.define
 class DatabaseActor:
-    """Connects (retrying with backoff: a database that is down is expected, not a crash), migrates, creates the
-    default users on an empty user table (when given `auth`), then checks reachability every few seconds for the
+    """Connects (retrying with backoff: a database that is down is expected, not a crash), migrates, runs
+    `prepare` (the tree passes the default users' creation), then checks reachability every few seconds for the
     readiness probe. Closes the pool on stop."""
 
     settings: DatabaseSettings
@@ -181,8 +180,9 @@ class DatabaseActor:
     handle: DatabaseHandle
     board: HealthBoard
     check_interval: float = 2.0
-    #: Where the default users' names and passwords come from; None creates none (tests of the pool alone).
-    auth: AuthSettings | None = None
+    #: Run once migrated, before reporting ready (the default users: see `actors.users.prepare_users`). A hook
+    #: rather than an import keeps this module below the modules that use the pool.
+    prepare: Callable[[Database], Awaitable[None]] | None = None
 
     async def run(self, stop: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         db = await self._connect(stop)
@@ -190,8 +190,8 @@ class DatabaseActor:
             return  # asked to stop before the database ever answered
         try:
             await migrate(db)
-            if self.auth is not None:
-                await ensure_default_users(db, self.auth)
+            if self.prepare is not None:
+                await self.prepare(db)
             self.handle.db = db
             self.board.ok("database")
             task_status.started()

@@ -37,6 +37,7 @@ import logging
 import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -49,7 +50,7 @@ from aiokafka.structs import ConsumerRecord
 from trio_asyncio import aio_as_trio
 
 from config import KafkaSettings
-from scouter.records import DecodedBatch
+from scouter.records import DEFAULT_MAX_FUTURE, DecodedBatch
 
 from ._consuming import (
     Backoff,
@@ -273,6 +274,7 @@ class KafkaConsumerActor:
     probe_every: float = 3.0  # metadata probe while idle, for readiness
     backoff: Backoff = attrs.Factory(Backoff)
     commit_to_kafka: bool = True  # also commit to Kafka, so lag shows in the usual tools
+    max_future: timedelta = DEFAULT_MAX_FUTURE  # SCOUTER_MAX_FUTURE_SECONDS: later created_at is quarantined
     _state: _Partitions = attrs.Factory(_Partitions)
     _idle: asyncio.Event = attrs.Factory(asyncio.Event)
     _seeks: list[_Seek] = attrs.Factory(list)
@@ -463,7 +465,11 @@ class KafkaConsumerActor:
     async def _handle(self, fetched: _Fetched) -> None:
         started = time.perf_counter()
         records = await self._recognise(dict(fetched.records))
-        items = [_Item(tp, record, decode_message(record.value)) for tp, batch in records.items() for record in batch]
+        items = [
+            _Item(tp, record, decode_message(record.value, self.max_future))
+            for tp, batch in records.items()
+            for record in batch
+        ]
         if not items:
             return
         try:

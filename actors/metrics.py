@@ -57,6 +57,8 @@ class ScouterMetrics:
     archive_bytes: Counter
     archive_objects: Counter
     archive_quarantined_rows: Counter
+    archive_groups_failed: Counter
+    partition_default_rows: Gauge
     archive_passes: Counter
     archive_pass_duration: Histogram
     archive_last_success: Gauge
@@ -213,6 +215,20 @@ class ScouterMetrics:
                 "scouter_archive_quarantined_rows",
                 "Rows the archiver could not archive (unsafe path segment, value out of range), moved to quarantine",
                 ["kind"],
+                registry=registry,
+            ),
+            archive_groups_failed=Counter(
+                "scouter_archive_groups_failed",
+                "Groups (kind, entity, hour) the archiver could not write and skipped, leaving their rows in place "
+                "(e.g. created_at -infinity); the pass carries on with the rest",
+                ["kind"],
+                registry=registry,
+            ),
+            partition_default_rows=Gauge(
+                "scouter_partition_default_rows",
+                "Rows of a table's default partition whose created_at lies outside the range maintenance keeps "
+                "daily partitions for (far future, infinite, older than retention), as of the last round",
+                ["table"],
                 registry=registry,
             ),
             archive_passes=Counter(

@@ -24,6 +24,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import aio_pika
@@ -35,7 +36,7 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from trio_asyncio import aio_as_trio
 
 from config import RabbitSettings
-from scouter.records import DecodedBatch
+from scouter.records import DEFAULT_MAX_FUTURE, DecodedBatch
 
 from ._consuming import (
     Backoff,
@@ -159,6 +160,7 @@ class RabbitConsumerActor:
     fetch_wait: float = 0.5  # how often the loop looks at its stop event when idle
     prune_every: float = 300.0  # seconds between prunes of old digests (consumer 0 only)
     backoff: Backoff = attrs.Factory(Backoff)
+    max_future: timedelta = DEFAULT_MAX_FUTURE  # SCOUTER_MAX_FUTURE_SECONDS: later created_at is quarantined
     _reachable: bool = False
     _connected_since: float | None = None
 
@@ -264,7 +266,7 @@ class RabbitConsumerActor:
                 duplicates += 1
                 continue
             seen.add(digest)
-            items.append(_Item(message, digest, decode_message(message.body)))
+            items.append(_Item(message, digest, decode_message(message.body, self.max_future)))
         if any(m.redelivered for m in messages):
             items, skipped = await self._drop_stored(items)
             duplicates += skipped

@@ -11,7 +11,7 @@ import enum
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import attrs
@@ -19,10 +19,17 @@ import orjson
 import trio
 
 from config import AuthSettings
-from scouter.auth import Identity, default_users, hash_password, new_recovery_codes
+from scouter.auth import (
+    ADMIN_GROUP,
+    GUEST_USERNAME,
+    Identity,
+    default_users,
+    hash_password,
+    new_recovery_codes,
+    verify_password,
+)
 
-if TYPE_CHECKING:  # database.py imports this module to create the default users after migrating
-    from .database import Database
+from .database import Database
 
 log = logging.getLogger("actors.users")
 
@@ -194,6 +201,42 @@ async def create_user(db: Database, user: NewUser) -> Created:
     return await db.run(_create, _insert_args(user))
 
 
+class LastAdmin(Exception):
+    """The change would leave no active user in the admin group, and so nobody able to manage users."""
+
+
+#: Who holds admin rights: active members of the `admin` group (`scouter.auth.is_admin`; `role` grants nothing).
+#: Locking their rows serialises concurrent changes: a second transaction re-reads them after the first commits,
+#: so two admins removed at once cannot leave none.
+_ADMINS_FOR_UPDATE = (
+    "SELECT username FROM scouter.\"user\" WHERE active AND group_permissions ? $1 ORDER BY username FOR UPDATE"
+)
+
+_UPDATE = f"""
+UPDATE scouter."user" SET
+    password_hash = COALESCE($2, password_hash),
+    permissions = COALESCE($3::jsonb, permissions),
+    group_permissions = COALESCE($4::jsonb, group_permissions),
+    active = COALESCE($5, active),
+    favorite_spaces = COALESCE($6::jsonb, favorite_spaces),
+    refresh_token = CASE WHEN $7 THEN NULL ELSE refresh_token END,
+    refresh_expires_at = CASE WHEN $7 THEN NULL ELSE refresh_expires_at END,
+    updated_at = now()
+WHERE username = $1
+RETURNING {_COLUMNS}
+"""
+
+
+async def _admins(conn: asyncpg.Connection) -> list[str]:  # asyncio side, in a transaction
+    return [record["username"] for record in await conn.fetch(_ADMINS_FOR_UPDATE, ADMIN_GROUP)]
+
+
+async def _update(conn: asyncpg.Connection, args: tuple[Any, ...], removes_admin: bool) -> Any:  # in a transaction
+    if removes_admin and await _admins(conn) == [args[0]]:
+        raise LastAdmin(args[0])
+    return await conn.fetchrow(_UPDATE, *args)
+
+
 async def update_user(
     db: Database,
     username: str,
@@ -203,43 +246,36 @@ async def update_user(
     group_permissions: Sequence[str] | None = None,
     active: bool | None = None,
     favorite_spaces: Sequence[str] | None = None,
+    revoke_refresh: bool = False,
 ) -> UserRow | None:
-    """Write the given fields (None leaves a column as it is); the updated user, or None when there is none."""
-    record = await db.fetchrow(
-        f"""
-        UPDATE scouter."user" SET
-            password_hash = COALESCE($2, password_hash),
-            permissions = COALESCE($3::jsonb, permissions),
-            group_permissions = COALESCE($4::jsonb, group_permissions),
-            active = COALESCE($5, active),
-            favorite_spaces = COALESCE($6::jsonb, favorite_spaces),
-            updated_at = now()
-        WHERE username = $1
-        RETURNING {_COLUMNS}
-        """,
+    """Write the given fields (None leaves a column as it is); the updated user, or None when there is none.
+
+    `revoke_refresh` deletes the stored refresh token, so no token of the user renews any more. Raises `LastAdmin`
+    when the change would take the admin group from, or deactivate, the only active admin.
+    """
+    args = (
         username,
         password_hash,
         None if permissions is None else _json(permissions),
         None if group_permissions is None else _json(group_permissions),
         active,
         None if favorite_spaces is None else _json(favorite_spaces),
+        revoke_refresh,
     )
+    removes_admin = active is False or (group_permissions is not None and ADMIN_GROUP not in group_permissions)
+    record = await db.run(_update, args, removes_admin, transaction=True)
     return None if record is None else UserRow.from_record(record)
 
 
 async def _delete(conn: asyncpg.Connection, username: str) -> Deleted:  # asyncio side, in a transaction
-    # Locking the admin rows serialises concurrent deletes: a second transaction re-reads them after the first
-    # commits, so two admins deleted at once cannot leave none.
-    records = await conn.fetch("SELECT username FROM scouter.\"user\" WHERE role = 'admin' FOR UPDATE")
-    admins = [record["username"] for record in records]
-    if admins == [username]:
+    if await _admins(conn) == [username]:
         return Deleted.LAST_ADMIN
     await conn.execute('DELETE FROM scouter."user" WHERE username = $1', username)
     return Deleted.DELETED
 
 
 async def delete_user(db: Database, username: str) -> Deleted:
-    """Delete `username` unless it is the only user with role `admin` (upstream's last-admin rule)."""
+    """Delete `username` unless it is the only active user of the admin group (what grants admin rights)."""
     return await db.run(_delete, username, transaction=True)
 
 
@@ -287,6 +323,8 @@ async def _insert_defaults(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]
 def _default_rows(auth: AuthSettings) -> list[tuple[Any, ...]]:
     rows = []
     for user in default_users(auth.default_username, auth.default_password):
+        if auth.strict_secrets and user.username == GUEST_USERNAME:
+            continue  # strict mode creates no account with a built-in password
         _, recovery_hashes = new_recovery_codes(user.recovery_codes)
         new = NewUser(
             username=user.username,
@@ -305,7 +343,7 @@ async def ensure_default_users(db: Database, auth: AuthSettings) -> list[str]:
     """Create the admin and guest users when `scouter.user` is empty; return the names created (often none).
 
     Safe for replicas starting together: the insert runs under a transaction-level advisory lock and re-checks
-    that the table is still empty.
+    that the table is still empty. With SCOUTER_STRICT_SECRETS the guest is not created.
     """
     if await db.fetchval('SELECT EXISTS (SELECT 1 FROM scouter."user")'):
         return []
@@ -313,6 +351,30 @@ async def ensure_default_users(db: Database, auth: AuthSettings) -> list[str]:
     created = await db.run(_insert_defaults, rows, transaction=True)
     if created:
         log.info("created the default users %s", ", ".join(created))
-        if auth.default_password == "admin":
-            log.warning("the default admin user %r has the built-in password; change it", auth.default_username)
     return created
+
+
+async def built_in_password_accounts(db: Database, auth: AuthSettings) -> list[str]:
+    """The active default accounts (the configured admin, the guest) whose stored password is still built in."""
+    names = []
+    for username, password in ((auth.default_username, "admin"), (GUEST_USERNAME, "guest")):
+        user = await get_user(db, username)
+        if user is not None and user.active and await off_loop(verify_password, password, user.password_hash):
+            names.append(username)
+    return names
+
+
+async def prepare_users(db: Database, auth: AuthSettings) -> None:
+    """What the database actor runs before reporting ready: the default users of a first start, then, at every
+    start, a warning for each default account still using its built-in password (as for the default secrets)."""
+    await ensure_default_users(db, auth)
+    for username in await built_in_password_accounts(db, auth):
+        password = "guest" if username == GUEST_USERNAME else "admin"
+        rights = "has write on every space" if username == GUEST_USERNAME else "is an admin"
+        log.warning(
+            "the user %r still has the built-in password %r and %s: anyone can log in as it;"
+            " change its password or deactivate it",
+            username,
+            password,
+            rights,
+        )

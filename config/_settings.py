@@ -49,6 +49,13 @@ class HttpSettings:
         help="seconds in-flight requests get to finish at shutdown (ours)",
         validator=at_least(0),
     )
+    trusted_proxy_hops: int = env(
+        "SCOUTER_TRUSTED_PROXY_HOPS",
+        0,
+        help="reverse proxies in front of the server whose X-Forwarded-For entries are believed; 0: use the peer"
+        " address (ours; login throttling keys on the client address)",
+        validator=at_least(0),
+    )
 
     @property
     def effective_metrics_port(self) -> int:
@@ -300,6 +307,13 @@ class Settings:
         "SCOUTER_SHUTDOWN_DEADLINE",
         60.0,
         help="seconds after SIGTERM before whatever is left is cancelled (ours)",
+        validator=at_least(1),
+    )
+    max_future_seconds: float = env(
+        "SCOUTER_MAX_FUTURE_SECONDS",
+        86400.0,
+        help="records dated further ahead of the server's clock are refused: HTTP 400, broker message quarantined "
+        "(ours; records before 1970 are always refused)",
         validator=at_least(1),
     )
     kafka: KafkaSettings | None = None

@@ -7,7 +7,10 @@ raises `QueryError` naming the field; the caller answers 400.
 Differences from upstream v0.6.4, on purpose (server.md §12):
 
 * the bucket width is the window divided by ``max_data_points`` (upstream's SQL always used one minute, #1), floored
-  at `MIN_BUCKET`; ``max_data_points <= 0`` is an error;
+  at `MIN_BUCKET`; ``max_data_points`` is clamped to ``1 ..`` `MAX_DATA_POINTS` (upstream answers 200 for values
+  ``<= 0``; a huge value would make the answer grow with the raw row count);
+* custom datetimes must lie within `QUERY_RANGE`, what nanoseconds since 1970 in 64 bits (the archive's read-back)
+  hold: a window starting before 1677 is a 400, not a 500;
 * a custom interval queries exactly ``[begin, end]`` (upstream queried ``now() - (end - begin)``, #2), and
   ``begin >= end`` is a 400 rather than a 500;
 * one bucket grid (width and epoch alignment) serves the whole window, so when archived data is merged in later the
@@ -28,8 +31,10 @@ __all__ = [
     "DRIFT_TYPES",
     "EPOCH",
     "INT32_MAX",
+    "MAX_DATA_POINTS",
     "MIN_BUCKET",
     "OBSERVABILITY_INTERVALS",
+    "QUERY_RANGE",
     "TIME_INTERVALS",
     "DriftQuery",
     "ObservabilityQuery",
@@ -71,6 +76,10 @@ _OBSERVABILITY_DEFAULT_MINUTES: Final = 360
 
 DRIFT_TYPES: Final = ("Spc", "Psi", "Custom")
 INT32_MAX: Final = 2**31 - 1  # max_data_points is an i32 upstream
+#: Most buckets one binned query answers with (documented in the README); larger max_data_points are clamped to it.
+MAX_DATA_POINTS: Final = 10_000
+#: Custom datetimes a query may name: nanoseconds since 1970 fit a signed 64-bit integer within this (whole days).
+QUERY_RANGE: Final = (datetime(1677, 9, 22, tzinfo=UTC), datetime(2262, 4, 11, tzinfo=UTC))
 MIN_BUCKET: Final = timedelta(seconds=1)
 #: Buckets are aligned to the Unix epoch: ``date_bin(width, created_at, EPOCH)``.
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -207,11 +216,9 @@ def _max_data_points(args: Mapping[str, str]) -> int:
     if not (body.isascii() and body.isdigit()):
         raise QueryError(f"max_data_points: expected an integer, got {text!r}")
     value = int(text)
-    if value <= 0:
-        raise QueryError(f"max_data_points: must be positive, got {value}")
-    if value > INT32_MAX:
-        raise QueryError(f"max_data_points: must be at most {INT32_MAX}, got {value}")
-    return value
+    if not -INT32_MAX - 1 <= value <= INT32_MAX:  # upstream's i32 refuses it too
+        raise QueryError(f"max_data_points: must be a 32-bit integer, got {value}")
+    return min(max(value, 1), MAX_DATA_POINTS)
 
 
 def _optional_datetime(args: Mapping[str, str], field: str) -> datetime | None:
@@ -222,9 +229,13 @@ def _optional_datetime(args: Mapping[str, str], field: str) -> datetime | None:
     if len(text) >= 6 and text[-6] == " ":
         text = f"{text[:-6]}+{text[-5:]}"
     try:
-        return parse_rfc3339(text)
+        moment = parse_rfc3339(text)
     except ValueError as exc:
         raise QueryError(f"{field}: {exc}, got {text!r}") from None
+    first, last = QUERY_RANGE
+    if not first <= moment <= last:
+        raise QueryError(f"{field}: must be between {_iso(first)} and {_iso(last)}, got {text!r}")
+    return moment
 
 
 def _iso(moment: datetime) -> str:

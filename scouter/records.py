@@ -14,6 +14,9 @@ Choices that differ from upstream v0.6.4, on purpose:
 * ``space``, ``name`` and ``version`` later name folders of the archive, so values that could never be one path
   segment are rejected (`check_path_segment`).
 * Strings holding NUL are rejected: PostgreSQL ``text`` cannot store them, and the COPY would fail the whole batch.
+* ``created_at`` must lie within `CreatedAtBounds`: not before 1970 and not more than ``SCOUTER_MAX_FUTURE_SECONDS``
+  (default one day) ahead of the server's clock. Upstream stored anything; a record dated 9999 made daily partitions
+  overflow and one message could create hundreds of partitions.
 
 The hot path is plain Python over the dicts orjson returns: exact ``type(x) is ...`` checks (so booleans are not
 numbers), per-message caches for the few distinct entity and feature names, and no regex.
@@ -24,7 +27,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeAlias
 
 import attrs
@@ -32,10 +35,13 @@ import orjson
 
 __all__ = [
     "CUSTOM_COLUMNS",
+    "DEFAULT_MAX_FUTURE",
+    "EARLIEST_CREATED_AT",
     "INT32_MAX",
     "OBSERVABILITY_COLUMNS",
     "PSI_COLUMNS",
     "SPC_COLUMNS",
+    "CreatedAtBounds",
     "CustomRecord",
     "CustomRow",
     "DecodeError",
@@ -67,6 +73,12 @@ _NANOS_Z: Final = ("-", "-", "T", ":", ":", ".", "Z")
 _fromisoformat: Final = datetime.fromisoformat
 
 _KINDS: Final = frozenset(("Spc", "Psi", "Custom", "Observability"))
+
+#: No record is older than the Unix epoch: earlier values are clock or client bugs (0001-01-01 is stored as
+#: -infinity by asyncpg), and the archive's nanosecond timestamps end in 1677 anyway.
+EARLIEST_CREATED_AT: Final = datetime(1970, 1, 1, tzinfo=UTC)
+#: How far ahead of the server's clock a record may be dated unless configured (SCOUTER_MAX_FUTURE_SECONDS).
+DEFAULT_MAX_FUTURE: Final = timedelta(days=1)
 
 SpcRow: TypeAlias = tuple[datetime, str, str, str, str, float]
 PsiRow: TypeAlias = tuple[datetime, str, str, str, str, int, int]
@@ -133,6 +145,42 @@ class ObservabilityRecord:
 
 
 Record: TypeAlias = SpcRecord | PsiRecord | CustomRecord | ObservabilityRecord
+
+
+@attrs.frozen
+class CreatedAtBounds:
+    """The ``created_at`` values a decoded record may carry: ``earliest <= created_at <= latest``."""
+
+    earliest: datetime
+    latest: datetime
+    max_future: timedelta  # what ``latest`` is ahead of the clock, for the error message
+
+    @classmethod
+    def around(cls, now: datetime, max_future: timedelta = DEFAULT_MAX_FUTURE) -> CreatedAtBounds:
+        """From the epoch to ``max_future`` after ``now`` (the server's clock when the message is decoded)."""
+        return cls(EARLIEST_CREATED_AT, now + max_future, max_future)
+
+    def problem(self, value: datetime) -> str | None:
+        """Why ``value`` is out of bounds, naming the bound; None when it is within."""
+        if value < self.earliest:
+            return f"must not be before {_iso(self.earliest)}"
+        if value > self.latest:
+            ahead = _duration(self.max_future)
+            return f"must not be more than {ahead} in the future (after {_iso(self.latest)})"
+        return None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _duration(span: timedelta) -> str:
+    seconds = span.total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds:g} seconds"
 
 
 @attrs.frozen
@@ -262,17 +310,25 @@ def parse_rfc3339(value: str) -> datetime:
 # --- decoding ---------------------------------------------------------------------------------------------------
 
 
-def decode_server_records(body: bytes | bytearray | memoryview | str) -> DecodedBatch:
-    """Decode a ServerRecords JSON message; raise `DecodeError` naming the first problem and its path."""
+def decode_server_records(
+    body: bytes | bytearray | memoryview | str, bounds: CreatedAtBounds | None = None
+) -> DecodedBatch:
+    """Decode a ServerRecords JSON message; raise `DecodeError` naming the first problem and its path.
+
+    ``bounds`` limits ``created_at``; None means `CreatedAtBounds.around` the current time with the default horizon.
+    """
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"body is not valid JSON: {exc}") from None
-    return decode_records_data(data)
+    return decode_records_data(data, bounds)
 
 
-def decode_records_data(data: object) -> DecodedBatch:
+def decode_records_data(data: object, bounds: CreatedAtBounds | None = None) -> DecodedBatch:
     """Decode an already parsed ServerRecords document (as `decode_server_records`, without the JSON step)."""
+    if bounds is None:
+        bounds = CreatedAtBounds.around(datetime.now(UTC))
+    earliest, latest = bounds.earliest, bounds.latest
     if type(data) is not dict:
         raise DecodeError(f'body: expected an object with a "records" list, got {_show(data)}')
     if "records" not in data:
@@ -309,7 +365,10 @@ def decode_records_data(data: object) -> DecodedBatch:
                     value = _to_float("value", value)
                 elif value - value != 0.0:  # NaN or ±inf (orjson never yields them; decode_records_data could)
                     raise _Invalid("value", f"must be a finite number, got {value!r}")
-                spc.append((_created_at(body["created_at"]), name, space, version, feature, value))
+                created = _created_at(body["created_at"])
+                if not earliest <= created <= latest:
+                    raise _out_of_bounds(body["created_at"], created, bounds)
+                spc.append((created, name, space, version, feature, value))
             elif kind == "Psi":
                 space, name, version = body["space"], body["name"], body["version"]
                 if space not in names or name not in names or version not in names:
@@ -323,7 +382,10 @@ def decode_records_data(data: object) -> DecodedBatch:
                 bin_count = body["bin_count"]
                 if type(bin_count) is not int or not 0 <= bin_count <= INT32_MAX:
                     raise _Invalid("bin_count", _int_problem(bin_count, INT32_MAX))
-                psi.append((_created_at(body["created_at"]), name, space, version, feature, bin_id, bin_count))
+                created = _created_at(body["created_at"])
+                if not earliest <= created <= latest:
+                    raise _out_of_bounds(body["created_at"], created, bounds)
+                psi.append((created, name, space, version, feature, bin_id, bin_count))
             elif kind == "Custom":
                 space, name, version = body["space"], body["name"], body["version"]
                 if space not in names or name not in names or version not in names:
@@ -336,7 +398,10 @@ def decode_records_data(data: object) -> DecodedBatch:
                     value = _to_float("value", value)
                 elif value - value != 0.0:
                     raise _Invalid("value", f"must be a finite number, got {value!r}")
-                custom.append((_created_at(body["created_at"]), name, space, version, metric, value))
+                created = _created_at(body["created_at"])
+                if not earliest <= created <= latest:
+                    raise _out_of_bounds(body["created_at"], created, bounds)
+                custom.append((created, name, space, version, metric, value))
             else:  # "Observability": rare and small, so the readable path
                 observability.append(_observability(body, names))
     except _Invalid as exc:
@@ -384,6 +449,10 @@ def _created_at(value: object) -> datetime:
         return parse_rfc3339(value)
     except ValueError as exc:
         raise _Invalid("created_at", f"{exc}, got {_show(value)}") from None
+
+
+def _out_of_bounds(raw: object, value: datetime, bounds: CreatedAtBounds) -> _Invalid:
+    return _Invalid("created_at", f"{bounds.problem(value)}, got {_show(raw)}")
 
 
 def _to_float(field: str, value: object) -> float:

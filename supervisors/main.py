@@ -66,6 +66,9 @@ def _secret_problems(settings: Settings) -> list[str]:
 def _load(env: dict[str, str] | os._Environ[str]) -> Settings:
     settings = load_settings(env)
     defaults = _secret_problems(settings)
+    if settings.auth.strict_secrets and settings.auth.default_password == "admin":
+        # The first start would create admin/admin; strict mode creates no account with a built-in password.
+        defaults.append("SCOUTER_DEFAULT_PASSWORD")
     if defaults and settings.auth.strict_secrets:
         raise ConfigError([f"{name}: still the built-in default (SCOUTER_STRICT_SECRETS=true)" for name in defaults])
     return settings

@@ -21,6 +21,7 @@ pollers never block on it (see actors.alert_channel).
 
 from __future__ import annotations
 
+import datetime
 import functools
 import math
 from collections.abc import Awaitable, Callable
@@ -46,6 +47,7 @@ from actors.metrics import ScouterMetrics
 from actors.poller import DueGauge, Poller, poller_id
 from actors.postgres import EmbeddedPostgres, answers
 from actors.rabbitmq import RabbitConsumerActor
+from actors.users import prepare_users
 from actors.writer import InboxSender, WriterActor, open_inbox
 from config import DEFAULT_DATABASE_URI, Settings
 
@@ -114,14 +116,15 @@ def _consumers(
 ) -> list[ChildSpec]:
     """The broker consumers, one_for_one (they reconnect by themselves); none when no broker is configured."""
     actors: list[KafkaConsumerActor | RabbitConsumerActor] = []
+    max_future = datetime.timedelta(seconds=settings.max_future_seconds)
     if settings.kafka is not None:
         actors += [
-            KafkaConsumerActor(settings.kafka, i, db, writer, board, process.metrics)
+            KafkaConsumerActor(settings.kafka, i, db, writer, board, process.metrics, max_future=max_future)
             for i in range(settings.kafka.workers)
         ]
     if settings.rabbitmq is not None:
         actors += [
-            RabbitConsumerActor(settings.rabbitmq, i, db, writer, board, process.metrics)
+            RabbitConsumerActor(settings.rabbitmq, i, db, writer, board, process.metrics, max_future=max_future)
             for i in range(settings.rabbitmq.consumers)
         ]
     if not actors:
@@ -171,11 +174,13 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
     )
     app = create_app(http, blueprints=API_BLUEPRINTS)
     writer = WriterActor(inbox_recv, inbox_send, database, process.metrics)
-    database_actor = DatabaseActor(settings.database, uri, database, board, auth=settings.auth)
+    database_actor = DatabaseActor(
+        settings.database, uri, database, board, prepare=functools.partial(prepare_users, auth=settings.auth)
+    )
     children += [
         ChildSpec("database", database_actor.run, shutdown=10),
         ChildSpec("writer", writer.run, shutdown=15),
-        ChildSpec("maintenance", MaintenanceActor(database).run, shutdown=5),
+        ChildSpec("maintenance", MaintenanceActor(database, metrics=process.metrics).run, shutdown=5),
         *_consumers(settings, process, database, inbox_send, board, monitor),
         *_drift(settings, process, database, AlertChannel(alerts_send, process.metrics), monitor),
         *_dispatcher(settings, process, database, alerts_recv),

@@ -58,3 +58,50 @@ def test_one_module_builds_the_tree() -> None:
     """Only the composition root and the CLI wire actors in."""
     wiring = {p.name for p in (ROOT / "supervisors").glob("*.py") if "actors" in imported_roots(p)}
     assert wiring <= {"tree.py", "main.py"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The modules of `known` that `path` imports, anywhere in it (TYPE_CHECKING blocks and functions too)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package
+            for _ in range(node.level - 1):
+                base = base.rpartition(".")[0]
+            module = node.module if node.level == 0 else ".".join(p for p in (base, node.module) if p)
+            if module is None:
+                continue
+            found.add(module)
+            found |= {f"{module}.{alias.name}" for alias in node.names}  # `from . import users`
+    return found & known - {name}
+
+
+def test_no_import_cycles_inside_actors() -> None:
+    """No module of actors/ imports, even indirectly or only for type checking, a module that imports it back:
+    a cycle makes the import order matter and hides which of the two is the lower layer."""
+    paths = {_module_name(p): p for p in (ROOT / "actors").rglob("*.py")}
+    known = set(paths)
+    graph = {name: _imported_modules(path, known) for name, path in paths.items()}
+    # A package imports its own modules to re-export them; that is not a dependency of theirs on it.
+    graph = {name: {m for m in deps if not m.startswith(name + ".")} for name, deps in graph.items()}
+    cycles = []
+    for start in sorted(graph):
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, trail = stack.pop()
+            for nxt in sorted(graph[node]):
+                if nxt == start:
+                    cycles.append(" -> ".join([*trail, start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*trail, nxt]))
+    assert [] == cycles

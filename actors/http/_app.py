@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from ..database import UNAVAILABLE
 from . import _health
 from ._context import HttpContext
+from ._guard import refuse_unauthenticated
 
 log = logging.getLogger("actors.http")
 
@@ -35,12 +36,18 @@ def create_app(ctx: HttpContext, blueprints: Iterable[Blueprint] = ()) -> QuartT
         g.started = time.perf_counter()
 
     @app.before_request
-    async def _read_body() -> None:
-        # The whole body is read before any answer, even when the route ignores it (404, 405, 401, a GET with a
-        # body): a response that completes before the body has arrived leaves the keep-alive connection stuck
+    async def _read_body() -> Response | None:
+        # A protected route's request without valid credentials is refused first, its body never read (an
+        # anonymous client must not make us buffer up to MAX_CONTENT_LENGTH); that answer closes the connection.
+        refused = await refuse_unauthenticated()
+        if refused is not None:
+            return refused
+        # Otherwise the whole body is read before any answer, even when the route ignores it (404, 405, a GET with
+        # a body): a response that completes before the body has arrived leaves the keep-alive connection stuck
         # (quart-trio cancels hypercorn's clean-up of it), so the client's next request on it is never answered.
         # Routes that read the body get this cached copy; one over MAX_CONTENT_LENGTH is a 413 here.
         await request.get_data(cache=True)
+        return None
 
     @app.after_request
     async def _count(response: Response) -> Response:

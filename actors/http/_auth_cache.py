@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
-from scouter.auth import Identity, verify_access_deadline
+from scouter.auth import Identity, renewable_until, verify_access_deadline
 
 from ..database import Database
 from ..users import UserRow, get_user
@@ -33,6 +33,14 @@ class AuthCache:
 
     def verify(self, token: str, secret: str, now: float) -> tuple[Identity, bool]:
         """(identity, expired) of a correctly signed token; TokenError otherwise (never cached)."""
+        identity, deadline = self._verified(token, secret, now)
+        return identity, now > deadline
+
+    def renewable(self, token: str, secret: str, now: float) -> bool:
+        """Whether a correctly signed token is young enough to renew (see `scouter.auth.renewable_until`)."""
+        return now <= renewable_until(self._verified(token, secret, now)[1])
+
+    def _verified(self, token: str, secret: str, now: float) -> tuple[Identity, float]:
         cached = self._tokens.get(token)
         if cached is None:
             cached = verify_access_deadline(token, secret, now)
@@ -41,8 +49,7 @@ class AuthCache:
                 self._tokens.popitem(last=False)
         else:
             self._tokens.move_to_end(token)
-        identity, deadline = cached
-        return identity, now > deadline
+        return cached
 
     async def user(self, db: Database, username: str, load: Callable[[Database, str], Awaitable[UserRow | None]]
                    = get_user) -> UserRow | None:  # fmt: skip

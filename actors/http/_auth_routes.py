@@ -1,7 +1,10 @@
 """`/scouter/auth/login`, `/refresh` and `/validate` (§2.6), with upstream's bodies and the fixes of §12 #6, #18.
 
-Login failures are throttled per user name (`LoginThrottle`: exponential back-off, capped, never a lock-out); a
-throttled attempt gets 429 with `Retry-After`, which the 0.6.4 client reports like any 4xx: "Unauthorized".
+Login failures are throttled per user name and client address, and per client address (`LoginLimits`: exponential
+back-off, capped, never a lock-out), so an attacker elsewhere cannot keep the owner out; a throttled attempt gets 429
+with `Retry-After`, which the 0.6.4 client reports like any 4xx: "Unauthorized". The client address is the peer's,
+or with SCOUTER_TRUSTED_PROXY_HOPS=n the n-th address from the right of X-Forwarded-For (a client can write
+anything to the left of what its proxies append).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from scouter.auth import (
     mint_access,
     mint_refresh,
     verify_access,
-    verify_access_allow_expired,
+    verify_access_renewable,
     verify_password,
 )
 
@@ -43,6 +46,17 @@ def _login_header(name: str) -> str | Answer:
     if not value.isascii():
         return {"error": f"Invalid {name.lower()} format"}, 400
     return value
+
+
+def client_address(trusted_hops: int) -> str:
+    """Who is logging in, for throttling: the peer, unless trusted proxies say who connected to them."""
+    peer = request.remote_addr or "unknown"
+    if trusted_hops == 0:
+        return peer
+    forwarded = [hop.strip() for hop in ",".join(request.headers.getlist("X-Forwarded-For")).split(",") if hop.strip()]
+    if not forwarded:
+        return peer
+    return forwarded[-trusted_hops] if len(forwarded) >= trusted_hops else forwarded[0]
 
 
 def _bearer() -> str | None:
@@ -76,9 +90,10 @@ async def login() -> Answer:
 
     ctx = context()
     throttle = ctx.login_throttle
-    wait = throttle.retry_after(username, trio.current_time())
+    address = client_address(ctx.settings.http.trusted_proxy_hops)
+    wait = throttle.retry_after(username, address, trio.current_time())
     if wait > 0:
-        log.warning("login for %r throttled after repeated failures (retry in %.1f s)", username, wait)
+        log.warning("login for %r throttled after repeated failures from %s (retry in %.1f s)", username, address, wait)
         return {"error": "Too many failed login attempts; retry later"}, 429, {"Retry-After": str(math.ceil(wait))}
 
     try:
@@ -87,14 +102,14 @@ async def login() -> Answer:
         log.exception("login: could not read user %r", username)
         return {"error": "Failed to get user"}, 500
     if user is None:
-        throttle.record_failure(username, trio.current_time())
+        throttle.record_failure(username, address, trio.current_time())
         log.info("login failed for %r: no such user", username)
         return {"error": "User not found"}, 404
     if not await users.off_loop(verify_password, password, user.password_hash):
-        throttle.record_failure(username, trio.current_time())
+        throttle.record_failure(username, address, trio.current_time())
         log.info("login failed for %r: wrong password", username)
         return {"error": "Unauthorized"}, 401
-    throttle.record_success(username)
+    throttle.record_success(username, address)
     if not user.active:
         log.info("login refused for %r: user is inactive", username)
         return {"error": "Unauthorized", "message": "User is inactive"}, 401
@@ -119,14 +134,15 @@ async def login() -> Answer:
     responses={200: Token, 401: ErrorBody, 404: ErrorBody, 500: ErrorBody, 503: ErrorBody},
 )
 async def refresh() -> Answer:
-    """A new access token for a correctly signed one (expired or not) whose user holds a valid refresh token."""
+    """A new access token for a correctly signed one (expired or not, issued within the refresh token's lifetime)
+    whose user holds a valid refresh token."""
     token = _bearer()
     if token is None:
         return {"error": "No refresh token provided"}, 401
     ctx = context()
     now = time.time()
     try:
-        claimed, _ = verify_access_allow_expired(token, ctx.settings.auth.encrypt_secret, now)
+        claimed = verify_access_renewable(token, ctx.settings.auth.encrypt_secret, now)
     except TokenError as exc:
         log.info("refresh rejected a token: %s", exc.reason)
         return {"error": "Failed to decode JWT token"}, 401

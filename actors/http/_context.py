@@ -9,7 +9,7 @@ import attrs
 from quart import current_app
 
 from config import Settings
-from scouter.auth import LoginThrottle
+from scouter.auth import LoginLimits
 
 from ..archive_reader import ArchiveReader
 from ..database import Database, DatabaseHandle
@@ -34,8 +34,9 @@ class HttpContext:
     #: The archived part of drift queries reaching past retention; None answers from PostgreSQL alone.
     archive: ArchiveReader | None = None
     draining: bool = False
-    #: Failed logins per user name; per process (replicas each keep their own, which only loosens the bound).
-    login_throttle: LoginThrottle = attrs.Factory(LoginThrottle)
+    #: Failed logins per user name and client address, and per address; per process (replicas each keep their own,
+    #: which only loosens the bound).
+    login_throttle: LoginLimits = attrs.Factory(LoginLimits)
     #: Verified tokens and recently read user rows (see _auth_cache for what that costs in staleness).
     auth_cache: AuthCache = attrs.Factory(AuthCache)
     #: What the server learned at run time (bound URLs...), for logs and tests.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import attrs
@@ -23,7 +23,7 @@ import orjson
 import trio
 from quart import Blueprint, Response, g, request
 
-from scouter.auth import Requirement
+from scouter.auth import Requirement, can_write, first_unwritable
 from scouter.binned import (
     custom_response,
     merge_custom,
@@ -34,7 +34,7 @@ from scouter.binned import (
 )
 from scouter.profiles import PsiDriftProfile, profile_from_data
 from scouter.queries import DriftQuery, QueryError, parse_drift_query
-from scouter.records import DecodeError, decode_records_data
+from scouter.records import CreatedAtBounds, DecodedBatch, DecodeError, decode_records_data
 from scouter.sql import (
     CUSTOM_BUCKETS,
     CUSTOM_UNARCHIVED_BUCKETS,
@@ -45,10 +45,10 @@ from scouter.sql import (
     SPC_UNARCHIVED_BUCKETS,
 )
 
-from ..archive_reader import ArchiveReadError
+from ..archive_reader import ArchiveLimitExceeded, ArchiveReadError
 from ..writer import write
 from ._context import context
-from ._guard import guarded, json_body
+from ._guard import guarded, identity, json_body
 from ._openapi import (
     BEARER,
     BODY_ERRORS,
@@ -76,7 +76,8 @@ _NO_PROFILE = "Failed to query records: No Profile found"
 
 
 def first_space(body: Any) -> str:
-    """The space write permission is checked on: the first record's (§2.9); `MISSING_SPACE` when there is none.
+    """The space the guard checks write permission on before decoding: the first record's (§2.9); `MISSING_SPACE`
+    when there is none. Every record's space is checked once the body is decoded (`batch_spaces`).
 
     A body too malformed to name one also gets `MISSING_SPACE`: only a writer of every space gets as far as the
     decoder's precise 400, everyone else a 403.
@@ -95,6 +96,14 @@ def first_space(body: Any) -> str:
 _KINDS = (("spc", "spc_rows"), ("psi", "psi_rows"), ("custom", "custom_rows"), ("observability", "observability_rows"))
 
 
+def batch_spaces(batch: DecodedBatch) -> set[str]:
+    """Every distinct space the batch writes to (the guard checked only the first record's)."""
+    # Drift rows are (created_at, name, space, ...); observability rows (space, name, ...).
+    spaces = {row[2] for rows in (batch.spc_rows, batch.psi_rows, batch.custom_rows) for row in rows}
+    spaces.update(row[0] for row in batch.observability_rows)
+    return spaces
+
+
 @blueprint.post("/scouter/drift")
 @documented(
     tags=["drift"],
@@ -107,9 +116,16 @@ _KINDS = (("spc", "spc_rows"), ("psi", "psi_rows"), ("custom", "custom_rows"), (
 async def ingest() -> Response:
     ctx = context()
     try:
-        batch = decode_records_data(await json_body())  # parsed once, by the guard
+        bounds = CreatedAtBounds.around(datetime.now(UTC), timedelta(seconds=ctx.settings.max_future_seconds))
+        batch = decode_records_data(await json_body(), bounds)  # parsed once, by the guard
     except DecodeError as exc:
         return json_response({"error": f"Invalid drift records: {exc.reason}"}, 400)
+    who = identity()
+    # A writer of every space (the common producer) is not asked about each one.
+    refused = None if can_write(who, "all") else first_unwritable(who, batch_spaces(batch))
+    if refused is not None:  # one record the caller may not write refuses the whole body: nothing is stored
+        denied = {"error": "Permission denied", "message": f"no write permission on space {refused!r}"}
+        return json_response(denied, 403)
     received = ctx.metrics.records_received
     for kind, attribute in _KINDS:
         rows = getattr(batch, attribute)
@@ -166,6 +182,8 @@ def _query(now: datetime) -> DriftQuery | Response:
 
 
 def _failed(exc: BaseException) -> Response:
+    if isinstance(exc, ArchiveLimitExceeded):
+        return json_response({"error": f"Invalid drift request: {exc}"}, 400)
     if isinstance(exc, ArchiveReadError):
         return json_response({"error": f"Failed to query records: {exc}"}, 500)
     status, detail = database_failure(exc)

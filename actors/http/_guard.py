@@ -24,10 +24,11 @@ Authentication is upstream's middleware (§2.2) with upstream's later fix:
 4. The user named by `sub` must still exist and be active, else 401. The request runs with the user's stored
    permissions, so a revoked permission or a deleted user takes effect within seconds (see `_auth_cache`), not
    when the token expires.
-5. A correctly signed token that has expired is renewed when the user holds an unexpired stored refresh token: a
-   new access and refresh token are minted, the refresh token's hash is stored, the request proceeds and the
-   response carries `Authorization: Bearer <new access token>` (the 0.6.4 client swaps it in). Otherwise 401
-   "No refresh token found".
+5. A correctly signed token that has expired is renewed when it was issued less than the refresh token's lifetime
+   (24 h) ago and the user holds an unexpired stored refresh token (deleted by a password, permission or group
+   change and by deactivation): a new access and refresh token are minted, the refresh token's hash is stored,
+   the request proceeds and the response carries `Authorization: Bearer <new access token>` (the 0.6.4 client
+   swaps it in). Otherwise 401 ("Token too old to renew; log in again", "No refresh token found").
 
 Then the requirement is checked (403 with upstream's body). Tokens and passwords are never logged.
 """
@@ -154,8 +155,14 @@ def _bootstrap(ctx: HttpContext) -> bool:
     )
 
 
-async def authenticate(ctx: HttpContext) -> tuple[Identity, str | None] | tuple[dict[str, str], int]:
-    """The identity and, when the token was renewed, the new access token; or the 401/500 answer to send."""
+Outcome: TypeAlias = tuple[Identity, str | None] | tuple[dict[str, str], int]
+
+
+async def authenticate(ctx: HttpContext, *, renew: bool = True) -> Outcome | None:
+    """The identity and, when the token was renewed, the new access token; or the 401/500 answer to send.
+
+    With `renew=False`, None instead of renewing a token that would be renewed (a check without side effects).
+    """
     if _bootstrap(ctx):
         return BOOTSTRAP_IDENTITY, None
     token = _presented_token()
@@ -175,6 +182,11 @@ async def authenticate(ctx: HttpContext) -> tuple[Identity, str | None] | tuple[
         return _unauthorized("User is inactive")
     if not expired:
         return user.identity, None
+    if not ctx.auth_cache.renewable(token, auth.encrypt_secret, now):
+        log.info("refused to renew a token of %r issued too long ago", claimed.username)
+        return _unauthorized("Token too old to renew; log in again")
+    if not renew:
+        return None if user.refresh_valid(now) else _unauthorized("No refresh token found")
     return await _renew(ctx, user, claimed, now)
 
 
@@ -200,6 +212,30 @@ async def _renew(
         return _unauthorized("No refresh token found")
     log.info("renewed the expired access token of %r", claimed.username)
     return identity_now, access
+
+
+#: The outcome of `refuse_unauthenticated`, which the guard then reuses.
+_AUTHENTICATED = "scouter_authenticated"
+
+
+async def refuse_unauthenticated() -> Response | None:
+    """Run before the request body is read: a guarded route's request without valid credentials is answered 401
+    at once, its body never read. The connection is closed, since its unread body cannot be skipped. An
+    authenticated request returns None, and the guard reuses the outcome. A token due for renewal is renewed by the
+    guard, after the body is read: a renewal must reach the client, which a 413 here would prevent."""
+    rule = request.url_rule
+    view = None if rule is None else current_app.view_functions.get(rule.endpoint)
+    if getattr(view, "__scouter_requirement__", None) is None:
+        return None
+    outcome = await authenticate(context(), renew=False)
+    if outcome is None:
+        return None
+    if isinstance(outcome[0], Identity):
+        setattr(g, _AUTHENTICATED, outcome)
+        return None
+    response = await current_app.make_response(outcome)
+    response.headers["Connection"] = "close"
+    return response
 
 
 # -- authorisation ----------------------------------------------------------------------------------------------
@@ -257,8 +293,8 @@ def guarded(
     def decorate(view: Callable[P, Awaitable[Any]]) -> Callable[P, Awaitable[Response]]:
         @functools.wraps(view)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
-            ctx = context()
-            outcome = await authenticate(ctx)
+            outcome = g.pop(_AUTHENTICATED, None) or await authenticate(context())
+            assert outcome is not None  # renew=True always decides
             if not isinstance(outcome[0], Identity):
                 return await current_app.make_response(outcome)
             who, renewed = outcome
@@ -293,4 +329,13 @@ def guarded(
     return decorate
 
 
-__all__ = ["Extractor", "Source", "authenticate", "guarded", "identity", "json_body", "json_object"]
+__all__ = [
+    "Extractor",
+    "Source",
+    "authenticate",
+    "guarded",
+    "identity",
+    "json_body",
+    "json_object",
+    "refuse_unauthenticated",
+]

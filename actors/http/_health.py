@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Blueprint, Response, request
 
@@ -39,7 +41,12 @@ async def readyz() -> tuple[dict[str, object], int]:
 
 
 def metrics_allowed(token: str | None, authorization: str | None) -> bool:
-    return token is None or authorization == f"Bearer {token}"
+    """No token configured, or the request's `Authorization: Bearer <token>` matches it (in constant time)."""
+    if token is None:
+        return True
+    if authorization is None:
+        return False
+    return hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode())
 
 
 @blueprint.get("/metrics")

@@ -7,6 +7,7 @@ One row per (space, name, version, drift_type) (§12 #8): re-registering replace
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import asyncpg
@@ -37,6 +38,8 @@ from ._openapi import (
     documented,
 )
 from ._responses import DB_ERRORS, database_failure, json_response, raw_json_response
+
+log = logging.getLogger("actors.http.profiles")
 
 blueprint = Blueprint("profiles", __name__)
 
@@ -139,7 +142,7 @@ async def _set_status(conn: asyncpg.Connection, status: ProfileStatus) -> int:  
     summary="Activate or deactivate a drift profile.",
     security=BEARER,
     body=ProfileStatusRequest,
-    responses={**BODY_ERRORS, 200: ScouterResponse, 404: ErrorBody},
+    responses={**BODY_ERRORS, 200: ScouterResponse},
 )
 @guarded(Requirement.write())
 async def update_profile_status() -> Response:
@@ -153,7 +156,13 @@ async def update_profile_status() -> Response:
         code, detail = database_failure(exc)
         return json_response({"error": f"Failed to update profile status: {detail}"}, code)
     if updated == 0:
-        return json_response(NOT_FOUND, 404)
+        # Upstream answers success whatever matched, and clean-up scripts written against it rely on that (the
+        # client returns True); so do we, but say so in the log. Other versions are left alone (deactivate_others
+        # never switches off the last active version for a profile that does not exist).
+        log.warning(
+            "PUT /scouter/profile/status: no drift profile %s/%s/%s%s; answered success as upstream, nothing changed",
+            status.space, status.name, status.version, f" of type {status.drift_type}" if status.drift_type else "",
+        )  # fmt: skip
     active = "true" if status.active else "false"  # Rust's bool Display
     return _success(f"Monitor profile status updated to {active} for {status.name} {status.space} {status.version}")
 

@@ -1,6 +1,8 @@
 """`/scouter/user` routes (§2.7): create, list, read, update, delete, with upstream's shapes and rules.
 
-Differences from upstream, on purpose: a duplicate e-mail is 409 (upstream: 500 "Failed to create user"), and
+Differences from upstream, on purpose: a duplicate e-mail is 409 (upstream: 500 "Failed to create user"); the last
+active member of the admin group (what grants admin rights; upstream counted `role`) can be neither deleted nor
+demoted nor deactivated: 409 (upstream: 403 on delete only); and
 de-duplicated lists keep their first-seen order (upstream went through a set: any order). Request bodies of the
 wrong shape get 422 naming the field; unknown fields are ignored, as serde does.
 """
@@ -156,11 +158,13 @@ async def get_user(username: str) -> Answer:
     tags=["users"],
     security=BEARER,
     body=UpdateUserRequest,
-    responses={**BODY_ERRORS, 200: UserResponse, 404: ErrorBody},
+    responses={**BODY_ERRORS, 200: UserResponse, 404: ErrorBody, 409: ErrorBody},
 )
 @guarded(Requirement.admin_or_self())
 async def update_user(username: str) -> Answer:
-    """Change a user's password or favourite spaces; admins may also change permissions, groups and `active`."""
+    """Change a user's password or favourite spaces; admins may also change permissions, groups and `active`.
+
+    A new password, changed permissions or groups, and a deactivation delete the stored refresh token."""
     body = await json_object()
     password = _text(body, "password")
     favorite_spaces = _texts(body, "favorite_spaces")
@@ -172,18 +176,30 @@ async def update_user(username: str) -> Answer:
         permissions = group_permissions = active = None
 
     ctx = context()
-    if not _storable(username) or await users.get_user(ctx.db, username) is None:
+    current = await users.get_user(ctx.db, username) if _storable(username) else None
+    if current is None:
         return {"error": "User not found"}, 404
     password_hash = None if password is None else await users.off_loop(hash_password, password)
-    updated = await users.update_user(
-        ctx.db,
-        username,
-        password_hash=password_hash,
-        permissions=permissions,
-        group_permissions=group_permissions,
-        active=active,
-        favorite_spaces=favorite_spaces,
+    # What a token was issued against no longer holds: no token of the user renews any more (log in again).
+    revoke_refresh = (
+        password is not None
+        or active is False
+        or (permissions is not None and set(permissions) != set(current.permissions))
+        or (group_permissions is not None and set(group_permissions) != set(current.group_permissions))
     )
+    try:
+        updated = await users.update_user(
+            ctx.db,
+            username,
+            password_hash=password_hash,
+            permissions=permissions,
+            group_permissions=group_permissions,
+            active=active,
+            favorite_spaces=favorite_spaces,
+            revoke_refresh=revoke_refresh,
+        )
+    except users.LastAdmin:
+        return {"error": "Cannot remove the admin rights of the last admin user"}, 409
     ctx.auth_cache.forget(username)
     if updated is None:
         return {"error": "User not found"}, 404
@@ -192,15 +208,15 @@ async def update_user(username: str) -> Answer:
 
 
 @blueprint.delete("/scouter/user/<username>")
-@documented(tags=["users"], security=BEARER, responses={**GUARD_ERRORS, 200: ScouterResponse})
+@documented(tags=["users"], security=BEARER, responses={**GUARD_ERRORS, 200: ScouterResponse, 409: ErrorBody})
 @guarded(Requirement.admin())
 async def delete_user(username: str) -> Answer:
-    """Delete a user (admin group only), unless it is the last user with role `admin`."""
+    """Delete a user (admin group only), unless it is the last active user of the admin group."""
     ctx = context()
     # deleting a user that does not exist succeeds, as upstream; one that cannot exist is not asked about
     outcome = await users.delete_user(ctx.db, username) if _storable(username) else users.Deleted.DELETED
     ctx.auth_cache.forget(username)
     if outcome is users.Deleted.LAST_ADMIN:
-        return {"error": "Cannot delete the last admin user"}, 403
+        return {"error": "Cannot delete the last admin user"}, 409
     log.info("user %r deleted by %r", username, identity().username)
     return {"status": "success", "message": f"User {username} deleted successfully"}, 200

@@ -31,13 +31,15 @@ from ._permissions import (
     can_read,
     can_write,
     check,
+    first_unwritable,
     has_permission,
     is_admin,
 )
-from ._throttle import LoginThrottle
+from ._throttle import LoginLimits, LoginThrottle
 from ._tokens import (
     ACCESS_TTL_SECONDS,
     LEEWAY_SECONDS,
+    MAX_RENEWABLE_AGE_SECONDS,
     REFRESH_TTL_SECONDS,
     SALT_LENGTH,
     TokenError,
@@ -45,9 +47,11 @@ from ._tokens import (
     mint_access,
     mint_refresh,
     refresh_token_matches,
+    renewable_until,
     verify_access,
     verify_access_allow_expired,
     verify_access_deadline,
+    verify_access_renewable,
     verify_refresh,
 )
 
@@ -60,6 +64,7 @@ __all__ = [
     "ENCRYPT_SECRET_VAR",
     "GUEST_USERNAME",
     "LEEWAY_SECONDS",
+    "MAX_RENEWABLE_AGE_SECONDS",
     "MIN_SECRET_BYTES",
     "NEED_ADMIN",
     "PERMISSION_DENIED",
@@ -71,6 +76,7 @@ __all__ = [
     "DefaultUser",
     "Denied",
     "Identity",
+    "LoginLimits",
     "LoginThrottle",
     "Requirement",
     "TokenError",
@@ -80,6 +86,7 @@ __all__ = [
     "can_write",
     "check",
     "default_users",
+    "first_unwritable",
     "has_permission",
     "hash_password",
     "hash_refresh_token",
@@ -88,11 +95,13 @@ __all__ = [
     "mint_refresh",
     "new_recovery_codes",
     "refresh_token_matches",
+    "renewable_until",
     "short_secrets",
     "uses_default_secrets",
     "verify_access",
     "verify_access_allow_expired",
     "verify_access_deadline",
+    "verify_access_renewable",
     "verify_password",
     "verify_refresh",
 ]

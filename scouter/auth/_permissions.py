@@ -9,6 +9,7 @@ user routes, 403 `{"error":"Need admin permission"}` for the admin-only user rou
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 import attrs
 
@@ -40,6 +41,11 @@ def can_write(identity: Identity, space: str) -> bool:
 def can_delete(identity: Identity, space: str) -> bool:
     """Delete on a space: `delete:<space>`, `delete:all`, or the admin group (no v0.6.4 route uses it)."""
     return _can(identity, "delete", space)
+
+
+def first_unwritable(identity: Identity, spaces: Iterable[str]) -> str | None:
+    """The first of `spaces` (in sorted order, so the answer is stable) `identity` may not write; None if none."""
+    return next((space for space in sorted(spaces) if not can_write(identity, space)), None)
 
 
 def _can(identity: Identity, action: str, space: str) -> bool:

@@ -1,4 +1,5 @@
-"""Login throttling policy: exponential back-off per user name after repeated failures.
+"""Login throttling policy: exponential back-off after repeated failures, per user name and client address and
+per client address alone (`LoginLimits`).
 
 Pure bookkeeping: the caller passes a monotonic `now` and decides what to answer (e.g. 429 with `Retry-After`).
 The delay is capped, never a lock: an admin whose name is being guessed can always log in once the (at most
@@ -98,3 +99,42 @@ class LoginThrottle:
             if now - oldest.last < self.forget_after:
                 break
             self._entries.popitem(last=False)
+
+
+def _per_address() -> LoginThrottle:
+    # Password spraying tries one or two passwords on many names: more free failures than one user gets (an
+    # office behind one NAT mistypes too), then the same back-off.
+    return LoginThrottle(free_failures=20)
+
+
+@attrs.define
+class LoginLimits:
+    """Login throttling an attacker cannot turn against the owner of an account.
+
+    Failures count per (user name, client address), so guessing a user's password from one address throttles that
+    address only, and the owner, elsewhere, still logs in at once; and per client address alone, so trying a few
+    passwords on many names (spraying) from one address is throttled too. A success forgets the failures of that
+    user at that address, never those of the address: one valid account must not reset a sprayer's count.
+    """
+
+    per_user: LoginThrottle = attrs.Factory(LoginThrottle)
+    per_address: LoginThrottle = attrs.Factory(_per_address)
+
+    @staticmethod
+    def _key(username: str, address: str) -> str:
+        return f"{address}\x00{username}"  # NUL: in neither a header value nor an address
+
+    def retry_after(self, username: str, address: str, now: float) -> float:
+        """Seconds until `username` may try again from `address`; 0.0 means now."""
+        return max(
+            self.per_user.retry_after(self._key(username, address), now), self.per_address.retry_after(address, now)
+        )
+
+    def record_failure(self, username: str, address: str, now: float) -> None:
+        """Count a failed login (wrong password or unknown user)."""
+        self.per_user.record_failure(self._key(username, address), now)
+        self.per_address.record_failure(address, now)
+
+    def record_success(self, username: str, address: str) -> None:
+        """Forget the failures of `username` at `address`."""
+        self.per_user.record_success(self._key(username, address))

@@ -23,6 +23,9 @@ ACCESS_TTL_SECONDS = 3600
 REFRESH_TTL_SECONDS = 86400
 LEEWAY_SECONDS = 60
 SALT_LENGTH = 16
+#: An expired access token renews (while its user holds a valid stored refresh token) only this long after it was
+#: issued, i.e. within the refresh token's lifetime: a token stolen long ago cannot be revived by the user's session.
+MAX_RENEWABLE_AGE_SECONDS = REFRESH_TTL_SECONDS
 
 _ALGORITHM = "HS256"
 _DECODE_OPTIONS: Any = {
@@ -69,6 +72,23 @@ def verify_access_allow_expired(token: str, secret: str | bytes, now: float) -> 
     the refresh path (§2.2 [PY]); the caller must still require a valid stored refresh token for the user.
     """
     return _decode(token, secret, now)
+
+
+def renewable_until(valid_until: float) -> float:
+    """The last moment a token may be renewed, given the deadline `verify_access_deadline` returns for it.
+
+    Tokens carry no `iat` (upstream's claims), but every access token is minted with `exp = issue + ACCESS_TTL`.
+    """
+    return valid_until - ACCESS_TTL_SECONDS + MAX_RENEWABLE_AGE_SECONDS
+
+
+def verify_access_renewable(token: str, secret: str | bytes, now: float) -> Identity:
+    """The identity in a correctly signed access token, expired or not, that is young enough to renew
+    (`MAX_RENEWABLE_AGE_SECONDS`); `TokenError` otherwise. The caller must still require a stored refresh token."""
+    identity, valid_until = verify_access_deadline(token, secret, now)
+    if now > renewable_until(valid_until):
+        raise TokenError("token too old to renew")
+    return identity
 
 
 def verify_refresh(token: str, refresh_secret: str | bytes, now: float) -> Identity:

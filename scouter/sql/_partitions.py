@@ -86,8 +86,32 @@ WHERE n.nspname = 'scouter'
 
 
 def default_days(table: str) -> str:
-    """Days that have rows stranded in the default partition."""
-    return f"SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date AS day FROM scouter.{table}_default ORDER BY 1"
+    """Days that have rows stranded in the default partition, within [$1, $2): the range maintenance keeps
+    partitions for. Rows outside it (a created_at of 9999-12-31 or ±infinity) are never turned into dates here: a
+    date out of Python's range must not fail the round."""
+    return (
+        f"SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date AS day FROM scouter.{table}_default"
+        " WHERE created_at >= $1 AND created_at < $2 ORDER BY 1"
+    )
+
+
+def default_rows_outside(table: str) -> str:
+    """How many rows of the default partition lie outside [$1, $2): they stay there, counted and reported."""
+    return f"SELECT count(*) FROM scouter.{table}_default WHERE NOT (created_at >= $1 AND created_at < $2)"
+
+
+def delete_default_rows_before(table: PartitionedTable) -> str:
+    """Remove the default partition's rows older than $1 (the retention cut-off), archived ones only where rows get
+    archived: what dropping their partition would have done, had they had one."""
+    archived = " AND archived" if table.archived else ""
+    return f"DELETE FROM scouter.{table.name}_default WHERE created_at < $1{archived}"
+
+
+def lock_for_drop(table: str) -> str:
+    """Taken before the final look at a partition about to be dropped: it waits for writers still inserting into
+    ``table`` to commit and keeps new ones out until the drop commits, so no row can arrive between look and drop.
+    DROP takes this very lock on the parent anyway; taking it first just moves it before the look."""
+    return f"LOCK TABLE ONLY scouter.{table} IN ACCESS EXCLUSIVE MODE"
 
 
 def has_unarchived(part: str) -> str:

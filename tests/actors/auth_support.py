@@ -7,14 +7,21 @@ response = await api.client.get("/scouter/...", headers=bearer(token))
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
+import httpx
+import hypercorn.config
+import hypercorn.trio
+import trio
 from prometheus_client import CollectorRegistry
 from quart import Blueprint
 from quart.typing import TestClientProtocol
+from quart_trio import QuartTrio
 
 from actors.database import Database, DatabaseHandle
 from actors.http import HttpContext, Readiness, auth_blueprint, create_app, user_blueprint
@@ -43,6 +50,7 @@ class Api:
     client: TestClientProtocol
     ctx: HttpContext
     db: Database
+    app: QuartTrio
 
     async def login(self, username: str, password: str) -> str:
         """Log in through the route; fails the test unless it answers 200."""
@@ -74,4 +82,18 @@ async def make_api(db: Database, blueprints: Iterable[Blueprint] = (), **env: st
     )
     await ensure_default_users(db, ctx.settings.auth)
     app = create_app(ctx, [auth_blueprint, user_blueprint, *blueprints])
-    return Api(app.test_client(), ctx, db)
+    return Api(app.test_client(), ctx, db, app)
+
+
+@asynccontextmanager
+async def served(api: Api) -> AsyncIterator[httpx.AsyncClient]:
+    """`api`'s app on a real hypercorn socket (127.0.0.1, a free port), and an HTTP client pointed at it."""
+    config = hypercorn.config.Config()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(functools.partial(hypercorn.trio.serve, api.app, config, shutdown_trigger=stop.wait))
+        async with httpx.AsyncClient(base_url=urls[0], timeout=10) as client:
+            yield client
+        stop.set()

@@ -6,7 +6,7 @@ import pytest
 
 from actors.http._auth_cache import AuthCache
 from actors.users import UserRow
-from scouter.auth import LEEWAY_SECONDS, Identity, TokenError, mint_access
+from scouter.auth import LEEWAY_SECONDS, REFRESH_TTL_SECONDS, Identity, TokenError, mint_access
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
@@ -54,3 +54,11 @@ async def test_user_rows_live_for_the_ttl_or_until_forgotten() -> None:
     cache.forget("ann")
     assert await cache.user(None, "ann", load) is None  # type: ignore[arg-type]
     assert ["ann", "ann", "ann"] == reads
+
+
+def test_renewable_follows_the_tokens_issue_time() -> None:
+    """A cached token stays renewable until the refresh lifetime after its issue (plus the leeway), then not."""
+    cache = AuthCache()
+    token = mint_access(Identity("ann"), SECRET, 1000.0)
+    assert cache.renewable(token, SECRET, 1000.0 + REFRESH_TTL_SECONDS)
+    assert not cache.renewable(token, SECRET, 1000.0 + REFRESH_TTL_SECONDS + LEEWAY_SECONDS + 1)

@@ -8,7 +8,7 @@ import pytest
 
 from actors.database import Database, DatabaseHandle
 from actors.users import get_user
-from scouter.auth import Identity, LoginThrottle, mint_access, verify_access
+from scouter.auth import Identity, LoginLimits, LoginThrottle, mint_access, verify_access
 from tests.actors.auth_support import ACCESS_SECRET, REFRESH_SECRET, bearer, make_api
 
 
@@ -100,7 +100,9 @@ async def test_repeated_failures_are_throttled_with_retry_after(db: Database, ca
     """After the free failures, attempts for that name get 429 with Retry-After, even with the right password;
     other names are unaffected; the log names the user, never the password."""
     api = await make_api(db)
-    api.ctx.login_throttle = LoginThrottle(free_failures=2, base_delay=30, max_delay=60, forget_after=900)
+    api.ctx.login_throttle = LoginLimits(
+        per_user=LoginThrottle(free_failures=2, base_delay=30, max_delay=60, forget_after=900)
+    )
     for _ in range(2):
         wrong = await api.client.get("/scouter/auth/login", headers=login_headers("admin", "guess-1"))
         assert 401 == wrong.status_code
@@ -116,7 +118,9 @@ async def test_repeated_failures_are_throttled_with_retry_after(db: Database, ca
 async def test_unknown_user_names_are_throttled_too(db: Database) -> None:
     """Guessing user names counts as failures of that name."""
     api = await make_api(db)
-    api.ctx.login_throttle = LoginThrottle(free_failures=1, base_delay=10, max_delay=10, forget_after=900)
+    api.ctx.login_throttle = LoginLimits(
+        per_user=LoginThrottle(free_failures=1, base_delay=10, max_delay=10, forget_after=900)
+    )
     assert 404 == (await api.client.get("/scouter/auth/login", headers=login_headers("zed", "x"))).status_code
     assert 429 == (await api.client.get("/scouter/auth/login", headers=login_headers("zed", "x"))).status_code
 
@@ -124,7 +128,9 @@ async def test_unknown_user_names_are_throttled_too(db: Database) -> None:
 async def test_a_success_clears_the_failures(db: Database) -> None:
     """A successful login forgets earlier failures of that name."""
     api = await make_api(db)
-    api.ctx.login_throttle = LoginThrottle(free_failures=2, base_delay=10, max_delay=10, forget_after=900)
+    api.ctx.login_throttle = LoginLimits(
+        per_user=LoginThrottle(free_failures=2, base_delay=10, max_delay=10, forget_after=900)
+    )
     assert 401 == (await api.client.get("/scouter/auth/login", headers=login_headers("guest", "x"))).status_code
     await api.login("guest", "guest")
     assert 401 == (await api.client.get("/scouter/auth/login", headers=login_headers("guest", "x"))).status_code

@@ -13,7 +13,9 @@ from actors import users
 from actors.database import Database
 from actors.users import Deleted, get_user
 from scouter.auth import verify_password
-from tests.actors.auth_support import Api, bearer, make_api
+from tests.actors.auth_support import Api, bearer, make_api, served
+
+LOGIN_ADMIN = {"Username": "admin", "Password": "admin"}
 
 
 async def admin_api(db: Database) -> tuple[Api, dict[str, str]]:
@@ -258,10 +260,10 @@ async def test_delete_needs_the_admin_group(db: Database) -> None:
 
 
 async def test_the_last_admin_cannot_be_deleted(db: Database) -> None:
-    """Deleting the only role-admin user is 403; with a second admin it is allowed."""
+    """Deleting the only admin-group user is 409; with a second admin it is allowed."""
     api, admin = await admin_api(db)
     last = await api.client.delete("/scouter/user/admin", headers=admin)
-    assert 403 == last.status_code
+    assert 409 == last.status_code
     assert {"error": "Cannot delete the last admin user"} == await last.get_json()
     await api.create_user("root", role="admin", group_permissions=["admin"])
     assert 200 == (await api.client.delete("/scouter/user/admin", headers=admin)).status_code
@@ -291,5 +293,45 @@ async def test_concurrent_deletes_leave_one_admin(db: Database) -> None:
         nursery.start_soon(second)
     assert {"admin": Deleted.DELETED, "root": Deleted.LAST_ADMIN} == outcomes
     assert ["root"] == [
-        r["username"] for r in await db.fetch("SELECT username FROM scouter.\"user\" WHERE role = 'admin'")
+        r["username"] for r in await db.fetch("SELECT username FROM scouter.\"user\" WHERE group_permissions ? 'admin'")
     ]
+
+
+# -- the last admin, whatever takes the rights away ----------------------------------------------------------------
+async def test_the_last_admin_keeps_the_admin_group(db: Database) -> None:
+    """Over real HTTP: taking the admin group from the only admin (or deactivating it) is 409 and changes nothing,
+    so someone can still manage users; once a second user holds the admin group, the change is allowed."""
+    api = await make_api(db)
+    async with served(api) as http:
+        admin = bearer((await http.get("/scouter/auth/login", headers=LOGIN_ADMIN)).json()["token"])
+        for change in ({"group_permissions": ["user"]}, {"active": False}, {"group_permissions": []}):
+            refused = await http.put("/scouter/user/admin", json=change, headers=admin)
+            assert 409 == refused.status_code, refused.text
+            assert "last admin" in refused.json()["error"]
+        kept = await get_user(db, "admin")
+        assert kept is not None
+        assert (("admin",), True) == (kept.group_permissions, kept.active)
+        await api.create_user("root", group_permissions=["admin"])
+        demoted = await http.put("/scouter/user/admin", json={"group_permissions": ["user"]}, headers=admin)
+        assert 200 == demoted.status_code, demoted.text
+
+
+async def test_a_role_admin_outside_the_admin_group_does_not_count(db: Database) -> None:
+    """Over real HTTP: with bob of role `admin` but group `user`, deleting the only admin-group user is still 409:
+    what grants admin rights (the admin group) is what is counted, not `role`."""
+    api = await make_api(db)
+    await api.create_user("bob", role="admin", group_permissions=["user"])
+    async with served(api) as http:
+        admin = bearer((await http.get("/scouter/auth/login", headers=LOGIN_ADMIN)).json()["token"])
+        refused = await http.delete("/scouter/user/admin", headers=admin)
+        assert 409 == refused.status_code, refused.text
+        assert {"error": "Cannot delete the last admin user"} == refused.json()
+    assert await get_user(db, "admin") is not None
+
+
+async def test_an_inactive_admin_does_not_count(db: Database) -> None:
+    """An inactive member of the admin group cannot log in, so it does not keep the last active admin removable."""
+    api, admin = await admin_api(db)
+    await api.create_user("sleeper", group_permissions=["admin"], active=False)
+    refused = await api.client.delete("/scouter/user/admin", headers=admin)
+    assert 409 == refused.status_code

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import functools
+import logging
 
 import orjson
+import pytest
 import trio
 
 from actors.database import Database, DatabaseActor, DatabaseHandle
 from actors.health import HealthBoard
-from actors.users import ensure_default_users, get_user, list_users
+from actors.users import ensure_default_users, get_user, list_users, prepare_users, update_user
 from config import AuthSettings, DatabaseSettings
-from scouter.auth import verify_password
+from scouter.auth import hash_password, verify_password
 
 
 async def test_empty_table_gets_admin_and_guest(db: Database) -> None:
@@ -79,7 +81,11 @@ async def test_database_actor_creates_the_default_users(aio_loop: None, fresh_da
     """Given the auth settings, the database actor creates the default users before it reports ready."""
     handle = DatabaseHandle()
     actor = DatabaseActor(
-        DatabaseSettings(min_pool_size=1), lambda: fresh_database_dsn, handle, HealthBoard(), auth=AuthSettings()
+        DatabaseSettings(min_pool_size=1),
+        lambda: fresh_database_dsn,
+        handle,
+        HealthBoard(),
+        prepare=functools.partial(prepare_users, auth=AuthSettings()),
     )
     stop = trio.Event()
     with trio.fail_after(30):
@@ -87,3 +93,29 @@ async def test_database_actor_creates_the_default_users(aio_loop: None, fresh_da
             await nursery.start(functools.partial(actor.run, stop))
             assert ["admin", "guest"] == [user.username for user in await list_users(handle.get())]
             stop.set()
+
+
+async def test_every_start_warns_about_accounts_with_a_built_in_password(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """guest/guest (write on every space) and admin/admin are named at each start, not only at the first; an
+    account whose password was changed, or that is inactive, is not."""
+    await ensure_default_users(db, AuthSettings())
+    with caplog.at_level(logging.WARNING, logger="actors.users"):
+        await prepare_users(db, AuthSettings())
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "'guest'" in warned
+    assert "'admin'" in warned
+    caplog.clear()
+    await update_user(db, "guest", active=False)
+    await update_user(db, "admin", password_hash=hash_password("a-better-one"))
+    with caplog.at_level(logging.WARNING, logger="actors.users"):
+        await prepare_users(db, AuthSettings())
+    assert [] == [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_strict_secrets_create_no_guest_account(db: Database) -> None:
+    """With SCOUTER_STRICT_SECRETS=true the first start creates the admin only: no guest/guest."""
+    auth = AuthSettings(default_password="a-real-password", strict_secrets=True)
+    assert ["admin"] == await ensure_default_users(db, auth)
+    assert await get_user(db, "guest") is None

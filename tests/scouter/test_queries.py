@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scouter.queries import (
+    MAX_DATA_POINTS,
     MIN_BUCKET,
     TIME_INTERVALS,
     QueryError,
@@ -49,6 +50,14 @@ def test_bucket_width_rejects_non_positive_points(points: int) -> None:
     """max_data_points <= 0 is an error, never a division by zero."""
     with pytest.raises(ValueError, match="max_data_points"):
         bucket_width(timedelta(minutes=5), points)
+
+
+@pytest.mark.parametrize(("points", "clamped"), [("0", 1), ("-3", 1), ("-2147483648", 1), ("2147483647", 10_000)])
+def test_max_data_points_is_clamped(points: str, clamped: int) -> None:
+    """Zero or below means one bucket (upstream answers 200 for them); above MAX_DATA_POINTS means MAX_DATA_POINTS."""
+    query = parse_drift_query(_args(max_data_points=points), NOW)
+    assert (clamped, max(timedelta(minutes=5) // clamped, MIN_BUCKET)) == (query.max_data_points, query.bucket)
+    assert MAX_DATA_POINTS == 10_000
 
 
 def test_client_request_without_custom_interval() -> None:
@@ -112,9 +121,10 @@ def test_custom_datetimes_with_nanoseconds_and_offsets() -> None:
         ({"max_data_points": "<omit>"}, "max_data_points: missing field"),
         ({"max_data_points": "ten"}, "max_data_points: expected an integer"),
         ({"max_data_points": "1.5"}, "max_data_points: expected an integer"),
-        ({"max_data_points": "0"}, "max_data_points: must be positive"),
-        ({"max_data_points": "-3"}, "max_data_points: must be positive"),
-        ({"max_data_points": "2147483648"}, "max_data_points: must be at most 2147483647"),
+        ({"max_data_points": "2147483648"}, "max_data_points: must be a 32-bit integer"),
+        ({"max_data_points": "-2147483649"}, "max_data_points: must be a 32-bit integer"),
+        ({"begin_custom_datetime": "1677-09-21T23:59:59Z"}, "begin_custom_datetime: must be between 1677-09-22"),
+        ({"end_custom_datetime": "2262-04-11T00:00:01Z"}, "end_custom_datetime: must be between 1677-09-22"),
         ({"drift_type": "<omit>"}, "drift_type: missing field"),
         ({"drift_type": "spc"}, "drift_type: unknown drift type 'spc'"),
         ({"begin_custom_datetime": "2026-11-22T17:00:00"}, "begin_custom_datetime: timestamp has no timezone"),
@@ -144,8 +154,9 @@ def test_observability_intervals() -> None:
     assert timedelta(hours=6) == other.window.length
 
 
-def test_observability_rejects_bad_points() -> None:
-    """max_data_points must be a positive integer on the observability route too."""
+def test_observability_clamps_and_rejects_points() -> None:
+    """max_data_points is clamped (0 means one bucket) and must be an integer on the observability route too."""
     args = {"space": "sp", "name": "nm", "version": "1", "time_interval": "1hour", "max_data_points": "0"}
-    with pytest.raises(QueryError, match="max_data_points: must be positive"):
-        parse_observability_query(args, NOW)
+    assert timedelta(hours=1) == parse_observability_query(args, NOW).bucket
+    with pytest.raises(QueryError, match="max_data_points: expected an integer"):
+        parse_observability_query({**args, "max_data_points": "x"}, NOW)

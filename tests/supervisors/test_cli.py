@@ -113,11 +113,22 @@ def test_bad_secret_value_is_masked() -> None:
     assert "hunter2" not in result.stderr
 
 
+STRICT_SECRET_VARS = ("SCOUTER_ENCRYPT_SECRET", "SCOUTER_REFRESH_SECRET", "SCOUTER_BOOTSTRAP_KEY")
+
+
 def test_strict_secrets_refuse_defaults() -> None:
     """SCOUTER_STRICT_SECRETS=true refuses to start with the built-in secrets."""
     result = run_scouter("serve", env={**os.environ, "SCOUTER_STRICT_SECRETS": "true"})
     assert 2 == result.returncode
     assert "SCOUTER_ENCRYPT_SECRET" in result.stderr
+
+
+def test_strict_secrets_refuse_the_built_in_admin_password() -> None:
+    """Strict mode with every secret set still refuses SCOUTER_DEFAULT_PASSWORD left at the built-in `admin`."""
+    secrets = {name: f"{name.lower()}-0123456789-0123456789-0123" for name in STRICT_SECRET_VARS}
+    result = run_scouter("serve", env={**os.environ, **secrets, "SCOUTER_STRICT_SECRETS": "true"})
+    assert 2 == result.returncode
+    assert "SCOUTER_DEFAULT_PASSWORD" in result.stderr
 
 
 def test_config_masks_secrets_and_version_prints() -> None:

@@ -3,6 +3,7 @@ before the drift pollers and HTTP; absent when no broker is configured."""
 
 from __future__ import annotations
 
+import datetime
 import functools
 import math
 
@@ -57,3 +58,10 @@ def test_consumer_subtree_runs_each_consumer_one_for_one() -> None:
     actors = [child.start.__self__ for child in spec.children]  # bound `run` methods
     assert [KafkaConsumerActor] * 2 + [RabbitConsumerActor] * 3 == [type(a) for a in actors]
     assert ["scouter-0", "scouter-1", "scouter-2"] == [a.consumer_tag for a in actors[2:]]
+
+
+def test_consumers_bound_created_at_by_the_configured_horizon() -> None:
+    """SCOUTER_MAX_FUTURE_SECONDS reaches every broker consumer (the HTTP route reads it from the settings)."""
+    children = _children(KAFKA_BROKERS="k:9092", RABBITMQ_ADDR="amqp://h/%2f", SCOUTER_MAX_FUTURE_SECONDS="600")
+    spec: SupervisorSpec = _consumers(children).start.args[0]
+    assert {datetime.timedelta(minutes=10)} == {child.start.__self__.max_future for child in spec.children}

@@ -17,7 +17,7 @@ from actors.database import Database
 from actors.http import _drift_routes, create_app, drift_blueprint
 from actors.writer import WriteResult
 
-from ..auth_support import bearer, make_api
+from ..auth_support import bearer, make_api, served
 from .support import ClientApi, captured
 
 pytestmark = pytest.mark.postgres
@@ -166,6 +166,44 @@ async def test_write_permission_is_on_the_first_records_space(client_api: Client
     assert (200, QUEUED) == (empty.status_code, await empty.get_json())
     assert 1 == await _count(client_api.db, "spc_drift")
     assert 401 == (await client_api.api.client.post("/scouter/drift", json={"records": [_spc()]})).status_code
+
+
+def _in(space: str, kind: str = "Spc") -> dict[str, Any]:
+    """A record of `kind` in `space`, created now (inside any bound on created_at)."""
+    common = {"created_at": datetime.now(UTC).isoformat(), "name": "nm", "space": space, "version": "1.0.0"}
+    fields = {
+        "Spc": {"feature": "f", "value": 1.0},
+        "Psi": {"feature": "f", "bin_id": 1, "bin_count": 2},
+        "Custom": {"metric": "mae", "value": 1.0},
+        "Observability": {"request_count": 1, "error_count": 0, "route_metrics": []},
+    }[kind]
+    if kind == "Observability":
+        del common["created_at"]
+    return {kind: {**common, **fields}}
+
+
+async def test_every_records_space_needs_write_permission(client_api: ClientApi) -> None:
+    """Over real HTTP, a writer of spacea posting spacea records plus one record of spaceb, of any kind and at any
+    position, gets 403 naming spaceb, and nothing of the body is stored; spacea alone is accepted."""
+    await client_api.api.create_user("awriter", permissions=["read:spacea", "write:spacea"])
+    token = await client_api.api.login("awriter", "awriter")
+    bodies = [
+        [_in("spacea"), _in("spaceb")],
+        [_in("spacea"), _in("spacea"), _in("spaceb", "Psi")],
+        [_in("spacea", "Custom"), _in("spaceb", "Custom")],
+        [_in("spacea"), _in("spaceb", "Observability")],
+    ]
+    async with served(client_api.api) as http:
+        for records in bodies:
+            denied = await http.post("/scouter/drift", json={"records": records}, headers=bearer(token))
+            assert 403 == denied.status_code, denied.text
+            assert "Permission denied" == denied.json()["error"]
+            assert "spaceb" in denied.json()["message"]
+        accepted = await http.post("/scouter/drift", json={"records": [_in("spacea"), _in("spacea")]},
+                                   headers=bearer(token))  # fmt: skip
+        assert 200 == accepted.status_code, accepted.text
+    tables = ("spc_drift", "psi_drift", "custom_drift", "observability_metric")
+    assert [2, 0, 0, 0] == [await _count(client_api.db, table) for table in tables]
 
 
 async def test_metrics_count_records_by_kind_and_transport(client_api: ClientApi) -> None:

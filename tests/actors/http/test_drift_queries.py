@@ -167,7 +167,7 @@ async def test_unknown_entity_is_an_empty_map(client_api: ClientApi) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"max_data_points": "0"}, "Invalid drift request: max_data_points: must be positive, got 0"),
+        ({"max_data_points": "2147483648"}, "Invalid drift request: max_data_points: must be a 32-bit integer"),
         ({"time_interval": "Forever"}, "Invalid drift request: time_interval: unknown interval 'Forever'"),
         (
             {"begin_custom_datetime": "2026-01-02T00:00:00Z", "end_custom_datetime": "2026-01-01T00:00:00Z"},
@@ -177,7 +177,8 @@ async def test_unknown_entity_is_an_empty_map(client_api: ClientApi) -> None:
     ],
 )
 async def test_bad_requests_are_400(client_api: ClientApi, kind: str, change: dict[str, Any], message: str) -> None:
-    """Zero points, unknown intervals, begin >= end and missing fields are 400 naming the field, on every route."""
+    """Points beyond 32 bits, unknown intervals, begin >= end and missing fields are 400 naming the field, on every
+    route."""
     query = {k: v for k, v in {**_query("OneHour", 10, kind.capitalize()), **change}.items() if v is not None}
     status, body = await _get(client_api, kind, query)
     assert 400 == status

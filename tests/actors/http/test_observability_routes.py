@@ -118,11 +118,9 @@ async def test_ingested_observability_records_are_queryable(client_api: ClientAp
 
 async def test_errors_use_the_status_error_shape(client_api: ClientApi) -> None:
     """A bad max_data_points is a 400 in the route's own error shape; an empty window is an empty list."""
-    response = await client_api.get("/scouter/observability/metrics", _query(max_data_points="-1"))
-    assert (400, {"status": "error", "message": "Invalid request: max_data_points: must be positive, got -1"}) == (
-        response.status_code,
-        await response.get_json(),
-    )
+    response = await client_api.get("/scouter/observability/metrics", _query(max_data_points="-1.5"))
+    message = "Invalid request: max_data_points: expected an integer, got '-1.5'"
+    assert (400, {"status": "error", "message": message}) == (response.status_code, await response.get_json())
     empty = await client_api.get("/scouter/observability/metrics", _query(name="nobody"))
     assert {"status": "success", "data": []} == await empty.get_json()
 

@@ -165,16 +165,21 @@ async def test_status_with_drift_type_and_deactivate_others(client_api: ClientAp
     } == active
 
 
-async def test_status_of_unknown_profile_is_404_and_changes_nothing(client_api: ClientApi) -> None:
-    """No matching row: 404, and deactivate_others did not touch the other versions."""
+async def test_status_of_unknown_profile_is_200_as_upstream_logged_and_changes_nothing(
+    client_api: ClientApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No matching row: upstream's 200 and message (the client returns True and clean-up scripts carry on), a
+    warning in the log, and deactivate_others did not touch the other versions."""
     await _register_all(client_api)
     await client_api.put(
         "/scouter/profile/status", {"name": "model", "space": "cap", "version": "1.0.0", "active": True}
     )
     body = {"name": "model", "space": "cap", "version": "9", "active": True, "deactivate_others": True}
     response = await client_api.put("/scouter/profile/status", body)
-    assert (404, {"error": "Drift profile not found"}) == (response.status_code, await response.get_json())
+    expected = {"status": "success", "message": "Monitor profile status updated to true for model cap 9"}
+    assert (200, expected) == (response.status_code, await response.get_json())
     assert [True, True, True] == [row["active"] for row in await _rows(client_api)]
+    assert any("no drift profile cap/model/9" in record.getMessage() for record in caplog.records)
     bad = await client_api.put("/scouter/profile/status", {**body, "active": "yes"})
     assert (400, {"error": 'Invalid request: active: expected true or false, got "yes"'}) == (
         bad.status_code,

@@ -11,6 +11,7 @@ from scouter.auth import (
     can_read,
     can_write,
     check,
+    first_unwritable,
     has_permission,
     is_admin,
 )
@@ -176,3 +177,12 @@ def test_identity_normalises_lists_to_tuples() -> None:
     from_lists = Identity("admin", ["read:all", "write:all"], ["admin"])  # type: ignore[arg-type]
     assert ADMIN == from_lists
     assert hash(ADMIN) == hash(from_lists)
+
+
+def test_first_unwritable_names_the_first_refused_space() -> None:
+    """Every space is checked, not only the first: the first refused one (sorted) is named; None when all pass."""
+    writer = Identity("w", ("write:a", "write:c"))
+    assert "b" == first_unwritable(writer, {"c", "a", "b", "d"})
+    assert first_unwritable(writer, ["a", "c"]) is None
+    assert first_unwritable(Identity("x", ("write:all",)), ["a", "zz"]) is None
+    assert first_unwritable(Identity("root", (), ("admin",)), ["a"]) is None

@@ -1,6 +1,6 @@
 import pytest
 
-from scouter.auth import LoginThrottle
+from scouter.auth import LoginLimits, LoginThrottle
 
 T0 = 1000.0
 
@@ -139,3 +139,23 @@ def test_invalid_policy_is_refused(kwargs: dict[str, float]) -> None:
     """Nonsensical settings are refused at construction."""
     with pytest.raises(ValueError, match="must be"):
         LoginThrottle(**kwargs)  # type: ignore[arg-type]
+
+
+def test_limits_keep_the_owner_out_of_an_attackers_failures() -> None:
+    """Failures for a name from one address throttle that address for that name only; the per-address count
+    throttles a sprayer whatever name it tries next; a success resets the name at that address, not the address."""
+    limits = LoginLimits(
+        per_user=LoginThrottle(free_failures=2, base_delay=10, max_delay=10, forget_after=900),
+        per_address=LoginThrottle(free_failures=4, base_delay=20, max_delay=20, forget_after=900),
+    )
+    for _ in range(2):
+        limits.record_failure("admin", "10.0.0.66", 0.0)
+    assert 10.0 == limits.retry_after("admin", "10.0.0.66", 0.0)
+    assert 0.0 == limits.retry_after("admin", "10.0.0.7", 0.0)
+    assert 0.0 == limits.retry_after("bob", "10.0.0.66", 0.0)
+    limits.record_failure("bob", "10.0.0.66", 0.0)
+    limits.record_failure("carol", "10.0.0.66", 0.0)
+    assert 20.0 == limits.retry_after("dave", "10.0.0.66", 0.0)
+    limits.record_success("admin", "10.0.0.66")
+    assert 20.0 == limits.retry_after("admin", "10.0.0.66", 0.0)
+    assert 0.0 == limits.retry_after("admin", "10.0.0.7", 0.0)

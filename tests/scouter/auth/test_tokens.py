@@ -20,6 +20,7 @@ from scouter.auth import (
     refresh_token_matches,
     verify_access,
     verify_access_allow_expired,
+    verify_access_renewable,
     verify_refresh,
 )
 
@@ -313,3 +314,16 @@ def test_refresh_token_matches_its_hash() -> None:
         refresh_token_matches(token, ""),
         refresh_token_matches(token, None),
     ]
+
+
+def test_a_token_renews_only_within_the_refresh_lifetime_of_its_issue() -> None:
+    """Expired tokens stay renewable until REFRESH_TTL (plus the leeway) after their issue, and not a second more;
+    a forged one never."""
+    token = mint_access(ADMIN, ACCESS, NOW)
+    last = int(NOW) + REFRESH_TTL_SECONDS + LEEWAY_SECONDS
+    assert ADMIN == verify_access_renewable(token, ACCESS, NOW + ACCESS_TTL_SECONDS + 3600)
+    assert ADMIN == verify_access_renewable(token, ACCESS, last)
+    with pytest.raises(TokenError, match="too old"):
+        verify_access_renewable(token, ACCESS, last + 1)
+    with pytest.raises(TokenError):
+        verify_access_renewable(token, "another-secret-0123456789-abcdefghij", NOW)
