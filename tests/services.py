@@ -51,6 +51,7 @@ __all__ = [
     "ensure_kafka",
     "ensure_postgres",
     "ensure_rabbitmq",
+    "free_port_pair",
     "kafka_broker",
     "private_kafka",
     "private_postgres",
@@ -156,6 +157,17 @@ def _free_port(host: str = "127.0.0.1", *, low: int = 20000, high: int = 32000) 
         if _port_is_free(port, host):
             return port
     raise ServiceError(f"no free TCP port in {low}-{high} on {host}")
+
+
+def free_port_pair(host: str = "127.0.0.1") -> int:
+    """A port whose next one is free too (the server's API and metrics ports), both outside the ephemeral range:
+    a server that rebinds them in place (SIGHUP) cannot find one taken by its own new outgoing connections."""
+    eph_low, eph_high = _local_port_range()
+    for _ in range(200):
+        port = _free_port(host)
+        if not eph_low <= port + 1 <= eph_high and _port_is_free(port + 1, host):
+            return port
+    raise ServiceError(f"no free pair of TCP ports on {host}")
 
 
 def _tcp_answers(host: str, port: int, timeout: float = 1.0) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,23 +14,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.services import free_port_pair
+
 ROOT = Path(__file__).resolve().parents[2]
 SCOUTER = [sys.executable, "-m", "supervisors.main"]
 
 
 def free_port() -> int:
-    """A port that is free now, with the next one free too (metrics listen on port + 1)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port < 65000:
-            with socket.socket() as s2:
-                try:
-                    s2.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-            return port
+    """A port that is free now, with the next one free too (metrics listen on port + 1), outside the ephemeral
+    range so that a SIGHUP restart can rebind both."""
+    return free_port_pair()
 
 
 def env_for(port: int, **extra: str) -> dict[str, str]:

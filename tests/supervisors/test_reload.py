@@ -29,7 +29,7 @@ import pytest
 from tests.actors.brokers import spc_message
 from tests.e2e.brokers import publish, server_env, start_server, wait_until
 from tests.e2e.conftest import LiveServer
-from tests.services import private_postgres, with_database
+from tests.services import free_port_pair, private_postgres, with_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -223,6 +223,8 @@ def test_sighup_under_load_picks_up_a_rotated_password_and_refuses_an_invalid_fi
             f"RABBITMQ_ADDR={rabbitmq_url}\nRABBITMQ_QUEUE={queue}\nRABBITMQ_CONSUMER_COUNT=2\n"
         )
         env = server_env("", Path(scratch), SCOUTER_ENV_FILE=str(env_file))
+        port = free_port_pair()  # outside the ephemeral range: the new pool's connections cannot take it
+        env.update(SCOUTER_SERVER_PORT=str(port), SCOUTER_METRICS_PORT=str(port + 1))
         del env["DATABASE_URI"]  # it comes from DATABASE_URI_FILE, named in the env file
         env["SCOUTER_EMBEDDED_DATABASE"] = "always"  # were the files ignored, no other database would be used
         server = start_server(env)
