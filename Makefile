@@ -38,4 +38,4 @@ lint: install
 	$(VENV)/bin/ruff check supervisors actors scouter config tests
 
 clean:
-	rm -rf $(VENV) $(CLIENT_VENV) scouter_data scouter_storage
+	rm -rf $(VENV) $(CLIENT_VENV) scouter_data scouter_storage .services

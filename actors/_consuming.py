@@ -118,13 +118,19 @@ def count_records(metrics: ScouterMetrics, batch: DecodedBatch, transport: str) 
 async def store(
     writer: InboxSender, batch: DecodedBatch, in_transaction: InTransaction, *, reply_within: float, what: str
 ) -> WriteResult:
-    """Write until the writer answers; no answer within ``reply_within`` is retried (the hook makes a late first
-    attempt harmless)."""
+    """Write until the writer answers; no answer within ``reply_within``, or a writer that stopped before the commit,
+    is retried (the hook makes a late first attempt harmless)."""
     while True:
         try:
-            return await write(writer, batch, in_transaction=in_transaction, timeout=reply_within)
+            result = await write(writer, batch, in_transaction=in_transaction, timeout=reply_within)
         except trio.TooSlowError:
             log.warning("%s: no answer from the writer within %.0f s; retrying the same batch", what, reply_within)
+            continue
+        if not result.unavailable:
+            return result
+        # the writer died holding the batch: not the messages' fault (splitting or quarantining them would be wrong)
+        log.warning("%s: %s; sending the same batch again", what, result.error)
+        await trio.sleep(0.5)
 
 
 async def store_or_split(

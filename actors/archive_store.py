@@ -40,6 +40,7 @@ __all__ = [
     "decode_parquet",
     "encode_parquet",
     "get_object",
+    "merge_parquet",
     "open_store",
     "put_object",
     "store_root",
@@ -173,9 +174,22 @@ def encode_parquet(kind: ArchiveKind, space: str, name: str, version: str, rows:
             arrays.append(signed.cast(target))
         else:
             arrays.append(pa.array(column, target))
-    table = pa.Table.from_arrays(arrays, schema=schema)
+    return _parquet_bytes(kind, pa.Table.from_arrays(arrays, schema=schema))
+
+
+def _parquet_bytes(kind: ArchiveKind, table: pa.Table) -> bytes:
+    """`table` as zstd Parquet: the strings dictionary-encoded, created_at delta-encoded (rows come in time order,
+    and Parquet's default tries a dictionary of timestamps, gives up and stores them plain: a day's object is tens of
+    times larger and its decoding three times slower)."""
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
+    strings = ["space", "name", "version", kind.key]
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        use_dictionary=strings,
+        column_encoding={"created_at": "DELTA_BINARY_PACKED"},
+    )
     return sink.getvalue()
 
 
@@ -185,3 +199,12 @@ def decode_parquet(data: bytes, columns: Sequence[str] | None = None, dictionary
     ``read_table`` on many small files: it skips the dataset machinery."""
     reader = pq.ParquetFile(pa.BufferReader(data), read_dictionary=list(dictionary) or None)
     return reader.read(columns=list(columns) if columns else None, use_threads=False)
+
+
+def merge_parquet(kind: ArchiveKind, blobs: Sequence[bytes]) -> tuple[int, bytes]:
+    """(rows, one zstd Parquet file) holding every row of the Parquet files `blobs`, sorted by created_at (so readers
+    that prune row groups by their statistics skip most of a day). The day's rows are held in memory once."""
+    schema = SCHEMAS[kind.name]
+    tables = [decode_parquet(blob).select(schema.names).cast(schema) for blob in blobs]
+    table = pa.concat_tables(tables).sort_by("created_at") if tables else schema.empty_table()
+    return table.num_rows, _parquet_bytes(kind, table)

@@ -12,8 +12,8 @@ A pass, at start-up and then every ``SCOUTER_ARCHIVE_INTERVAL_SECONDS``:
    arrived meanwhile is neither marked nor lost) and record the object in ``scouter.archive_log``. A crash, a
    cancellation or an error anywhere rolls the transaction back: nothing is marked, and the next pass writes the
    same object name again (same part number), overwriting the orphan;
-4. rows that cannot be archived (a space, name or version that is not a safe path segment; a negative PSI bin id or
-   count) are never written to the store: they are copied to ``scouter.quarantine`` and deleted, in one
+4. rows that cannot be archived (an empty space, name or version; a negative PSI bin id or count) are never
+   written to the store: they are copied to ``scouter.quarantine`` and deleted, in one
    transaction, and logged. Otherwise they would stay unarchived and keep their partitions forever;
 5. a group that fails on its data (a created_at of -infinity or before 1677, stored before the decoder bounded it:
    'year 0 is out of range', 'cannot convert infinity to bigint') is rolled back, logged, counted
@@ -22,6 +22,9 @@ A pass, at start-up and then every ``SCOUTER_ARCHIVE_INTERVAL_SECONDS``:
    store or the database still ends the pass (retried at the next one).
 
 Late rows for an hour already archived become the next part of that hour (see `scouter.archive`).
+
+After each pass the actor compacts the complete days' hourly objects into one object per day
+(`actors.archive_compactor`, under the same lock), unless built with ``compact=False``.
 
 The transaction around the upload is one asyncio coroutine crossing once from trio (dependencies.md §4.2); the
 Parquet encoding and the blocking obstore call run in a thread of the actor's own, off the event loop.
@@ -55,8 +58,9 @@ from scouter.sql import (
     mark_archived,
 )
 
+from .archive_compactor import ArchiveCompactor, CompactionReport, compact_logged
 from .archive_store import ObjectStore, StorageError, StoreHandle, UnarchivableRows, encode_parquet, put_object
-from .database import UNAVAILABLE, Database, DatabaseHandle
+from .database import UNAVAILABLE, Database, DatabaseHandle, acquire
 from .metrics import ScouterMetrics
 
 log = logging.getLogger("actors.archiver")
@@ -128,10 +132,6 @@ class ArchiveConflict(RuntimeError):
 
 
 # --- asyncio side: one coroutine per unit of work, on the pass's connection ------------------------------------------
-
-
-async def _acquire(pool: asyncpg.Pool, wait: float) -> asyncpg.Connection:
-    return await pool.acquire(timeout=wait)
 
 
 async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection, locked: bool) -> None:
@@ -224,11 +224,23 @@ class ArchiverActor:
     clock: Callable[[], datetime] = _utcnow
     kinds: tuple[ArchiveKind, ...] = KINDS
     put: Put = put_object
+    #: Compact complete days into daily objects after each pass (`actors.archive_compactor`).
+    compact: bool = True
     #: One thread for encoding and uploading, kept across passes: an upload left running by a cancelled pass
     #: finishes before the next pass's upload of the same object starts, so it can never overwrite the newer one.
     _executor: ThreadPoolExecutor = attrs.field(
         init=False, factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="archiver")
     )
+
+    compactor: ArchiveCompactor = attrs.field(init=False)
+
+    @compactor.default
+    def _make_compactor(self) -> ArchiveCompactor:
+        return ArchiveCompactor(self.handle, self.stores, self.retention_days, self.clock, self.kinds)
+
+    async def compact_once(self, stopping: Callable[[], bool] = lambda: False) -> CompactionReport:
+        """One compaction pass now (see `actors.archive_compactor`)."""
+        return await self.compactor.run_once(stopping)
 
     async def run(self, stop: trio.Event, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         # Ready at once: a first pass over a large backlog must not hold up the children started after this one.
@@ -236,6 +248,8 @@ class ArchiverActor:
         next_at = trio.current_time()
         while not stop.is_set():
             await self._logged_pass(stop)
+            if self.compact and not stop.is_set():
+                await compact_logged(self.compactor, stop.is_set)
             next_at += self.interval
             with trio.move_on_at(next_at):
                 await stop.wait()
@@ -292,7 +306,7 @@ class ArchiverActor:
         started: float,
     ) -> ArchiveReport:
         aio = trio_asyncio.aio_as_trio
-        conn = await aio(_acquire)(db.pool, db.acquire_timeout)
+        conn = await aio(acquire)(db.pool, db.acquire_timeout)
         locked = False
         try:
             locked = await aio(_try_lock)(conn)

@@ -29,7 +29,7 @@ T = TypeVar("T")
 Work = Callable[..., Awaitable[T]]
 
 class DatabaseUnavailable(RuntimeError):
-    """No pool right now: the database actor is (re)starting."""
+    """No connection to be had right now: the database actor is (re)starting, or PostgreSQL does not let us in."""
 
 
 #: Errors that mean "the database is not there right now", as opposed to "this statement is wrong".
@@ -43,6 +43,9 @@ UNAVAILABLE = (
     asyncpg.AdminShutdownError,
     asyncpg.InterfaceError,
     asyncpg.ConnectionDoesNotExistError,
+    # What asyncpg raises for a query on a pooled connection whose session the server has just ended (the FATAL
+    # arrived, the socket's EOF not yet): "cannot switch to state 12; another operation (2) is in progress".
+    asyncpg.InternalClientError,
 )
 
 
@@ -58,11 +61,14 @@ class Database:
         return await trio_asyncio.aio_as_trio(self._run)(work, args, transaction)
 
     async def _run(self, work: Work[T], args: tuple[Any, ...], transaction: bool) -> T:  # asyncio side
-        async with self.pool.acquire(timeout=self.acquire_timeout) as conn:
+        conn = await acquire(self.pool, self.acquire_timeout)
+        try:
             if not transaction:
                 return await work(conn, *args)
             async with conn.transaction():
                 return await work(conn, *args)
+        finally:
+            await self.pool.release(conn)
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         return await self.run(_fetch, sql, *args)
@@ -78,6 +84,16 @@ class Database:
 
     def statistics(self) -> dict[str, int]:
         return {"size": self.pool.get_size(), "idle": self.pool.get_idle_size(), "max": self.pool.get_max_size()}
+
+
+async def acquire(pool: asyncpg.Pool, wait: float) -> asyncpg.Connection:  # asyncio side
+    """A pooled connection, or `DatabaseUnavailable`: the pool opens connections lazily, so this is where a database
+    that refuses us (connections disallowed, password rotated, database gone: errors that are not "connection"
+    errors to asyncpg) shows up, and any failure to get a connection is an outage, never a bug of the caller."""
+    try:
+        return await pool.acquire(timeout=wait)
+    except Exception as exc:
+        raise DatabaseUnavailable(f"cannot get a connection: {exc!r}") from exc
 
 
 async def _fetch(conn: asyncpg.Connection, sql: str, *args: Any) -> list[asyncpg.Record]:
@@ -97,6 +113,17 @@ async def _execute(conn: asyncpg.Connection, sql: str, *args: Any) -> str:
 
 
 async def open_pool(uri: str, settings: DatabaseSettings) -> Database:
+    """A pool with its first connections open; `DatabaseUnavailable` when PostgreSQL cannot be reached or refuses us.
+    A ValueError (asyncpg cannot parse ``uri``) is a configuration error and passes through."""
+    try:
+        return await _create_pool(uri, settings)
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise DatabaseUnavailable(f"cannot connect: {exc!r}") from exc
+
+
+async def _create_pool(uri: str, settings: DatabaseSettings) -> Database:
     pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(
         uri,
         min_size=min(settings.min_pool_size, settings.max_pool_size),
@@ -208,8 +235,9 @@ class DatabaseActor:
             try:
                 with trio.fail_after(15):
                     return await open_pool(uri, self.settings)
-            except (*UNAVAILABLE, trio.TooSlowError) as exc:
-                self.board.failing("database", f"cannot connect: {exc!r}")
+            except (DatabaseUnavailable, trio.TooSlowError) as exc:  # a URI asyncpg cannot parse is not retried
+                why = str(exc) if isinstance(exc, DatabaseUnavailable) else "cannot connect: no answer within 15 s"
+                self.board.failing("database", why)
                 log.warning("database not reachable (%r); retrying in %.1f s", exc, delay)
             with trio.move_on_after(delay * random.uniform(0.8, 1.2)):
                 await stop.wait()

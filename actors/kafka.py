@@ -419,7 +419,7 @@ class KafkaConsumerActor:
                 rows = await self.database.get().fetch(
                     STORED_OFFSETS, self.settings.group, sorted({tp.topic for tp in pending})
                 )
-        except (*UNAVAILABLE, RuntimeError, trio.TooSlowError) as exc:
+        except (*UNAVAILABLE, trio.TooSlowError) as exc:
             log.warning("%s: cannot read stored offsets yet (%r); partitions stay paused", self.name, exc)
             await trio.sleep(self.fetch_wait)
             return
@@ -443,7 +443,7 @@ class KafkaConsumerActor:
                     STORED_OFFSETS, self.settings.group, sorted({tp.topic for tp in tps})
                 )
                 break
-            except (*UNAVAILABLE, RuntimeError) as exc:
+            except UNAVAILABLE as exc:
                 log.warning("%s: cannot read stored offsets (%r); retrying", self.name, exc)
                 await trio.sleep(1)
         stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
@@ -501,7 +501,7 @@ class KafkaConsumerActor:
                     rows = await self.database.get().fetch(DIGESTS_PRESENT, list(checks.values()))
                     present = {bytes(r["digest"]) for r in rows}
                     break
-                except (*UNAVAILABLE, RuntimeError) as exc:
+                except UNAVAILABLE as exc:
                     log.warning("%s: cannot check stored digests (%r); retrying", self.name, exc)
                     await trio.sleep(1)
         for tp in list(records):

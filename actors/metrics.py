@@ -46,6 +46,7 @@ class ScouterMetrics:
     drift_due_profiles: Gauge
     drift_expired_leases: Gauge
     drift_stale_leases: Counter
+    drift_late_records: Counter
     alert_notices_dropped: Counter
     alerts_dispatched: Counter
     alerts_dispatch_failed: Counter
@@ -161,6 +162,13 @@ class ScouterMetrics:
             ),
             drift_stale_leases=Counter(
                 "scouter_drift_stale_leases_reclaimed", "Expired leases taken over by a poller", registry=registry
+            ),
+            drift_late_records=Counter(
+                "scouter_drift_late_records",
+                "Records committed after the check of their created_at's window had read (in flight at its bound, or a"
+                " backlog): judged once, by the next check",
+                ["drift_type"],
+                registry=registry,
             ),
             alert_notices_dropped=Counter(
                 "scouter_alert_notices_dropped",

@@ -5,9 +5,11 @@ Each `Poller` loops until asked to stop:
 
 1. Claim one due, active profile (``FOR UPDATE SKIP LOCKED``; an expired lease counts as due: that is the reaper).
 2. Nothing due: sleep until the earliest profile is due, at most ``idle_poll`` (upstream: 10 s), waking on stop.
-3. Otherwise run the check: read the aggregates since ``previous_run`` (one query), evaluate (pure, in a worker
-   thread for SPC), then in one transaction that presents the lease token: insert the alerts, reschedule
-   (``previous_run`` = the due time, ``next_run`` = the schedule's first firing after now). Then poll again at once.
+3. Otherwise run the check: fix its bound and read its window's aggregates in one snapshot (``[previous_run,
+   bound)`` plus the rows committed since the previous check read, `scouter.sql._poller`), evaluate (pure, in a
+   worker thread for SPC), then in one transaction that presents the lease token: insert the alerts, reschedule
+   (``previous_run`` = the bound, ``next_run`` = the schedule's first firing after now). Then poll again at once.
+   A late check reads everything since the last bound once, whatever the number of due times it missed.
 4. A check that fails (bad profile, query error, over ``check_timeout``) is recorded (``failures``, ``last_error``)
    and retried with back-off (`scouter.checks`); it is never left ``processing``.
 5. Stop: a check under way is finished within the child's grace; if the grace runs out the check is cancelled and
@@ -36,13 +38,12 @@ from typing import Any
 import asyncpg
 import attrs
 import numpy as np
-import numpy.typing as npt
 import orjson
 import trio
 
 from scouter.checks import (
-    EPOCH,
     RETRY_BASE,
+    CheckWindow,
     Findings,
     check_features,
     custom_findings,
@@ -59,12 +60,14 @@ from scouter.sql import (
     DUE_COUNTS,
     INSERT_ALERTS,
     LOCK_LEASE,
+    PRUNE_ARRIVALS,
     PSI_DISTRIBUTIONS,
     RECORD_FAILURE,
     RELEASE_LEASE,
     RESCHEDULE,
     SECONDS_UNTIL_DUE,
     SPC_VALUES,
+    WINDOW_BOUND,
 )
 
 from .alert_channel import AlertChannel, AlertNotice, StoredAlert
@@ -105,11 +108,22 @@ class ClaimedCheck:
     drift_type: str
     profile: str  # the stored jsonb, as text
     schedule: str
-    due_at: dt.datetime  # the next_run that made it due; becomes previous_run on success
-    previous_run: dt.datetime | None
+    due_at: dt.datetime  # the next_run that made it due
+    previous_run: dt.datetime | None  # the previous check's bound: this check's window starts there
     failures: int
     lease_token: uuid.UUID
     reclaimed_from: str | None  # the worker whose lease had expired, when this claim took one over
+    previous_snapshot: str | None = None  # the snapshot the previous check read in (rows it could not see yet)
+
+
+@attrs.frozen
+class _Judged:
+    """One check's evaluation, before it is stored."""
+
+    profile: DriftProfile
+    findings: Findings
+    window: CheckWindow
+    late: int  # rows of the window committed after the previous check read, created before its start
 
 
 @attrs.frozen
@@ -150,25 +164,45 @@ async def _claim(conn: asyncpg.Connection, lease: float, worker: str) -> Claimed
         failures=row["failures"],
         lease_token=row["lease_token"],
         reclaimed_from=(row["was_claimed_by"] or "unknown") if row["was_status"] == "processing" else None,
+        previous_snapshot=row["previous_snapshot"],
     )
 
 
-async def _spc_columns(conn: asyncpg.Connection, c: ClaimedCheck, since: dt.datetime, features: Sequence[str]) -> Any:
-    rows = await conn.fetch(SPC_VALUES, c.space, c.name, c.version, since, list(features))
-    return {r["feature"]: np.array(r["values"], dtype=np.float64) for r in rows}
+def _window_args(c: ClaimedCheck, w: CheckWindow, names: Sequence[str]) -> tuple[Any, ...]:
+    return (c.space, c.name, c.version, w.start, w.end, w.after, list(names))
 
 
-async def _psi_rows(conn: asyncpg.Connection, c: ClaimedCheck, since: dt.datetime, features: Sequence[str]) -> Any:
-    rows = await conn.fetch(PSI_DISTRIBUTIONS, c.space, c.name, c.version, since, list(features))
-    return [(r["feature"], r["bin_id"], r["sample_size"], r["proportion"]) for r in rows]
+async def _spc_columns(conn: asyncpg.Connection, c: ClaimedCheck, w: CheckWindow, features: Sequence[str]) -> Any:
+    rows = await conn.fetch(SPC_VALUES, *_window_args(c, w, features))
+    columns = {r["feature"]: np.array(r["values"], dtype=np.float64) for r in rows}
+    return columns, sum(r["late"] for r in rows)
 
 
-async def _custom_means(conn: asyncpg.Connection, c: ClaimedCheck, since: dt.datetime, metrics: Sequence[str]) -> Any:
-    rows = await conn.fetch(CUSTOM_AVERAGES, c.space, c.name, c.version, since, list(metrics))
-    return {r["metric"]: r["value"] for r in rows}
+async def _psi_rows(conn: asyncpg.Connection, c: ClaimedCheck, w: CheckWindow, features: Sequence[str]) -> Any:
+    rows = await conn.fetch(PSI_DISTRIBUTIONS, *_window_args(c, w, features))
+    return [(r["feature"], r["bin_id"], r["sample_size"], r["proportion"]) for r in rows], sum(r["late"] for r in rows)
 
 
-async def _finish(conn: asyncpg.Connection, c: ClaimedCheck, alerts_json: str | None) -> _Finished | None:
+async def _custom_means(conn: asyncpg.Connection, c: ClaimedCheck, w: CheckWindow, metrics: Sequence[str]) -> Any:
+    rows = await conn.fetch(CUSTOM_AVERAGES, *_window_args(c, w, metrics))
+    return {r["metric"]: r["value"] for r in rows}, sum(r["late"] for r in rows)
+
+
+async def _read_window(conn: asyncpg.Connection, c: ClaimedCheck, read: Any, names: Sequence[str]) -> Any:
+    """Fix the check's bound and read its window in one REPEATABLE READ snapshot, so the snapshot stored with the
+    bound is exactly what the check saw: ``(window, data, late rows)``; data None when there is nothing to read."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        row = await conn.fetchrow(WINDOW_BOUND, c.previous_run)
+        window = CheckWindow(c.previous_run, row["bound"], row["snapshot"], c.previous_snapshot)
+        if read is None:
+            return window, None, 0
+        data, late = await read(conn, c, window, names)
+        return window, data, late
+
+
+async def _finish(
+    conn: asyncpg.Connection, c: ClaimedCheck, window: CheckWindow, alerts_json: str | None
+) -> _Finished | None:
     """In one transaction: alerts and reschedule, or nothing at all when the lease was lost."""
     lock = await conn.fetchrow(LOCK_LEASE, c.uid, c.lease_token)
     if lock is None:
@@ -178,7 +212,8 @@ async def _finish(conn: asyncpg.Connection, c: ClaimedCheck, alerts_json: str | 
     if alerts_json is not None:
         rows = await conn.fetch(INSERT_ALERTS, c.space, c.name, c.version, c.drift_type, alerts_json)
         stored = tuple(StoredAlert(r["id"], r["created_at"], orjson.loads(r["alert"])) for r in rows)
-    await conn.execute(RESCHEDULE, c.uid, c.lease_token, c.due_at, next_run, note)
+    await conn.execute(RESCHEDULE, c.uid, c.lease_token, window.end, next_run, note, window.snapshot)
+    await conn.execute(PRUNE_ARRIVALS, c.space, c.name, c.version, c.drift_type, window.snapshot)
     return _Finished(next_run, note, stored)
 
 
@@ -269,8 +304,8 @@ class Poller:
         try:
             try:
                 with trio.fail_after(self.config.check_timeout):
-                    profile, findings = await self._evaluate(claimed)
-                outcome = await self._store(claimed, profile, findings)
+                    judged = await self._evaluate(claimed)
+                outcome = await self._store(claimed, judged)
             except UNAVAILABLE:
                 outcome = "unavailable"
                 raise  # the database is gone: the lease expires and the check runs again then
@@ -287,32 +322,38 @@ class Poller:
             self.metrics.drift_check_duration.labels(claimed.drift_type).observe(time.perf_counter() - started)
         return outcome
 
-    async def _evaluate(self, c: ClaimedCheck) -> tuple[DriftProfile, Findings]:
+    async def _evaluate(self, c: ClaimedCheck) -> _Judged:
         profile = profile_from_data(c.drift_type, orjson.loads(c.profile))
-        since = c.previous_run or EPOCH
         names = check_features(profile)
         db = self.handle.get()
         if isinstance(profile, SpcDriftProfile):
-            columns: dict[str, npt.NDArray[np.float64]] = await db.run(_spc_columns, c, since, names)
+            window, columns, late = await db.run(_read_window, c, _spc_columns, names)
             # numpy over up to millions of points: off the event loop (pure, so abandoning it on cancel is safe)
             findings = await trio.to_thread.run_sync(spc_findings, profile, columns, abandon_on_cancel=True)
-            return profile, findings
+            return _Judged(profile, findings, window, late)
         if isinstance(profile, PsiDriftProfile):
-            rows = await db.run(_psi_rows, c, since, names) if names else []
-            return profile, psi_findings(profile, psi_distributions(rows))
+            window, rows, late = await db.run(_read_window, c, _psi_rows if names else None, names)
+            return _Judged(profile, psi_findings(profile, psi_distributions(rows or [])), window, late)
         assert isinstance(profile, CustomDriftProfile)
-        means = await db.run(_custom_means, c, since, names) if names else {}
-        return profile, custom_findings(profile, means)
+        window, means, late = await db.run(_read_window, c, _custom_means if names else None, names)
+        return _Judged(profile, custom_findings(profile, means or {}), window, late)
 
-    async def _store(self, c: ClaimedCheck, profile: DriftProfile, findings: Findings) -> str:
+    async def _store(self, c: ClaimedCheck, judged: _Judged) -> str:
+        profile, findings = judged.profile, judged.findings
         alerts_json = orjson.dumps(list(findings.alerts)).decode() if findings.alerts else None
-        finished: _Finished | None = await self.handle.get().run(_finish, c, alerts_json, transaction=True)
+        finished: _Finished | None = await self.handle.get().run(
+            _finish, c, judged.window, alerts_json, transaction=True
+        )
         if finished is None:
             log.warning(
                 "%s: lease on %s lost before the check ended: its results were discarded", self.worker_id, c.uid
             )
             return "lease_lost"
         entity = f"{c.drift_type} {c.space}/{c.name}/{c.version}"
+        if judged.late:
+            # the known limit of created_at windows: judged now, with this window, not with the one of its created_at
+            self.metrics.drift_late_records.labels(c.drift_type).inc(judged.late)
+            log.info("%s: %d record(s) committed after their window was read, judged now", entity, judged.late)
         if finished.note is not None:
             log.error("%s: checked, but cannot follow the schedule %r: %s", entity, c.schedule, finished.note)
         if not finished.alerts:

@@ -6,10 +6,10 @@ RABBITMQ_PREFETCH_COUNT and consumes with manual acks under the tag ``RABBITMQ_C
 
 Deliveries collect in a buffer on the asyncio side; the trio loop takes the whole buffer in one crossing (which
 also sends the previous batch's single ``basic_ack(multiple=True)``), so the batch grows with the load, bounded by
-the prefetch. The batch becomes **one** write request whose hook, in the writer's transaction, inserts the SHA-256
-digest of every message body into ``scouter.ingested_messages`` and the poison messages into ``scouter.quarantine``.
-A message redelivered after a crash between COMMIT and ack is found by its digest and only acknowledged: its rows
-are never stored twice. (Two different messages cannot share a body: each record carries a nanosecond timestamp.)
+the prefetch. The batch becomes **one** write request whose hook, in the writer's transaction, records a digest of
+every message in ``scouter.ingested_messages`` and inserts the poison messages into ``scouter.quarantine``.
+
+Which messages are recognised as already stored, and how, is `actors._rabbit_digests`.
 
 The connection is a plain one: when it drops, every unacknowledged delivery goes back to the queue, the consumer
 forgets its buffer, reports not ready, and reconnects with capped, jittered backoff; redeliveries are then
@@ -20,9 +20,10 @@ fixed reconnect interval, leaving buffered deliveries whose tags belong to the d
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -40,9 +41,7 @@ from scouter.records import DEFAULT_MAX_FUTURE, DecodedBatch
 
 from ._consuming import (
     Backoff,
-    Conflict,
     Decoded,
-    Step,
     close_bounded,
     count_records,
     decode_message,
@@ -51,6 +50,15 @@ from ._consuming import (
     quarantine_step,
     store,
     store_or_split,
+)
+from ._rabbit_digests import (
+    DIGESTS_PRESENT,
+    SETTLE_COPIES,
+    Item,
+    identify,
+    record_digests,
+    request_mark,
+    settle_step,
 )
 from .database import UNAVAILABLE, DatabaseHandle
 from .health import HealthBoard
@@ -62,16 +70,11 @@ log = logging.getLogger("actors.rabbitmq")
 TRANSPORT = "rabbitmq"
 T = TypeVar("T")
 
-INSERT_DIGESTS = """
-INSERT INTO scouter.ingested_messages (digest, source) SELECT unnest($1::bytea[]), 'rabbitmq'
-ON CONFLICT DO NOTHING RETURNING digest
-"""
-DIGESTS_PRESENT = "SELECT digest FROM scouter.ingested_messages WHERE digest = ANY($1::bytea[])"
 PRUNE_CHUNK = 10_000
 PRUNE_DIGESTS = f"""
 WITH old AS (
     SELECT digest FROM scouter.ingested_messages
-    WHERE source = 'rabbitmq' AND created_at < now() - make_interval(secs => $1)
+    WHERE source IN ('rabbitmq', 'rabbitmq-request') AND created_at < now() - make_interval(secs => $1)
     LIMIT {PRUNE_CHUNK}
 )
 DELETE FROM scouter.ingested_messages m USING old WHERE m.digest = old.digest
@@ -89,16 +92,22 @@ class _Link:
         self.settings = settings
         self.tag = tag
         self.connection: aio_pika.abc.AbstractConnection | None = None
+        self.channel: aio_pika.abc.AbstractChannel | None = None
         self.buffer: list[AbstractIncomingMessage] = []
         self.arrived = asyncio.Event()
         self.lost: BaseException | None = None
 
     async def open(self) -> None:
-        self.connection = await aio_pika.connect(
-            self.settings.addr, timeout=10, client_properties={"connection_name": f"scouter {self.tag}"}
+        # Not aio_pika.connect(): when the broker refuses us (a wrong password) that drops the half-made connection,
+        # whose __del__ then schedules its close from the garbage collector, inside whatever trio-asyncio is doing
+        # (a TrioInternalError). Held here, it is closed by `close()` like any other.
+        self.connection = aio_pika.Connection(
+            aio_pika.connection.make_url(self.settings.addr),
+            client_properties={"connection_name": f"scouter {self.tag}"},
         )
+        await self.connection.connect(timeout=10)
         self.connection.close_callbacks.add(self._closed)
-        channel = await self.connection.channel(publisher_confirms=False)
+        channel = self.channel = await self.connection.channel(publisher_confirms=False)
         channel.close_callbacks.add(self._closed)
         await channel.set_qos(prefetch_count=self.settings.prefetch)
         queue = await channel.declare_queue(
@@ -131,21 +140,18 @@ class _Link:
         return batch
 
     async def ack(self, last: AbstractIncomingMessage) -> None:
+        """Acknowledge up to ``last`` and return once the broker has processed it: basic.ack has no answer, but a
+        channel's methods are handled in order, so the answer to a no-op basic.qos sent after it confirms it."""
         if self.lost is not None:
             raise _LinkLost(f"connection lost before the ack: {self.lost!r}")
         await last.ack(multiple=True)
+        assert self.channel is not None
+        await self.channel.set_qos(prefetch_count=self.settings.prefetch)
 
     async def close(self) -> None:
         self.buffer = []  # unacknowledged: the broker requeues them
         if self.connection is not None and not self.connection.is_closed:
             await self.connection.close()
-
-
-@attrs.frozen
-class _Item:
-    message: AbstractIncomingMessage
-    digest: bytes
-    decoded: Decoded
 
 
 @attrs.define(eq=False)
@@ -163,6 +169,9 @@ class RabbitConsumerActor:
     max_future: timedelta = DEFAULT_MAX_FUTURE  # SCOUTER_MAX_FUTURE_SECONDS: later created_at is quarantined
     _reachable: bool = False
     _connected_since: float | None = None
+    #: Copies whose ack the broker has processed, still to be taken off their digests' ``unacked`` (by the next
+    #: write request's transaction, or on their own when idle).
+    _unsettled: Counter[bytes] = attrs.field(init=False, factory=Counter)
 
     @property
     def name(self) -> str:
@@ -221,7 +230,7 @@ class RabbitConsumerActor:
                         deleted += count
                         if count < PRUNE_CHUNK:
                             break
-            except (*UNAVAILABLE, RuntimeError, trio.TooSlowError) as exc:
+            except (*UNAVAILABLE, trio.TooSlowError) as exc:
                 log.warning("%s: pruning old message digests failed (%r); trying again later", self.name, exc)
             if deleted:
                 log.info("%s: pruned %d message digests older than %.0f s", self.name, deleted, retention)
@@ -245,33 +254,41 @@ class RabbitConsumerActor:
 
     async def _consume(self, link: _Link, stop: trio.Event) -> None:
         ack: AbstractIncomingMessage | None = None
+        copies: Counter[bytes] = Counter()
         while not stop.is_set():
             messages = await _cross(link.exchange, ack, self.fetch_wait)
+            if ack is not None:
+                self._unsettled.update(copies)
             ack = None
             if messages:
-                await self._handle(messages)
+                copies = await self._handle(messages, link)
                 ack = max(messages, key=lambda m: m.delivery_tag or 0)
+            elif self._unsettled:
+                await self._settle()
         if ack is not None:  # the last batch is stored: acknowledge it before closing
             with trio.move_on_after(5, shield=True):
                 await _cross(link.ack, ack)
+                self._unsettled.update(copies)
+                await self._settle()
 
-    async def _handle(self, messages: Sequence[AbstractIncomingMessage]) -> None:
+    async def _handle(self, messages: Sequence[AbstractIncomingMessage], link: _Link) -> Counter[bytes]:
+        """Store the batch; the copies of each digest it settles once acknowledged (stored or matched)."""
         started = time.perf_counter()
-        items: list[_Item] = []
-        seen: set[bytes] = set()
+        items: list[Item] = []
+        copies: Counter[bytes] = Counter()
         duplicates = 0
         for message in messages:
-            digest = hashlib.sha256(message.body).digest()
-            if digest in seen:  # the same message twice in one batch (a publisher's retry): store it once
+            digest, by_id = identify(message)
+            copies[digest] += 1
+            if by_id and copies[digest] > 1:  # one message id twice in one batch (a producer's retry): store it once
                 duplicates += 1
                 continue
-            seen.add(digest)
-            items.append(_Item(message, digest, decode_message(message.body, self.max_future)))
-        if any(m.redelivered for m in messages):
+            items.append(Item(message, digest, by_id, decode_message(message.body, self.max_future)))
+        if any(i.checked for i in items):
             items, skipped = await self._drop_stored(items)
             duplicates += skipped
         if items:
-            await self._store_or_split(items)
+            await self._store_or_split(items, link)
         if duplicates:
             self.metrics.broker_messages_duplicate.labels(TRANSPORT).inc(duplicates)
             self.metrics.broker_messages_consumed.labels(TRANSPORT).inc(duplicates)
@@ -281,44 +298,86 @@ class RabbitConsumerActor:
                 duplicates,
             )
         self.metrics.ingest_duration.labels(TRANSPORT).observe(time.perf_counter() - started)
+        return copies
 
-    async def _drop_stored(self, items: list[_Item]) -> tuple[list[_Item], int]:
-        """Leave out the messages whose digest is already stored."""
-        while True:
-            try:
-                rows = await self.database.get().fetch(DIGESTS_PRESENT, [i.digest for i in items])
-                break
-            except (*UNAVAILABLE, RuntimeError) as exc:
-                log.warning("%s: cannot check stored digests (%r); retrying", self.name, exc)
-                await trio.sleep(1)
-        present = {bytes(r["digest"]) for r in rows}
-        kept = [i for i in items if i.digest not in present]
+    async def _drop_stored(self, items: list[Item]) -> tuple[list[Item], int]:
+        """Leave out the messages that may have been delivered before and are recorded: one with a message id when
+        its id is; redelivered ones as long as stored copies of their body wait for an ack (the rest were in
+        flight, never stored)."""
+        recorded = await self._recorded([i.digest for i in items if i.checked])
+        unmatched = dict(recorded)
+        kept = []
+        for item in items:
+            if item.by_id and item.digest in recorded:
+                continue
+            if item.redelivered:
+                if unmatched.get(item.digest, 0) > 0:
+                    unmatched[item.digest] -= 1
+                    continue
+                item = attrs.evolve(item, seen=recorded.get(item.digest, 0))
+            kept.append(item)
         return kept, len(items) - len(kept)
 
-    async def _store_or_split(self, items: list[_Item]) -> None:
+    async def _recorded(self, digests: list[bytes]) -> dict[bytes, int]:
+        """Which of `digests` scouter.ingested_messages holds, with their unacknowledged copies (asked until the
+        database answers)."""
+        while True:
+            try:
+                rows = await self.database.get().fetch(DIGESTS_PRESENT, digests)
+                break
+            except UNAVAILABLE as exc:
+                log.warning("%s: cannot check stored digests (%r); retrying", self.name, exc)
+                await trio.sleep(1)
+        return {bytes(r["digest"]): r["unacked"] for r in rows}
+
+    async def _settle(self) -> None:
+        """Take the acknowledged copies off their digests now (nothing to store that could carry them)."""
+        copies, self._unsettled = self._unsettled, Counter()
+        digests = sorted(copies)
+        try:
+            with trio.fail_after(10):
+                await self.database.get().execute(SETTLE_COPIES, digests, [copies[d] for d in digests])
+        except (*UNAVAILABLE, RuntimeError, asyncpg.PostgresError, trio.TooSlowError) as exc:
+            # Harmless for exactly-once: until pruned, a redelivered message of such a body is matched once more.
+            log.warning("%s: could not settle %d acknowledged digests: %r", self.name, len(digests), exc)
+
+    async def _store_or_split(self, items: list[Item], link: _Link) -> None:
         await store_or_split(
-            self.name, items, self._store,
-            lambda item, reason: _Item(item.message, item.digest, Decoded(item.decoded.raw, None, reason)),
+            self.name, items, functools.partial(self._store, link=link),
+            lambda item, reason: attrs.evolve(item, decoded=Decoded(item.decoded.raw, None, reason)),
             lambda item: "a message",
         )  # fmt: skip
 
-    async def _store(self, items: list[_Item]) -> str | None:
-        """One write request for ``items``; None when stored (or found stored), else the writer's error."""
+    async def _store(self, items: list[Item], link: _Link) -> str | None:
+        """One write request for ``items``; None when stored (or found stored), else the writer's error. Raises
+        `_LinkLost` when the connection they came on is lost before they are stored: the broker redelivers them."""
         while True:
             source = f"rabbitmq:{self.settings.queue}"
             poison = [(source, i.decoded.reason or "", i.decoded.raw) for i in items if i.decoded.batch is None]
-            steps = [_insert_digests([i.digest for i in items])]
+            # A mark of this very request, so that when the writer answers late and `store` sends the request again,
+            # whichever copy commits second finds the mark and stores nothing (first deliveries are never matched
+            # by their digests).
+            mark = request_mark()
+            steps = [record_digests(items, mark, lambda: link.lost is not None)]
             if poison:
                 steps.append(quarantine_step(poison))
+            settle, self._unsettled = self._unsettled, Counter()
+            if settle:  # acknowledged copies ride along: no statement of their own
+                steps.append(settle_step(settle))
             good = [i.decoded.batch for i in items if i.decoded.batch is not None]
             batch = merge(good) if good else DecodedBatch()
             result = await store(self.writer, batch, hook(steps), reply_within=self.reply_within, what=self.name)
+            stored = result.ok and (not result.duplicate or mark in await self._recorded([mark]))
+            if not stored:  # rolled back, settling too (never restored when unsure: settling twice would be unsafe)
+                self._unsettled.update(settle)
             if not result.ok:
                 return result.error or "unknown error"
-            if not result.duplicate:
-                break
-            # Some digest appeared meanwhile (a late copy of this request, another consumer, a publisher's retry):
-            # leave those out and store the rest.
+            if stored:
+                break  # now, or by an earlier copy of this request
+            if link.lost is not None:
+                raise _LinkLost(f"connection lost while its batch waited for the writer: {link.lost!r}")
+            # The digest of a message that may have been delivered before appeared meanwhile (another consumer, a
+            # producer's retry): leave those out and store the rest.
             items, skipped = await self._drop_stored(items)
             if skipped:
                 self.metrics.broker_messages_duplicate.labels(TRANSPORT).inc(skipped)
@@ -342,15 +401,6 @@ async def _cross(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         raise
     except CONNECTION_EXCEPTIONS as exc:
         raise _LinkLost(repr(exc)) from exc
-
-
-def _insert_digests(digests: list[bytes]) -> Step:
-    async def step(conn: asyncpg.Connection) -> None:
-        inserted = await conn.fetch(INSERT_DIGESTS, digests)
-        if len(inserted) != len(digests):
-            raise Conflict
-
-    return step
 
 
 def _redacted(url: str) -> str:

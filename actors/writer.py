@@ -44,6 +44,9 @@ class WriteResult:
     rows: int = 0
     duplicate: bool = False
     error: str | None = None
+    #: The writer stopped (crashed, or cancelled at the end of its grace) before the COMMIT: nothing is wrong with
+    #: the records, send them again once the writer is back (HTTP answers 503, a consumer resends the batch).
+    unavailable: bool = False
 
 
 @attrs.frozen(eq=False)
@@ -188,9 +191,10 @@ class WriterActor:
             for request in group:
                 await self._flush_alone(request)
             return
-        except BaseException as exc:
+        except BaseException:
+            stopped = WriteResult(False, error="the writer stopped before the commit", unavailable=True)
             for request in group:
-                self._answer(request, WriteResult(False, error=f"writer failed: {exc!r}"))
+                self._answer(request, stopped)
             raise
         self.metrics.writer_flush_duration.observe(time.perf_counter() - started)
         total = 0

@@ -51,9 +51,15 @@ def url_scheme(*schemes: str) -> Callable[[Any, attrs.Attribute[Any], Any], None
     def check(_: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
         if value is None:
             return
-        scheme = urlsplit(value).scheme
-        if scheme not in schemes:
-            raise ValueError(f"unknown URI scheme {scheme!r}; expected one of {', '.join(s + '://' for s in schemes)}")
+        parts = urlsplit(value)  # ValueError for a malformed [IPv6] host
+        if parts.scheme not in schemes:
+            raise ValueError(
+                f"unknown URI scheme {parts.scheme!r}; expected one of {', '.join(s + '://' for s in schemes)}"
+            )
+        try:  # a port the clients cannot parse would fail at every connection attempt: refuse it at start-up
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError:
+            raise ValueError("the port must be a number from 0 to 65535") from None
 
     return check
 

@@ -8,6 +8,9 @@ Retry policy (spec §12 #10): a failed check is rescheduled, never left ``proces
 retried ``min(10 s · 2^(n-1), 1 h)`` later, but never later than the schedule's own next firing, so a frequently
 scheduled profile keeps its cadence and a daily one is retried within the hour. ``previous_run`` does not move on a
 failure: the retry covers the same data.
+
+Windows: successive checks of a profile tile time (`CheckWindow`; the SQL and why it is commit-aware are in
+``scouter/sql/_poller.py``). ``previous_run`` is the bound the last successful check read up to.
 """
 
 from __future__ import annotations
@@ -39,9 +42,9 @@ from scouter.profiles import PsiThreshold as ProfileThreshold
 from scouter.schedule import ScheduleError, next_fire
 
 __all__ = [
-    "EPOCH",
     "RETRY_BASE",
     "RETRY_MAX",
+    "CheckWindow",
     "Findings",
     "check_features",
     "custom_findings",
@@ -57,8 +60,21 @@ __all__ = [
 
 RETRY_BASE = dt.timedelta(seconds=10)
 RETRY_MAX = dt.timedelta(hours=1)
-#: "Data since" for a profile that has never run and has no registration time (previous_run NULL): everything.
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@attrs.frozen
+class CheckWindow:
+    """What one check judges: the records with ``created_at`` in ``[start, end)`` (``start`` None: everything
+    before ``end``, a profile never checked and never registered through the routes), plus the records before
+    ``start`` committed after the previous check read (those its snapshot, ``after``, did not show; None: none).
+
+    ``end`` and ``snapshot`` (the one this check reads in, as PostgreSQL's text form) are stored with the reschedule
+    and become the next window's ``start`` and ``after``."""
+
+    start: dt.datetime | None
+    end: dt.datetime
+    snapshot: str
+    after: str | None = None
 
 
 @attrs.frozen

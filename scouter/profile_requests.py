@@ -22,7 +22,7 @@ import attrs
 import orjson
 
 from scouter.profiles import DRIFT_TYPES, DriftProfile, ProfileError, parse_profile, to_json
-from scouter.records import DecodeError, check_path_segment
+from scouter.records import DecodeError, check_entity_name
 from scouter.schedule import ScheduleError, next_fire
 
 __all__ = [
@@ -90,9 +90,9 @@ def _field(data: Mapping[str, Any], field: str, kind: type, what: str) -> Any:
     return value
 
 
-def _segment(field: str, value: str) -> str:
+def _entity_name(field: str, value: str) -> str:
     try:
-        check_path_segment(field, value)
+        check_entity_name(field, value)
     except DecodeError as exc:
         raise ProfileRequestError(exc.reason) from None
     return value
@@ -107,7 +107,7 @@ def _drift_type(field: str, value: object) -> str:
 def parse_profile_request(body: object, now: datetime) -> ProfileRegistration:
     """Parse a ProfileRequest body; the schedule's first firing strictly after `now` becomes ``next_run``."""
     data = _body(body)
-    space = _segment("space", _field(data, "space", str, "a string"))
+    space = _entity_name("space", _field(data, "space", str, "a string"))
     drift_type = _drift_type("drift_type", _field(data, "drift_type", str, "a string"))
     text = _field(data, "profile", str, "the profile as a JSON string")
     try:
@@ -126,7 +126,7 @@ def parse_profile_request(body: object, now: datetime) -> ProfileRegistration:
 def parse_profile_status(body: object) -> ProfileStatus:
     """Parse a ProfileStatusRequest body."""
     data = _body(body)
-    entity = [_segment(field, _field(data, field, str, "a string")) for field in ("space", "name", "version")]
+    entity = [_entity_name(field, _field(data, field, str, "a string")) for field in ("space", "name", "version")]
     active = _field(data, "active", bool, "true or false")
     drift_type = data.get("drift_type")
     if drift_type is not None:
@@ -147,5 +147,5 @@ def parse_get_profile(args: Mapping[str, str]) -> GetProfile:
         values.append(value)
     space, name, version, drift_type = values
     for field, value in (("space", space), ("name", name), ("version", version)):
-        _segment(field, value)
+        _entity_name(field, value)
     return GetProfile(space, name, version, _drift_type("drift_type", drift_type))

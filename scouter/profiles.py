@@ -11,8 +11,8 @@ Also stricter than upstream, on purpose:
 
 * ``config.drift_type``, when present, must equal the request's ``drift_type`` (upstream stored a mismatch and then
   served it under the wrong tag);
-* ``config.space``, ``config.name`` and ``config.version`` must each be usable as one path segment (they name archive
-  folders; see `scouter.records.check_path_segment`);
+* ``config.space``, ``config.name`` and ``config.version`` must not be empty nor hold NUL (anything else is
+  accepted as upstream does; see `scouter.records.check_entity_name`);
 * numbers must be finite; PSI bin ids unique per feature; proportions within [0, 1]; thresholds' alpha within [0, 1);
 * no string anywhere may hold NUL (the document is stored as jsonb, which cannot).
 
@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Final, TypeAlias
 import attrs
 import orjson
 
-from scouter.records import DecodeError, check_path_segment, parse_rfc3339
+from scouter.records import DecodeError, check_entity_name, parse_rfc3339
 
 __all__ = [
     "ALERT_THRESHOLDS",
@@ -582,7 +582,7 @@ def _entity(config: dict[str, Any]) -> tuple[str, str, str]:
     for key in ("space", "name", "version"):
         value = _get("config", config, key)
         try:
-            check_path_segment(f"config.{key}", value)
+            check_entity_name(f"config.{key}", value)
         except DecodeError as exc:
             raise ProfileError(exc.reason) from None
         values.append(value)

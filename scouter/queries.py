@@ -25,7 +25,7 @@ from typing import Final
 
 import attrs
 
-from scouter.records import DecodeError, check_path_segment, parse_rfc3339
+from scouter.records import DecodeError, check_entity_name, parse_rfc3339
 
 __all__ = [
     "DRIFT_TYPES",
@@ -203,7 +203,7 @@ def _entity(args: Mapping[str, str]) -> tuple[str, str, str]:
     for field in ("space", "name", "version"):
         value = _required(args, field)
         try:
-            check_path_segment(field, value)  # what could never be stored can never be asked for
+            check_entity_name(field, value)  # what could never be stored can never be asked for
         except DecodeError as exc:
             raise QueryError(exc.reason) from None
         values.append(value)

@@ -11,8 +11,9 @@ Choices that differ from upstream v0.6.4, on purpose:
 * **Unknown extra fields** inside a record, or next to ``records``, are ignored (forward compatibility, as serde
   does without ``deny_unknown_fields``). Unknown record *kinds* are an error.
 * An **empty** ``records`` list decodes to an empty batch; the caller decides what that means.
-* ``space``, ``name`` and ``version`` later name folders of the archive, so values that could never be one path
-  segment are rejected (`check_path_segment`).
+* ``space``, ``name`` and ``version`` take any string upstream stores (``org/model``, ``..``, unicode, control
+  characters): only the empty string (no entity) and NUL are rejected (`check_entity_name`). The archive encodes
+  them into safe path segments (`scouter.archive.encode_segment`).
 * Strings holding NUL are rejected: PostgreSQL ``text`` cannot store them, and the COPY would fail the whole batch.
 * ``created_at`` must lie within `CreatedAtBounds`: not before 1970 and not more than ``SCOUTER_MAX_FUTURE_SECONDS``
   (default one day) ahead of the server's clock. Upstream stored anything; a record dated 9999 made daily partitions
@@ -53,7 +54,7 @@ __all__ = [
     "Record",
     "SpcRecord",
     "SpcRow",
-    "check_path_segment",
+    "check_entity_name",
     "decode_records_data",
     "decode_server_records",
     "parse_rfc3339",
@@ -255,15 +256,15 @@ class DecodedBatch:
 # --- public helpers ---------------------------------------------------------------------------------------------
 
 
-def check_path_segment(field: str, value: object) -> None:
-    """Raise `DecodeError` naming `field` unless `value` can be one path segment (a folder of the archive).
+def check_entity_name(field: str, value: object) -> None:
+    """Raise `DecodeError` naming `field` unless `value` can be a space, name or version.
 
-    Rejected: non-strings, the empty string, ``.`` and ``..``, anything containing ``/`` or ``\\``, and any control
-    character (Unicode category Cc, NUL included). Everything else is accepted: dots, dashes, spaces, unicode.
+    Rejected: non-strings, the empty string, and NUL (PostgreSQL ``text`` cannot hold it; upstream fails on it too).
+    Everything else is accepted as upstream does: ``/``, ``\\``, ``.`` and ``..``, control characters, unicode.
     """
     if type(value) is not str:
         raise DecodeError(f"{field}: expected a string, got {_show(value)}")
-    problem = _segment_problem(value)
+    problem = _name_problem(value)
     if problem is not None:
         raise DecodeError(f"{field}: {problem}, got {_show(value)}")
 
@@ -478,7 +479,7 @@ def _check_names(body: Mapping[str, Any], names: set[str]) -> None:
         value = body[field]
         if type(value) is not str:
             raise _Invalid(field, f"expected a string, got {_show(value)}")
-        problem = _segment_problem(value)
+        problem = _name_problem(value)
         if problem is not None:
             raise _Invalid(field, f"{problem}, got {_show(value)}")
         names.add(value)
@@ -492,17 +493,11 @@ def _check_text(field: str, value: object, texts: set[str]) -> None:
     texts.add(value)
 
 
-def _segment_problem(value: str) -> str | None:
+def _name_problem(value: str) -> str | None:
     if not value:
         return "must not be empty"
-    if value == "." or value == "..":
-        return "must not be '.' or '..'"
-    if "/" in value or "\\" in value:
-        return "must not contain '/' or '\\'"
-    if not value.isprintable():  # cheap filter: every Cc character is non-printable, most text is printable
-        for char in value:
-            if char <= "\x1f" or "\x7f" <= char <= "\x9f":  # exactly Unicode category Cc
-                return f"must not contain control character U+{ord(char):04X}"
+    if "\x00" in value:
+        return "must not contain NUL"
     return None
 
 

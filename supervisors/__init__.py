@@ -5,10 +5,11 @@ The runtime modules (``_spec``, ``_monitor``, ``_supervisor``, ``_signals``) imp
 
 from ._monitor import ChildState, Monitor, current_child
 from ._signals import Ending, serve_until_signalled
-from ._spec import ChildSpec, Restart, RestartIntensityExceeded, Strategy, SupervisorSpec
+from ._spec import ChildKilled, ChildSpec, Restart, RestartIntensityExceeded, Strategy, SupervisorSpec
 from ._supervisor import RestartWindow, supervise
 
 __all__ = [
+    "ChildKilled",
     "ChildSpec",
     "ChildState",
     "Ending",

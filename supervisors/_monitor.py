@@ -25,6 +25,7 @@ class _Board:
     states: dict[tuple[str, ...], ChildState] = attrs.Factory(dict)
     restarts: dict[tuple[str, ...], int] = attrs.Factory(dict)
     on_restart: list[Callable[[str], None]] = attrs.Factory(list)
+    killers: dict[tuple[str, ...], Callable[[], None]] = attrs.Factory(dict)
 
 
 @attrs.frozen
@@ -51,6 +52,23 @@ class Monitor:
         prefix = (*self.path, child_id)
         for key in [k for k in self._board.states if k[: len(prefix)] == prefix]:
             del self._board.states[key]
+        for key in [k for k in self._board.killers if k[: len(prefix)] == prefix]:
+            del self._board.killers[key]
+
+    def set_killer(self, child_id: str, kill: Callable[[], None]) -> None:
+        """How the supervisor kills its running child ``child_id`` (see `kill`)."""
+        self._board.killers[(*self.path, child_id)] = kill
+
+    def kill(self, path: str) -> None:
+        """Kill the running child at ``path`` ("scouter/drift/poller-0") as OTP's ``exit(Child, kill)`` does: it is
+        cancelled wherever it is, without its stop event or grace, and its supervisor handles that as a crash
+        (`ChildKilled`): restart by strategy, counted against the restart intensity. For operators and for tests
+        that crash a real child of a running tree. LookupError when no child runs at ``path``."""
+        try:
+            kill = self._board.killers[tuple(path.split("/"))]
+        except KeyError:
+            raise LookupError(f"no running child at {path!r}") from None
+        kill()
 
     def count_restart(self, child_id: str) -> None:
         key = (*self.path, child_id)

@@ -61,6 +61,14 @@ class SupervisorSpec:
             raise ValueError(f"duplicate child ids: {', '.join(duplicates)}")
 
 
+class ChildKilled(Exception):
+    """A child was killed through `Monitor.kill`: the crash its supervisor sees."""
+
+    def __init__(self, child_id: str) -> None:
+        self.child_id = child_id
+        super().__init__(f"{child_id} was killed")
+
+
 class RestartIntensityExceeded(Exception):
     """A supervisor gave up: ``child_id`` exited more often than its intensity allows."""
 

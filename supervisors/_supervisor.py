@@ -7,6 +7,7 @@ an internal channel, so one loop decides every restart and nothing races.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import math
 from typing import Any
@@ -15,7 +16,7 @@ import attrs
 import trio
 
 from ._monitor import ChildState, Monitor, current_child
-from ._spec import ChildSpec, Restart, RestartIntensityExceeded, Strategy, SupervisorSpec
+from ._spec import ChildKilled, ChildSpec, Restart, RestartIntensityExceeded, Strategy, SupervisorSpec
 
 __all__ = ["RestartWindow", "supervise"]
 
@@ -44,6 +45,7 @@ class _Running:
     scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
     stop: trio.Event = attrs.Factory(trio.Event)
     finished: trio.Event = attrs.Factory(trio.Event)
+    killed: bool = False
 
 
 @attrs.frozen
@@ -162,6 +164,7 @@ class _Supervisor:
             if self.stopping:
                 return False
             self.monitor.set_state(spec.id, ChildState.RUNNING)
+            self.monitor.set_killer(spec.id, functools.partial(self._kill, run))
             log.debug("%s started", self.monitor.name_of(spec.id))
             return True
 
@@ -178,6 +181,8 @@ class _Supervisor:
             error = exc
         finally:
             run.finished.set()
+        if run.killed and error is None:
+            error = ChildKilled(run.spec.id)
         if not status.started_:
             status.started()  # finished its work before saying it was ready: count it as started, then exited
         if run.stop.is_set():
@@ -220,6 +225,12 @@ class _Supervisor:
         else:
             await self._stop_from(index + 1)
             await self._start_from(index)
+
+    def _kill(self, run: _Running) -> None:
+        if run.finished.is_set() or run.stop.is_set():
+            raise LookupError(f"{self.monitor.name_of(run.spec.id)} is not running")
+        run.killed = True
+        run.scope.cancel(reason=f"{run.spec.id} killed")
 
     # -- stopping -------------------------------------------------------------------------------------------
     def _ask_to_stop(self, run: _Running) -> None:

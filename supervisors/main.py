@@ -18,6 +18,7 @@ import attrs
 import trio
 import trio_asyncio
 
+from actors.archive_compactor import CompactionReport
 from actors.archive_store import StoreHandle, store_root
 from actors.archiver import ArchiveProgress, ArchiverActor, ArchiveReport
 from actors.database import UNAVAILABLE, DatabaseHandle, close_pool, migrate, open_pool
@@ -189,7 +190,7 @@ async def _database_uri(settings: DatabaseSettings) -> AsyncIterator[str]:
                 stop.set()
 
 
-async def _archive_once(settings: Settings, progress: ProgressBar) -> ArchiveReport:
+async def _archive_once(settings: Settings, progress: ProgressBar) -> tuple[ArchiveReport, CompactionReport]:
     async with trio_asyncio.open_loop(), _database_uri(settings.database) as uri:
         db = await open_pool(uri, attrs.evolve(settings.database, min_pool_size=1, max_pool_size=2))
         try:
@@ -200,7 +201,8 @@ async def _archive_once(settings: Settings, progress: ProgressBar) -> ArchiveRep
                 settings.database.retention_days,
                 ScouterMetrics.create(process=False),
             )
-            return await actor.run_once(progress=progress)
+            report = await actor.run_once(progress=progress)
+            return report, (CompactionReport(skipped=True) if report.skipped else await actor.compact_once())
         finally:
             await close_pool(db)
 
@@ -220,7 +222,7 @@ def _cmd_archive(args: argparse.Namespace) -> int:
     progress = ProgressBar(sys.stderr, sys.stderr.isatty())
     root = store_root(settings.storage)
     try:
-        report = trio.run(_archive_once, settings, progress)
+        report, compaction = trio.run(_archive_once, settings, progress)
     except KeyboardInterrupt:
         print("\nscouter archive: interrupted; the object in flight was rolled back", file=sys.stderr)
         return 1
@@ -239,6 +241,13 @@ def _cmd_archive(args: argparse.Namespace) -> int:
     )
     if report.quarantined_rows:
         print(f"{report.quarantined_rows:,} rows could not be archived: moved to scouter.quarantine (see the log)")
+    if compaction.days or compaction.failed_days:
+        print(
+            f"compacted {compaction.days:,} complete days ({compaction.objects_retired:,} objects into "
+            f"{compaction.days:,}) in {compaction.duration:.1f} s"
+        )
+    if compaction.failed_days:
+        print(f"{compaction.failed_days:,} days could not be compacted and stay hourly (see the log)")
     return 0
 
 
@@ -279,7 +288,8 @@ def parser() -> argparse.ArgumentParser:
         "archive",
         help="run one archive pass now, with progress on a terminal",
         description="Archive now, once: rows older than DATA_RETENTION_PERIOD days are written as hourly Parquet "
-        "objects to SCOUTER_STORAGE_URI and marked archived, as the server's archiver does every "
+        "objects to SCOUTER_STORAGE_URI and marked archived, and each complete day's objects are then compacted "
+        "into one, as the server's archiver does every "
         "SCOUTER_ARCHIVE_INTERVAL_SECONDS (one replica at a time: while another holds the lock, nothing is done). "
         "Exit status 0 when the pass completed (or was not needed), 1 when it failed.",
     )

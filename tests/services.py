@@ -53,6 +53,7 @@ __all__ = [
     "ensure_rabbitmq",
     "free_port_pair",
     "kafka_broker",
+    "persistent_kafka",
     "private_kafka",
     "private_postgres",
     "private_rabbitmq",
@@ -494,10 +495,12 @@ def _runnable_as(bin_dir: Path, user: str | None, log_path: Path) -> Path:
 class PostgresServer:
     """A private PostgreSQL on 127.0.0.1 (trust auth, user postgres) that this process owns.
 
-    `stop()` + `start()` keeps the data directory and the port, for "database restarted" tests.
+    `stop()` + `start()` keeps the data directory and the port, for "database restarted" tests. Test servers skip
+    fsync and WAL safety (a throwaway cluster); `durable=True` keeps production's settings (for benchmarks).
     """
 
-    def __init__(self, *, port: int | None = None, hba: Sequence[str] = ()) -> None:
+    def __init__(self, *, port: int | None = None, durable: bool = False, hba: Sequence[str] = ()) -> None:
+        self.durable = durable
         self.hba = tuple(hba)  # pg_hba.conf lines placed before initdb's trust rules (the first match wins)
         self.root = _new_dir("postgres")
         self.log_path = self.root / "postgres.log"
@@ -510,7 +513,8 @@ class PostgresServer:
         _chown(self.root, self.user)
 
     def __repr__(self) -> str:
-        return f"PostgresServer(port={self.port}, bin={self.bin_dir}, user={self.user}, running={self.running})"
+        return (f"PostgresServer(port={self.port}, bin={self.bin_dir}, user={self.user}, durable={self.durable}, "
+                f"running={self.running})")
 
     @property
     def dsn(self) -> str:
@@ -546,9 +550,9 @@ class PostgresServer:
                 hba_conf.write_text("\n".join(self.hba) + "\n" + hba_conf.read_text())
         argv = [str(self.bin_dir / "postgres"), "-D", str(self.data_dir), "-h", "127.0.0.1", "-p", str(self.port),
                 "-k", str(self.data_dir),
-                # a throwaway cluster: durability buys nothing and costs seconds
-                "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
                 "-c", "max_connections=200"]
+        if not self.durable:  # a throwaway cluster: durability buys nothing and costs seconds
+            argv += ["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"]
         self._child = _Child(f"PostgreSQL on 127.0.0.1:{self.port}", argv, env=self._env(), log_path=self.log_path,
                              cwd=self.root, user=self.user, death_signal=signal.SIGINT)
         self._child.wait_ready(lambda: _run_async(lambda: _pg_version_num(self.dsn), timeout=5) > 0, timeout)
@@ -904,22 +908,26 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
 
 
 class KafkaBroker:
-    """A tansu broker with in-memory storage on 127.0.0.1, owned by this process.
+    """A tansu broker on 127.0.0.1, owned by this process.
 
-    `stop()` + `start()` reuses the port (clients reconnect to the same address); memory storage means topics and
-    offsets do not survive a restart.
+    `stop()` + `start()` reuses the port (clients reconnect to the same address). With the default memory storage
+    topics and offsets do not survive a restart; with `storage="s3://<bucket>/"` and `storage_env` naming an
+    S3-compatible endpoint (see `persistent_kafka`) the log, topics and committed offsets do.
     """
 
-    def __init__(self, *, port: int | None = None) -> None:
+    def __init__(self, *, port: int | None = None, storage: str = "memory://tansu/",
+                 storage_env: dict[str, str] | None = None) -> None:
         self.binary = _tansu_binary()
         self.root = _new_dir("kafka")
         self.log_path = self.root / "tansu.log"
         self.log_path.touch()
         self.port = port or _free_port()
+        self.storage = storage
+        self.storage_env = dict(storage_env or {})
         self._child: _Child | None = None
 
     def __repr__(self) -> str:
-        return f"KafkaBroker({self.brokers}, running={self.running})"
+        return f"KafkaBroker({self.brokers}, storage={self.storage}, running={self.running})"
 
     @property
     def brokers(self) -> str:
@@ -942,9 +950,10 @@ class KafkaBroker:
         # tansu reads these from the environment too; the command line must be the only source
         env = {k: v for k, v in os.environ.items()
                if k not in ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE",
-                            "SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT")}
+                            "SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT") and not k.startswith("AWS_")}
+        env.update(self.storage_env)
         argv = [str(self.binary), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
-                "--storage-engine", "memory://tansu/"]
+                "--storage-engine", self.storage]
         self._child = _Child(f"Kafka broker (tansu) on {self.brokers}", argv, env=env, log_path=self.log_path,
                              cwd=self.root, user=None, death_signal=signal.SIGTERM)
         try:
@@ -1001,3 +1010,31 @@ def private_kafka() -> Iterator[KafkaBroker]:
     finally:
         broker.close()
         shutil.rmtree(broker.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def persistent_kafka() -> Iterator[KafkaBroker]:
+    """A started tansu broker whose log, topics and offsets survive `stop()` + `start()`: its `s3://` storage engine
+    on a private S3-compatible server (moto, in a thread of this process, as the archive tests use), stopped and
+    removed on exit. For broker-restart tests; about as fast as the memory broker for test-sized traffic."""
+    from moto.server import ThreadedMotoServer  # test-only dependency, imported when a test asks for it
+
+    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    s3.start()
+    try:
+        host, port = s3.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        env = {"AWS_ENDPOINT": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket="tansu")
+        broker = _start_owned(KafkaBroker(storage="s3://tansu/", storage_env=env))
+        try:
+            yield broker
+        finally:
+            broker.close()
+            shutil.rmtree(broker.root, ignore_errors=True)
+    finally:
+        s3.stop()

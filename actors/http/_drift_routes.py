@@ -138,8 +138,9 @@ async def ingest() -> Response:
             result = await write(ctx.writer, batch, timeout=INGEST_TIMEOUT)
         except trio.TooSlowError:
             return json_response({"error": "Failed to insert records: timed out waiting for the database"}, 503)
-        if not result.ok:
-            return json_response({"error": f"Failed to insert records: {result.error}"}, 500)
+        if not result.ok:  # 503: the writer stopped holding these records, which are fine; send them again
+            status = 503 if result.unavailable else 500
+            return json_response({"error": f"Failed to insert records: {result.error}"}, status)
     started = getattr(g, "started", None)
     if started is not None:
         ctx.metrics.ingest_duration.labels("http").observe(time.perf_counter() - started)

@@ -157,16 +157,9 @@ TimeInterval = Literal[
 DriftType = Literal["Spc", "Psi", "Custom"]
 _INT32 = 2**31 - 1
 
-#: A space, name or version: later one folder of the archive, so not empty, not `.` or `..`, no `/`, `\\` or control
-#: character (scouter.records.check_path_segment).
-Segment = Annotated[
-    str,
-    Field(
-        pattern=r"^[^/\\\u0000-\u001f\u007f-\u009f]+$",
-        json_schema_extra={"not": {"enum": [".", ".."]}},
-        examples=["cap"],
-    ),
-]
+#: A space, name or version: any text upstream stores (`org/model`, `..`, unicode), but not empty and no NUL
+#: (scouter.records.check_entity_name); the archive percent-encodes it into one folder name.
+EntityName = Annotated[str, Field(min_length=1, pattern=r"^[^\u0000]+$", examples=["cap"])]
 #: Text PostgreSQL can store: no NUL.
 Text = Annotated[str, Field(pattern=r"^[^\u0000]*$")]
 
@@ -175,9 +168,9 @@ class DriftRequest(BaseModel):
     """A binned drift query: the entity, the window (the last `time_interval`, or `[begin, end]` when both custom
     datetimes are given) and how many points at most (the bucket width is the window / `max_data_points`)."""
 
-    space: Segment
-    name: Annotated[Segment, Field(examples=["model"])]
-    version: Annotated[Segment, Field(examples=["1.0.0"])]
+    space: EntityName
+    name: Annotated[EntityName, Field(examples=["model"])]
+    version: Annotated[EntityName, Field(examples=["1.0.0"])]
     time_interval: TimeInterval
     max_data_points: int = Field(ge=1, le=_INT32, examples=[100])
     drift_type: DriftType
@@ -188,9 +181,9 @@ class DriftRequest(BaseModel):
 class GetProfileRequest(BaseModel):
     """Which profile to download."""
 
-    name: Annotated[Segment, Field(examples=["model"])]
-    space: Segment
-    version: Annotated[Segment, Field(examples=["1.0.0"])]
+    name: Annotated[EntityName, Field(examples=["model"])]
+    space: EntityName
+    version: Annotated[EntityName, Field(examples=["1.0.0"])]
     drift_type: DriftType
 
 
@@ -213,9 +206,9 @@ ObservabilityInterval = Literal[
 class ObservabilityMetricRequest(BaseModel):
     """An observability query: the entity, the last `time_interval` (anything else means six hours), points."""
 
-    space: Segment
-    name: Annotated[Segment, Field(examples=["model"])]
-    version: Annotated[Segment, Field(examples=["1.0.0"])]
+    space: EntityName
+    name: Annotated[EntityName, Field(examples=["model"])]
+    version: Annotated[EntityName, Field(examples=["1.0.0"])]
     time_interval: str = Field(json_schema_extra={"examples": ["1hour"]})
     max_data_points: int = Field(ge=1, le=_INT32, examples=[100])
 
@@ -308,7 +301,7 @@ class ProfileRequest(BaseModel):
         }
     )
 
-    space: Segment
+    space: EntityName
     drift_type: DriftType
     profile: str = Field(
         description="The profile JSON (see SpcDriftProfile, PsiDriftProfile, CustomDriftProfile), as a string.",
@@ -335,9 +328,9 @@ class ProfileStatusRequest(BaseModel):
         }
     )
 
-    name: Annotated[Segment, Field(examples=["model"])]
-    space: Segment
-    version: Annotated[Segment, Field(examples=["1.0.0"])]
+    name: Annotated[EntityName, Field(examples=["model"])]
+    space: EntityName
+    version: Annotated[EntityName, Field(examples=["1.0.0"])]
     active: bool
     drift_type: DriftType | None = None
     deactivate_others: bool = False
@@ -531,9 +524,9 @@ class ProfileList(_Closed):
 
 
 class _Entity(BaseModel):
-    space: Segment
-    name: Annotated[Segment, Field(examples=["model"])]
-    version: Annotated[Segment, Field(examples=["1.0.0"])]
+    space: EntityName
+    name: Annotated[EntityName, Field(examples=["model"])]
+    version: Annotated[EntityName, Field(examples=["1.0.0"])]
 
 
 class SpcServerRecord(_Entity):

@@ -83,6 +83,8 @@ async def serve_http(
                 mode="asgi",
             )
         )
+        # The context outlives this child (the tree builds it once): a restarted front-end serves, it is not draining.
+        ctx.draining = False
         log.info("serving API on %s, metrics on %s", ", ".join(api_urls), ", ".join(metrics_urls))
         ctx.services["urls"] = api_urls
         ctx.services["metrics_urls"] = metrics_urls

@@ -251,10 +251,82 @@ CREATE TABLE scouter.alert_delivery (
 CREATE INDEX alert_delivery_due ON scouter.alert_delivery (next_attempt_at) WHERE state = 'pending';
 """
 
+# Drift check windows (scouter/sql/_poller.py): successive checks of a profile tile time, [previous bound, own
+# bound) on created_at, and a row committed after the check of its window had read (created_at is the client's, a
+# transaction may hold rows across a bound, a Kafka backlog arrives days old) is judged by the next check, once.
+# * Every record row carries the transaction that stored it (written_xid). Adding a nullable column and then setting
+#   its default rewrites nothing: rows stored before this migration keep NULL and are judged by created_at alone.
+# * drift_arrivals: one row per statement, entity and transaction that stored records of an active profile, with
+#   the oldest created_at among them. A check finds its late rows there (a few index entries per batch) rather
+#   than through an index over every record row: such an index (entity, written_xid) cut COPY throughput by ~40 %,
+#   this statement trigger by ~10 %. Checks delete the arrivals they can no longer need. Inactive profiles log
+#   none: after reactivation only records older than the profile's last bound arriving meanwhile go unjudged.
+# * drift_profile.previous_snapshot: the snapshot the last check read in. previous_run keeps its value and becomes
+#   the first window's start, so the first check after the upgrade reads from where the previous version's next
+#   check would have read (nothing skipped).
+_RECORD_KINDS = (("spc_drift", "Spc"), ("psi_drift", "Psi"), ("custom_drift", "Custom"))
+_DRIFT_CHECK_WINDOWS = """
+CREATE TABLE scouter.drift_arrivals (
+    drift_type text NOT NULL,
+    space text NOT NULL,
+    name text NOT NULL,
+    version text NOT NULL,
+    written_xid xid8 NOT NULL,
+    oldest timestamptz NOT NULL,
+    rows bigint NOT NULL
+);
+CREATE INDEX drift_arrivals_entity ON scouter.drift_arrivals (space, name, version, drift_type, written_xid);
+
+CREATE FUNCTION scouter.log_drift_arrivals() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO scouter.drift_arrivals (drift_type, space, name, version, written_xid, oldest, rows)
+    SELECT TG_ARGV[0], a.space, a.name, a.version, a.written_xid, min(a.created_at), count(*)
+    FROM arrived AS a
+    WHERE a.written_xid IS NOT NULL
+      AND EXISTS (SELECT 1 FROM scouter.drift_profile AS p
+                  WHERE p.space = a.space AND p.name = a.name AND p.version = a.version
+                    AND p.drift_type = TG_ARGV[0] AND p.active)
+    GROUP BY a.space, a.name, a.version, a.written_xid;
+    RETURN NULL;
+END
+$$;
+ALTER TABLE scouter.drift_profile ADD COLUMN previous_snapshot pg_snapshot;
+""" + "\n".join(
+    f"""ALTER TABLE scouter.{table} ADD COLUMN written_xid xid8;
+ALTER TABLE scouter.{table} ALTER COLUMN written_xid SET DEFAULT pg_current_xact_id();
+CREATE TRIGGER {table}_arrivals AFTER INSERT ON scouter.{table} REFERENCING NEW TABLE AS arrived
+    FOR EACH STATEMENT EXECUTE FUNCTION scouter.log_drift_arrivals('{kind}');"""
+    for table, kind in _RECORD_KINDS
+)
+
+# How many stored copies of each RabbitMQ message digest still wait for their ack to be confirmed: a redelivered
+# message matches only those, so a byte-identical message that was in flight, never stored, is stored when it comes
+# back. Rows written before this migration may have one such copy (the server may have died before acking it).
+_UNACKED_COPIES = """
+ALTER TABLE scouter.ingested_messages ADD COLUMN unacked integer NOT NULL DEFAULT 1;
+ALTER TABLE scouter.ingested_messages ALTER COLUMN unacked SET DEFAULT 0;
+"""
+
+# Daily compaction of the archive (actors/archive_compactor.py): an entry covers [hour, hour + span), one hour for
+# the archiver's objects and one day for a compacted one; objects whose entries a daily object replaced wait in
+# archive_retired until they are deleted from the store (a crash in between leaves the next pass the list).
+_ARCHIVE_COMPACTION = """
+ALTER TABLE scouter.archive_log ADD COLUMN span interval NOT NULL DEFAULT interval '1 hour';
+CREATE INDEX archive_log_hourly ON scouter.archive_log (kind, space, name, version, hour)
+    WHERE span = interval '1 hour';
+CREATE TABLE scouter.archive_retired (
+    object_path text PRIMARY KEY,
+    retired_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "default partitions", _DEFAULT_PARTITIONS),
     Migration(10, "drift engine leases", _DRIFT_ENGINE_LEASES),
     Migration(20, "alert dispatch outbox", _ALERT_DISPATCH),
     Migration(30, "archive parts", _ARCHIVE_PARTS),
+    Migration(130, "drift check windows", _DRIFT_CHECK_WINDOWS),
+    Migration(140, "unacknowledged copies of RabbitMQ messages", _UNACKED_COPIES),
+    Migration(310, "daily compaction of the archive", _ARCHIVE_COMPACTION),
 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import urllib.request
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -88,17 +90,40 @@ def s3_server() -> Iterator[S3Server]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_ALLOW_HTTP": "true",
     }
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
     try:
-        import boto3
+        with environment(env):
+            import boto3
 
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="archive")
-        yield S3Server(endpoint, "archive")
+            # moto keeps its buckets in the process, across servers: start every test from an empty one
+            reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+            urllib.request.urlopen(reset, timeout=10).close()
+            boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="archive")
+            yield S3Server(endpoint, "archive")
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """`values` set in os.environ (where obstore reads credentials and endpoints) inside the block, restored after."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        server.stop()
+
+
+@pytest.fixture
+def azurite_container() -> Iterator[str]:
+    """An Azure blob container named `archive` on a private Azurite (installed from npm on first use); obstore
+    reaches it through AZURE_STORAGE_USE_EMULATOR and AZURITE_BLOB_STORAGE_URL, set for the test."""
+    from tests.emulators import private_azurite
+
+    with private_azurite() as server, environment(server.env):
+        server.create_container("archive")
+        yield "archive"

@@ -13,6 +13,9 @@ import orjson
 import trio
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiormq.abc import ChannelFrame
+from pamqp import commands as spec
+from pamqp.header import ContentHeader
 from prometheus_client import CollectorRegistry
 from trio_asyncio import aio_as_trio
 
@@ -115,6 +118,25 @@ def spc_message(space: str, number: int, records: int = 3) -> bytes:
     )
 
 
+def observability_message(space: str, requests: int = 3) -> bytes:
+    """An observability report as the 0.6.4 client sends it: no timestamp, so two intervals of the same route with
+    equal counts are byte-identical messages."""
+    route = {
+        "route_name": "/predict",
+        "metrics": {"p5": 1.0, "p25": 2.0, "p50": 3.0, "p95": 9.0, "p99": 10.0},
+        "request_count": requests,
+        "error_count": 0,
+        "error_latency": 0.0,
+        "status_codes": {"200": requests},
+    }
+    record = {"space": space, "name": "model", "version": "1.0.0", "request_count": requests, "error_count": 0}
+    return orjson.dumps({"records": [{"Observability": {**record, "route_metrics": [route]}}]})
+
+
+async def observability_rows(db: Database, space: str) -> int:
+    return int(await db.fetchval("SELECT count(*) FROM scouter.observability_metric WHERE space = $1", space))
+
+
 def expected_values(numbers: Iterable[int], records: int = 3) -> list[float]:
     return sorted(float(n * records + i) for n in numbers for i in range(records))
 
@@ -181,17 +203,39 @@ async def produce(
 # --- RabbitMQ ------------------------------------------------------------------------------------------------
 
 
-async def _publish(url: str, queue: str, payloads: Sequence[bytes]) -> None:
+async def publish_as_the_client(
+    channel: aio_pika.abc.AbstractChannel, queue: str, payload: bytes, message_id: str | None = None
+) -> None:
+    """One ``basic.publish`` as the 0.6.4 client (lapin) sends it: default exchange, routing key = queue, and no
+    properties at all unless `message_id` is given. (aio-pika's own publish always adds a random message id, which
+    would make every test message look like one from a producer that sets ids.) `channel` must not use publisher
+    confirms."""
+    underlay = await channel.get_underlay_channel()
+    frames = [
+        spec.Basic.Publish(exchange="", routing_key=queue),
+        ContentHeader(properties=spec.Basic.Properties(message_id=message_id), body_size=len(payload)),
+        *underlay._split_body(payload),  # frames of at most the negotiated size
+    ]
+    drained = underlay.create_future()
+    async with underlay.lock:
+        await underlay.write_queue.put(
+            ChannelFrame.marshall(frames=frames, channel_number=underlay.number, drain_future=drained)
+        )
+    await drained
+
+
+async def _publish(url: str, queue: str, payloads: Sequence[bytes], message_id: str | None = None) -> None:
     connection = await aio_pika.connect(url)
     try:
-        channel = await connection.channel()
+        channel = await connection.channel(publisher_confirms=False)
         await channel.declare_queue(queue, durable=False, exclusive=False, auto_delete=False)  # as the client
         for payload in payloads:
-            await channel.default_exchange.publish(aio_pika.Message(payload), routing_key=queue)
+            await publish_as_the_client(channel, queue, payload, message_id)
     finally:
         await connection.close()
 
 
-async def publish(url: str, queue: str, payloads: Sequence[bytes]) -> None:
-    """Publish like the client does: default exchange, routing key = queue, default (transient) properties."""
-    await aio_as_trio(_publish)(url, queue, payloads)
+async def publish(url: str, queue: str, payloads: Sequence[bytes], message_id: str | None = None) -> None:
+    """Publish like the client does: default exchange, routing key = queue, default (transient) properties; with
+    `message_id`, every message carries that id (a producer that sets ids)."""
+    await aio_as_trio(_publish)(url, queue, payloads, message_id)

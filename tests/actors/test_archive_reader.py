@@ -9,9 +9,10 @@ import obstore
 import pytest
 from obstore.store import MemoryStore
 
-from actors.archive_reader import ArchiveReader
-from actors.archive_store import StoreHandle
+from actors.archive_reader import ArchiveReader, epoch_ns
+from actors.archive_store import StoreHandle, encode_parquet
 from actors.database import Database
+from scouter.archive import KINDS
 from scouter.queries import parse_drift_query
 from scouter.sql import SPC_BUCKETS, SPC_UNARCHIVED_BUCKETS
 
@@ -20,6 +21,7 @@ from .archive_support import OLD, archiver, insert, keys
 pytestmark = pytest.mark.postgres
 
 ENTITY = ("sp", "nm", "1")
+SPC = KINDS[0]
 
 
 def _query(points: int, begin: datetime, end: datetime):  # type: ignore[no-untyped-def]
@@ -106,3 +108,41 @@ async def test_a_listed_object_gone_missing_is_logged_and_skipped(
     assert 9 == sum(n for _, _, n, _ in archived)  # the second hour's 9 rows
     assert "1 archived objects listed in archive_log are missing" in caplog.text
     assert second not in caplog.text
+
+
+async def test_objects_archived_under_the_old_layout_are_read_with_the_new_ones(db: Database) -> None:
+    """An hour archived by an earlier version (raw segments, no entity tag in the file name: '100%' as is) and the
+    next hour archived now (encoded '100%25', tagged name): one query reads both, because the read-back follows the
+    paths archive_log recorded, whatever layout wrote them."""
+    entity = ("sp", "100%", "1")
+    old_rows = [(OLD + timedelta(minutes=m), *entity, "f0", float(m)) for m in range(0, 60, 10)]
+    new_rows = [(OLD + timedelta(hours=1, minutes=m), *entity, "f0", float(m)) for m in range(0, 60, 20)]
+    store = MemoryStore()
+    partition = f"year={OLD.year}/month={OLD.month}/day={OLD.day}/hour={OLD.hour}"
+    old_key = f"sp/100%/1/spc/{partition}/spc-{OLD:%Y%m%d%H}-0000.parquet"
+    data = encode_parquet(SPC, *entity, [(epoch_ns(r[0]) // 1000, r[4], r[5]) for r in old_rows])
+    obstore.put(store, old_key, data)
+    await insert(db, "spc_drift", old_rows)
+    await db.execute("UPDATE scouter.spc_drift SET archived = true")
+    await db.execute(
+        "INSERT INTO scouter.archive_log (kind, space, name, version, hour, part, object_path, rows, bytes)"
+        " VALUES ('spc', $1, $2, $3, $4, 0, $5, $6, $7)", *entity, OLD, old_key, len(old_rows), len(data),
+    )  # fmt: skip
+    await insert(db, "spc_drift", new_rows)
+    await archiver(db, store).run_once()
+    stored = keys(store)
+    assert 2 == len(stored)
+    assert old_key in stored
+    assert next(k for k in stored if k != old_key).startswith("sp/100%25/1/spc/")
+
+    args = {
+        "space": entity[0], "name": entity[1], "version": entity[2], "time_interval": "TwentyFourHours",
+        "max_data_points": "1", "drift_type": "Spc",
+        "begin_custom_datetime": (OLD - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end_custom_datetime": (OLD + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }  # fmt: skip
+    query = parse_drift_query(args, datetime.now(UTC))
+    reader = ArchiveReader(StoreHandle.of(store), 30)
+    live, archived = await reader.parts(db, "spc", query, SPC_UNARCHIVED_BUCKETS, _args(query))
+    assert [] == list(live)
+    assert [len(old_rows) + len(new_rows)] == [count for _, _, count, _ in archived]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,11 +18,14 @@ import pytest
 import trio
 from obstore.store import LocalStore, MemoryStore
 
+from actors.archive_reader import ArchiveReader, ManifestEntry
 from actors.archive_store import SCHEMAS, StorageError, StoreHandle, open_store, put_object
 from actors.archiver import ArchiveProgress
 from actors.database import Database, DatabaseHandle
 from actors.maintenance import MaintenanceActor
 from config import StorageSettings
+from scouter.archive import KINDS, entity_tag
+from scouter.queries import parse_drift_query
 
 from .archive_support import OLD, S3Server, archived_rows, archiver, insert, keys, metrics, read, s3_server
 
@@ -30,6 +34,7 @@ pytestmark = pytest.mark.postgres
 __all__ = ["s3_server"]  # the fixture, imported for the tests below
 
 HOUR = timedelta(hours=1)
+SPC = KINDS[0]
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_SCHEMAS = {
     "spc": [("created_at", "timestamp[ns]"), ("space", "string"), ("name", "string"), ("version", "string"),
@@ -42,9 +47,10 @@ EXPECTED_SCHEMAS = {
 
 
 def _path(kind: str, space: str, name: str, version: str, hour: datetime, part: int = 0) -> str:
+    tag = entity_tag(space, name, version)
     return (
         f"{space}/{name}/{version}/{kind}/year={hour.year}/month={hour.month}/day={hour.day}/hour={hour.hour}/"
-        f"{kind}-{hour:%Y%m%d%H}-{part:04d}.parquet"
+        f"{kind}-{hour:%Y%m%d%H}-{part:04d}-{tag}.parquet"
     )
 
 
@@ -246,28 +252,116 @@ async def test_late_rows_for_an_archived_hour_become_the_next_part(db: Database)
     assert [0, 1] == [r["part"] for r in await db.fetch("SELECT part FROM scouter.archive_log ORDER BY part")]
 
 
-HOSTILE = ["..", ".", "", "a/b", "/etc", "c\\d", "x\x01y", "tab\there", "\x7f", "é" * 200]
+#: Names upstream accepts that a naive layout would turn into other folders, or none.
+HOSTILE = [
+    "org/model",
+    "..",
+    ".",
+    "a\\b",
+    "%2e%2e",
+    "%2E%2E",
+    "/etc",
+    "../../escape",
+    "c\\..\\d",
+    "x\x01y",
+    "tab\there",
+    "\x7f",
+    "名前",
+    "Model",
+    "model",
+    "é" * 200,
+]
 
 
-async def test_unsafe_entity_names_are_quarantined_never_written(db: Database, tmp_path: Path) -> None:
-    """Rows whose space, name or version cannot be a path segment (inserted in SQL, past the codec) are never
-    written anywhere: they are copied to scouter.quarantine and deleted; nothing appears outside the storage root and
-    the good rows of the same pass are archived."""
-    hostile = []
+def _hostile_rows() -> list[tuple]:
+    rows = []
     for i, bad in enumerate(HOSTILE):
-        hostile.append((OLD + timedelta(minutes=i), bad, "nm", "1", "f", 1.0))
-        hostile.append((OLD + timedelta(minutes=i), "sp", bad, "1", "f", 1.0))
-        hostile.append((OLD + timedelta(minutes=i), "sp", "nm", bad, "f", 1.0))
+        for entity in ((bad, "nm", "1"), ("sp", bad, "1"), ("sp", "nm", bad)):
+            rows.append((OLD + timedelta(minutes=i), *entity, "f", float(i)))
+    return rows
+
+
+async def _read_back(db: Database, store: Any, entity: tuple[str, str, str]) -> list[tuple]:
+    """(feature, count, mean) of `entity` as the read-back computes it from the objects archive_log lists."""
+    manifest = await db.fetch(
+        "SELECT object_path, rows, bytes FROM scouter.archive_log WHERE kind = 'spc' AND space = $1 AND name = $2"
+        " AND version = $3", *entity,
+    )  # fmt: skip
+    reader = ArchiveReader(StoreHandle.of(store), 30)
+    query = parse_drift_query(
+        {"space": entity[0], "name": entity[1], "version": entity[2], "time_interval": "TwentyFourHours",
+         "max_data_points": "1", "drift_type": "Spc",
+         "begin_custom_datetime": (OLD - HOUR).strftime("%Y-%m-%dT%H:%M:%SZ"),
+         "end_custom_datetime": (OLD + HOUR).strftime("%Y-%m-%dT%H:%M:%SZ")},
+        datetime.now(UTC),
+    )  # fmt: skip
+    entries = [ManifestEntry(r["object_path"], r["rows"], r["bytes"]) for r in manifest]
+    return [(feature, count, mean) for feature, _, count, mean in await reader.aggregates(SPC, entries, query)]
+
+
+async def _check_hostile_names_archived(db: Database, store: Any) -> list[str]:
+    rows = _hostile_rows()
+    good = _spc(OLD, 2)
+    await insert(db, "spc_drift", rows + good)
+    report = await archiver(db, store).run_once()
+    assert (len(rows) + len(good), 0) == (report.rows, report.quarantined_rows)
+    assert 0 == await _count(db, "SELECT count(*) FROM scouter.spc_drift WHERE NOT archived")
+    assert sorted(rows + good) == archived_rows(store)
+    for i, bad in enumerate(HOSTILE):
+        for entity in ((bad, "nm", "1"), ("sp", bad, "1"), ("sp", "nm", bad)):
+            assert [("f", 1, float(i))] == await _read_back(db, store, entity), entity
+    stored = keys(store)
+    logged = sorted(r["object_path"] for r in await db.fetch("SELECT object_path FROM scouter.archive_log"))
+    assert logged == stored
+    for key in stored:
+        parts = key.split("/")
+        assert 9 == len(parts), key
+        assert all(part not in ("", ".", "..") for part in parts), key
+        assert all(part.isprintable() for part in parts), key
+    return stored
+
+
+async def test_names_upstream_accepts_are_archived_inside_the_local_root_and_read_back(
+    db: Database, tmp_path: Path
+) -> None:
+    """Spaces, names and versions with '/', '\\', dot names, escapes, control characters, names differing only in
+    case and over-long names are archived, each entity in its own encoded folders; nothing lands outside the storage
+    root and the read-back finds every row."""
+    root = tmp_path / "inner" / "root"
+    stored = await _check_hostile_names_archived(db, LocalStore(root, mkdir=True))
+    everything = await trio.to_thread.run_sync(_tree, tmp_path)
+    assert all(p == "inner" or p.startswith("inner/root") for p in everything), everything
+    files = [p for p in everything if p.endswith(".parquet")]
+    assert sorted(f"inner/root/{key}" for key in stored) == sorted(files)
+
+
+async def test_names_upstream_accepts_are_archived_inside_the_s3_prefix_and_read_back(
+    db: Database, s3_server: S3Server
+) -> None:
+    """The same names on the S3-compatible store: every object of the bucket under the prefix, one encoded segment
+    per name."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    bucket = f"names-{secrets.token_hex(4)}"  # a bucket of its own: moto keeps buckets across its servers
+    client.create_bucket(Bucket=bucket)
+    store = open_store(StorageSettings(uri=f"s3://{bucket}/scouter"))
+    stored = await _check_hostile_names_archived(db, store)
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    listed = sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+    assert ["scouter/" + k for k in stored] == listed
+
+
+async def test_empty_entity_names_are_quarantined_never_written(db: Database, tmp_path: Path) -> None:
+    """Rows with an empty space, name or version (inserted in SQL, past the codec) cannot become a folder: they are
+    copied to scouter.quarantine and deleted; the good rows of the same pass are archived."""
+    hostile = [(OLD, "", "nm", "1", "f", 1.0), (OLD, "sp", "", "1", "f", 1.0), (OLD, "sp", "nm", "", "f", 1.0)]
     good = _spc(OLD, 2)
     await insert(db, "spc_drift", hostile + good)
-    root = tmp_path / "inner" / "root"
+    root = tmp_path / "root"
     m = metrics()
     report = await archiver(db, LocalStore(root, mkdir=True), metrics=m).run_once()
-
     assert [_path("spc", "sp", "nm", "1.0.0", OLD)] == keys(LocalStore(root))
-    everything = await trio.to_thread.run_sync(_tree, tmp_path)
-    assert all(p.startswith("inner") for p in everything), everything
-    assert all(p == "inner" or p.startswith("inner/root") for p in everything), everything
     assert (1, 2, len(hostile)) == (report.objects, report.rows, report.quarantined_rows)
     assert 2 == await _count(db, "SELECT count(*) FROM scouter.spc_drift")
     quarantined = await db.fetch("SELECT source, reason, raw FROM scouter.quarantine")
@@ -356,7 +450,7 @@ async def test_actor_archives_at_start_and_then_every_interval(db: Database) -> 
     """The actor reports ready at once, archives at start-up, then again after its interval; it stops promptly."""
     await insert(db, "spc_drift", _spc(OLD, 2))
     store = MemoryStore()
-    actor = archiver(db, store, interval=0.3)
+    actor = archiver(db, store, interval=0.3, compact=False)  # counting hourly objects (compaction: its own tests)
     stop = trio.Event()
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:

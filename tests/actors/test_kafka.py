@@ -205,6 +205,77 @@ async def test_broker_restart_reconnects_and_starts_the_new_log_over(
     assert harness.counter("scouter_broker_reconnects_total", transport="kafka") >= 1
 
 
+async def test_broker_restart_keeping_its_log_resumes_without_loss_or_doubles(
+    harness: Harness, persistent_kafka_broker: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker stops and comes back on the same port with its log, topics and offsets (tansu on S3 storage):
+    readiness fails meanwhile, the consumer reconnects by itself, recognises the log as the one its positions
+    belong to (nothing is started over), and every message before and after the restart is stored exactly once."""
+    broker = persistent_kafka_broker
+    topic, group, space = unique("t"), unique("g"), unique("sp")
+    await create_topic(broker.brokers, topic, 2)
+    await produce(broker.brokers, topic, [spc_message(space, n) for n in range(100)])
+    failing_seen = trio.Event()
+
+    async def watch() -> None:
+        while not failing_seen.is_set():
+            if "kafka-0" in harness.board.problems():
+                failing_seen.set()
+            await trio.sleep(0.05)
+
+    async with harness.running(consumer(harness, settings_for(broker.brokers, topic, group))):
+        await wait_for_rows(harness.db, space, 300)
+        async with trio.open_nursery() as watcher:
+            watcher.start_soon(watch)
+            await trio.to_thread.run_sync(broker.stop)
+            with trio.fail_after(30):
+                await failing_seen.wait()
+        await trio.to_thread.run_sync(broker.start)
+        await produce(broker.brokers, topic, [spc_message(space, n) for n in range(100, 200)])  # no topic re-created
+        await wait_for_rows(harness.db, space, 600, within=90)
+        await trio.sleep(1)  # anything stored twice would show up by now
+        assert {} == harness.board.problems()
+    assert expected_values(range(200)) == await stored_values(harness.db, space)
+    assert [] == [r.message for r in caplog.records if "log was replaced" in r.message]
+    offsets = await harness.db.fetch(
+        "SELECT partition, next_offset FROM scouter.consumer_offsets WHERE consumer_group = $1", group
+    )
+    assert 200 == sum(r["next_offset"] for r in offsets)  # the log went on from where it was: offsets 0..199
+
+
+async def test_a_revoke_while_a_batch_is_held_past_the_grace_stores_nothing_twice(
+    db: Database, kafka_brokers: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kafka-0 owns both partitions and its batch is held at the writer (not started) when kafka-1 joins: the
+    revoke waits out its grace and hands a partition over with that batch still unstored, so kafka-1 reads the same
+    messages again. When the writer runs, the conditional offset upsert fences the later copy (the owner whose
+    batch commits second re-reads the stored positions): every record is stored exactly once."""
+    caplog.set_level(logging.INFO, logger="actors.kafka")
+    topic, group, space = unique("t"), unique("g"), unique("sp")
+    await create_topic(kafka_brokers, topic, 2)
+    await produce(kafka_brokers, topic, [spc_message(space, n) for n in range(40)])
+    settings = settings_for(kafka_brokers, topic, group, session_timeout_ms=3000, max_batch=40)  # grace: 3 s
+    async with Harness.open(db, writer=False) as harness:
+        async with harness.running(consumer(harness, settings, 0)):
+            await harness.wait_for_write_request()  # kafka-0's batch, unanswered
+            async with harness.running(consumer(harness, settings, 1)):
+                with trio.fail_after(60):
+                    while not any(r.message.startswith("kafka-1: assigned") for r in caplog.records):
+                        await trio.sleep(0.1)
+                    while harness.writer.inbox.statistics().current_buffer_used < 2:  # kafka-1's copy queued
+                        await trio.sleep(0.05)
+                await harness.start_writer()
+                await wait_for_rows(harness.db, space, 120)
+                await produce(kafka_brokers, topic, [spc_message(space, n) for n in range(40, 80)])
+                await wait_for_rows(harness.db, space, 240)
+                await trio.sleep(1)  # anything stored twice would show up by now
+        assert expected_values(range(80)) == await stored_values(harness.db, space)
+    revoked = [r.message for r in caplog.records if "revoked while a batch was still being stored" in r.message]
+    assert ["kafka-0: partitions revoked while a batch was still being stored"] == revoked
+    offsets = await db.fetch("SELECT next_offset FROM scouter.consumer_offsets WHERE consumer_group = $1", group)
+    assert 80 == sum(r["next_offset"] for r in offsets)
+
+
 async def _committed(brokers: str, group: str, topic: str, partitions: int) -> dict[int, int | None]:
     reader = AIOKafkaConsumer(bootstrap_servers=brokers, group_id=group, enable_auto_commit=False)
     await reader.start()

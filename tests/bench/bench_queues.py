@@ -12,7 +12,9 @@ For each transport, in one run, on backlogs of client-shaped messages (3 SPC rec
 * **raw COPY**: the same rows COPYed by plain asyncpg, one transaction per 1,000 messages, for reference, and
   **decode only**: `decode_server_records` over the same messages (the floor of what any pipeline adds);
 * **RSS**: the real server (`scouter serve`) draining backlogs 10x and 40x its writer inbox (1,000 requests), its
-  peak resident memory sampled every 20 ms: bounded, and flat in the backlog's size.
+  peak resident memory sampled every 20 ms: bounded, and flat in the backlog's size (40x / 10x <= 1.25).
+
+ours must store every record of the backlog exactly once (counted afterwards). Targets missed: exit 1.
 """
 
 from __future__ import annotations
@@ -50,11 +52,13 @@ from actors.rabbitmq import RabbitConsumerActor
 from actors.writer import WriterActor, open_inbox
 from config import DatabaseSettings, KafkaSettings, RabbitSettings
 from scouter.records import SPC_COLUMNS, decode_server_records
-from tests.services import ensure_kafka, ensure_postgres, ensure_rabbitmq, scratch_database
+from tests.bench.common import SMOKE, Verdicts, bench_postgres, check, sizes
+from tests.services import ensure_kafka, ensure_rabbitmq, scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = 3
 WRITER_INBOX = 1000
+RSS_UNIT = sizes(WRITER_INBOX, 30)  # the RSS backlogs are 10x and 40x this (the writer's inbox in a full run)
 
 
 def payloads(count: int, space: str) -> list[bytes]:
@@ -417,10 +421,24 @@ def prepare(dsn: str) -> None:
     trio.run(main)
 
 
-def bench_kafka(total: int, consumers: int) -> dict[str, float]:
+async def _stored(dsn: str, space: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM scouter.spc_drift WHERE space = $1", space))
+    finally:
+        await conn.close()
+
+
+def check_stored(dsn: str, space: str, total: int) -> None:
+    """ours stored every record of the backlog exactly once."""
+    got = asyncio.run(_stored(dsn, space))
+    check(got == total * RECORDS, f"{space}: {got:,} records stored, the backlog had {total * RECORDS:,}")
+
+
+def bench_kafka(server: str, total: int, consumers: int) -> dict[str, float]:
     brokers = ensure_kafka()
     figures: dict[str, float] = {}
-    with scratch_database(ensure_postgres(), prefix="scouter_bench_") as dsn:
+    with scratch_database(server, prefix="scouter_bench_") as dsn:
         prepare(dsn)
         space = f"bench_{secrets.token_hex(3)}"
         messages = payloads(total, space)
@@ -444,10 +462,11 @@ def bench_kafka(total: int, consumers: int) -> dict[str, float]:
 
         figures["ours"], stats = run_ours(dsn, total, actors, partitions=consumers)
         figures["flushes"] = stats["flushes"]
+        check_stored(dsn, space, total)
     with tempfile.TemporaryDirectory(prefix="scouter-bench-") as scratch:
         for factor in (10, 40):
-            backlog = WRITER_INBOX * factor
-            with scratch_database(ensure_postgres(), prefix="scouter_bench_") as dsn:
+            backlog = RSS_UNIT * factor
+            with scratch_database(server, prefix="scouter_bench_") as dsn:
                 space = f"bench_{secrets.token_hex(3)}"
                 topic = f"bench_rss_{secrets.token_hex(4)}"
                 asyncio.run(kafka_backlog(brokers, topic, consumers, payloads(backlog, space)))
@@ -466,12 +485,12 @@ def bench_kafka(total: int, consumers: int) -> dict[str, float]:
     return figures
 
 
-def bench_rabbitmq(total: int, consumers: int, prefetch: int) -> dict[str, float]:
+def bench_rabbitmq(server: str, total: int, consumers: int, prefetch: int) -> dict[str, float]:
     url = ensure_rabbitmq()
     figures: dict[str, float] = {}
     queues: list[str] = []
     try:
-        with scratch_database(ensure_postgres(), prefix="scouter_bench_") as dsn:
+        with scratch_database(server, prefix="scouter_bench_") as dsn:
             prepare(dsn)
             space = f"bench_{secrets.token_hex(3)}"
             messages = payloads(total, space)
@@ -498,10 +517,11 @@ def bench_rabbitmq(total: int, consumers: int, prefetch: int) -> dict[str, float
 
                     figures["ours"], stats = run_ours(dsn, total, actors)
                     figures["flushes"] = stats["flushes"]
+            check_stored(dsn, space, total)
         with tempfile.TemporaryDirectory(prefix="scouter-bench-") as scratch:
             for factor in (10, 40):
-                backlog = WRITER_INBOX * factor
-                with scratch_database(ensure_postgres(), prefix="scouter_bench_") as dsn:
+                backlog = RSS_UNIT * factor
+                with scratch_database(server, prefix="scouter_bench_") as dsn:
                     space = f"bench_{secrets.token_hex(3)}"
                     queue = f"bench_rss_{secrets.token_hex(4)}"
                     queues.append(queue)
@@ -534,42 +554,51 @@ def asyncpg_clear(dsn: str) -> None:
     asyncio.run(run())
 
 
-def report(name: str, total: int, figures: dict[str, float], setup: str) -> None:
+def report(name: str, total: int, figures: dict[str, float], setup: str, verdicts: Verdicts) -> None:
     records = RECORDS
-    print(f"\n{name}: {total:,} messages x {records} records, {setup}")
+    print(f"\n{name}: {total:,} messages x {records} records, {setup}{' (smoke sizes)' if SMOKE else ''}")
     print(
         f"  ours, end to end into PostgreSQL:   {figures['ours'] * records:>10,.0f} records/s"
-        f"  ({figures['ours']:,.0f} msg/s, {figures['flushes']:.0f} writer flushes)"
+        f"  ({figures['ours']:,.0f} msg/s, {figures['flushes']:.0f} flushes; {total * records:,} stored once)"
     )
     for variant, label in (("bare_trio", "under trio-asyncio"), ("bare_asyncio", "under plain asyncio")):
-        ratio = figures["ours"] / figures[variant]
-        print(
-            f"  bare library {label + ':':<22}{figures[variant] * records:>10,.0f} records/s"
-            f"  (ours / bare = {ratio:.2f})"
-        )
+        print(f"  bare library {label + ':':<22}{figures[variant] * records:>10,.0f} records/s")
     print(f"  raw asyncpg COPY, same rows:       {figures['raw_copy']:>10,.0f} records/s")
     print(f"  decode only (scouter.records):     {figures['decode_only']:>10,.0f} records/s")
     for factor in (10, 40):
         print(
-            f"  server draining {WRITER_INBOX * factor:>6,} messages:     "
+            f"  server draining {RSS_UNIT * factor:>6,} messages:     "
             f"peak RSS {figures[f'rss_{factor}x_mib']:>6.0f} MiB  ({figures[f'drain_{factor}x_s']:.1f} s incl. start)"
         )
+    transport = name.split()[0]
+    verdicts.ratio(f"{transport} ours / bare library under trio-asyncio", figures["ours"], figures["bare_trio"],
+                   target=0.7)  # fmt: skip
+    verdicts.ratio(f"{transport} ours / bare library under asyncio", figures["ours"], figures["bare_asyncio"],
+                   target=0.7)  # fmt: skip
+    verdicts.ratio(f"{transport} ours / raw COPY (reference)", figures["ours"] * records, figures["raw_copy"])
+    verdicts.target(f"{transport} peak RSS, 40x / 10x backlog", figures["rss_40x_mib"] / figures["rss_10x_mib"], "",
+                    1.25, at_most=True)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("messages", type=int, nargs="?", default=50_000)
+    parser.add_argument("messages", type=int, nargs="?", default=sizes(50_000, 300))
     parser.add_argument("--only", choices=("kafka", "rabbitmq"))
     parser.add_argument("--consumers", type=int, default=3, help="consumers (and Kafka partitions); default 3")
     parser.add_argument("--prefetch", type=int, default=100, help="RabbitMQ prefetch; default 100")
     args = parser.parse_args(argv)
+    server = bench_postgres()
+    verdicts = Verdicts()
     results: dict[str, dict[str, float]] = {}
     if args.only in (None, "kafka"):
-        results["kafka"] = bench_kafka(args.messages, args.consumers)
-        report("Kafka (tansu, gzip)", args.messages, results["kafka"], f"{args.consumers} consumers / partitions")
+        results["kafka"] = bench_kafka(server, args.messages, args.consumers)
+        report("Kafka (tansu, gzip)", args.messages, results["kafka"], f"{args.consumers} consumers / partitions",
+               verdicts)  # fmt: skip
     if args.only in (None, "rabbitmq"):
-        results["rabbitmq"] = bench_rabbitmq(args.messages, args.consumers, args.prefetch)
-        report("RabbitMQ", args.messages, results["rabbitmq"], f"{args.consumers} consumers, prefetch {args.prefetch}")
+        results["rabbitmq"] = bench_rabbitmq(server, args.messages, args.consumers, args.prefetch)
+        report("RabbitMQ", args.messages, results["rabbitmq"],
+               f"{args.consumers} consumers, prefetch {args.prefetch}", verdicts)  # fmt: skip
+    verdicts.finish()
     return results
 
 

@@ -21,6 +21,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.actors.brokers import publish_as_the_client
 from tests.e2e.conftest import ROOT, LiveServer, clean_environment, free_port_pair
 
 
@@ -135,10 +136,10 @@ def publish(url: str, queue: str, payloads: Sequence[bytes]) -> None:
     async def run() -> None:
         connection = await aio_pika.connect(url)
         try:
-            channel = await connection.channel()
+            channel = await connection.channel(publisher_confirms=False)
             await channel.declare_queue(queue, durable=False, exclusive=False, auto_delete=False)
             for payload in payloads:
-                await channel.default_exchange.publish(aio_pika.Message(payload), routing_key=queue)
+                await publish_as_the_client(channel, queue, payload)
         finally:
             await connection.close()
 

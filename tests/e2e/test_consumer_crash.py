@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.actors.brokers import spc_message
+from tests.actors.brokers import observability_message, spc_message
 from tests.e2e.brokers import create_topic, produce, publish, query, server_env, start_server, wait_until
-from tests.e2e.conftest import LiveServer
+from tests.e2e.conftest import LiveServer, free_port_pair
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
 
@@ -112,3 +113,47 @@ def test_kill_9_mid_stream_then_restart_stores_every_record_once(
     values = [r["value"] for r in query(dsn, "SELECT value FROM scouter.spc_drift WHERE space = $1", space)]
     assert MESSAGES * 3 == len(values)
     assert sorted(float(v) for v in range(MESSAGES * 3)) == sorted(values)
+
+
+def _metric(server: LiveServer, name: str) -> float:
+    """A counter's value from the server's /metrics (0 when not exported yet)."""
+    for line in httpx.get(f"{server.url}/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + "{") and 'transport="rabbitmq"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_kill_9_between_store_and_ack_stores_identical_reports_once(fresh_database_dsn: str, rabbitmq_url: str) -> None:
+    """Two byte-identical observability reports (one route, equal counts) are stored, then the server is killed
+    with SIGKILL while their ack is held back: the broker redelivers them, flagged, to the next server, which
+    recognises them and stores nothing again. Two more identical reports sent to it are first deliveries: stored."""
+    dsn = fresh_database_dsn
+    space = f"crash_identical_{secrets.token_hex(3)}"
+    queue = f"scouter_crash_{secrets.token_hex(4)}"
+    report = observability_message(space)
+
+    def stored() -> int:
+        return int(query(dsn, "SELECT count(*) FROM scouter.observability_metric WHERE space = $1", space)[0][0])
+
+    with tempfile.TemporaryDirectory(prefix="scouter-crash-") as scratch:
+        extra = {"RABBITMQ_ADDR": rabbitmq_url, "RABBITMQ_QUEUE": queue, "RABBITMQ_CONSUMER_COUNT": "1"}
+        env = server_env(dsn, Path(scratch), **extra, SCOUTER_TEST_ACK_DELAY="5")
+        publish(rabbitmq_url, queue, [report, report])
+        first = start_server(env, "tests.e2e.slow_ack_server")
+        try:
+            wait_until(lambda: stored() == 2, 60, "both reports", first)
+            _kill(first)  # the last batch's ack waits 5 s: the kill lands between its COMMIT and its ack
+        finally:
+            if first.proc.poll() is None:
+                _kill(first)
+        second = start_server({**env, "SCOUTER_SERVER_PORT": str(free_port_pair())})  # the old port may be taken
+        try:
+            wait_until(lambda: _metric(second, "scouter_broker_messages_duplicate_total") >= 1, 60, "the redelivery")
+            assert 2 == stored()
+            publish(rabbitmq_url, queue, [report, report])
+            wait_until(lambda: stored() == 4, 60, "two more reports", second)
+            time.sleep(1)
+        finally:
+            code = second.stop()
+        assert 0 == code, second.log()[-4000:]
+    assert 4 == stored()

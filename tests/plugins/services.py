@@ -57,6 +57,14 @@ def private_kafka_broker() -> Iterator[services.KafkaBroker]:
 
 
 @pytest.fixture
+def persistent_kafka_broker() -> Iterator[services.KafkaBroker]:
+    """A tansu broker owned by this test alone whose log and offsets survive `.stop()`/`.start()` (S3 storage on
+    a private moto server)."""
+    with services.persistent_kafka() as broker:
+        yield broker
+
+
+@pytest.fixture
 def private_postgres_server() -> Iterator[services.PostgresServer]:
     """A PostgreSQL server owned by this test alone, safe to `.stop()`/`.start()` (data and port are kept)."""
     with services.private_postgres() as server:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,14 +16,13 @@ from scouter.profile_requests import (
     parse_profile_request,
     parse_profile_status,
 )
+from tests.captures import http_session
 
-CAPTURES = Path("/work/shared/spec/captures")
 NOW = datetime(2026, 11, 22, 17, 6, 40, 317590, tzinfo=UTC)
 
 
 def _captured(method: str, path: str) -> list[dict[str, Any]]:
-    lines = [json.loads(line) for line in (CAPTURES / "http_session.jsonl").read_text().splitlines() if line]
-    return [line["body_json"] for line in lines if line.get("method") == method and line.get("path") == path]
+    return [line["body_json"] for line in http_session() if line.get("method") == method and line.get("path") == path]
 
 
 @pytest.mark.parametrize("body", _captured("POST", "/scouter/profile"), ids=lambda body: body["drift_type"])
@@ -105,5 +103,8 @@ def test_get_profile_query() -> None:
     assert GetProfile("cap", "model", "1.0.0", "Psi") == parse_get_profile(args)
     with pytest.raises(ProfileRequestError, match="drift_type: missing field"):
         parse_get_profile({k: v for k, v in args.items() if k != "drift_type"})
-    with pytest.raises(ProfileRequestError, match="space: must not contain"):
-        parse_get_profile({**args, "space": "a/b"})
+    with pytest.raises(ProfileRequestError, match="space: must not be empty"):
+        parse_get_profile({**args, "space": ""})
+    assert GetProfile("a/b", "..", "%2e", "Psi") == parse_get_profile(
+        {**args, "space": "a/b", "name": "..", "version": "%2e"}
+    )

@@ -1,6 +1,7 @@
-"""Runs the real `scouter serve` path with test-only additions: a slow route, or a child that keeps crashing.
+"""Runs the real `scouter serve` path with test-only additions: a slow route, a child that keeps crashing, or a route
+that kills any child of the running tree (`Monitor.kill`).
 
-Usage: python -m tests.supervisors.server_script {plain|slow|crash}
+Usage: python -m tests.supervisors.server_script {plain|slow|crash|killable}
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
+import attrs
 import trio
 from quart import request
 
@@ -36,6 +38,18 @@ def _build(mode: str):  # type: ignore[no-untyped-def]
                 return {"slept": seconds}
 
             tree.app.add_url_rule("/test/slow", "slow", slow)
+        if mode == "killable":
+            monitor = tree.monitor
+
+            async def kill() -> dict[str, str]:
+                child = request.args["child"]
+                monitor.kill(child)  # killing "scouter/http" cancels this very request: its client sees a disconnect
+                return {"killed": child}
+
+            tree.app.add_url_rule("/test/kill", "kill", kill, methods=["POST"])
+            # A test that kills every child in turn would exceed the top's real intensity (3 in 30 s) by design;
+            # the intensity itself is tested in tests/supervisors/test_supervisor.py and test_cli.py.
+            tree = attrs.evolve(tree, spec=attrs.evolve(tree.spec, intensity=100))
         return tree
 
     return build

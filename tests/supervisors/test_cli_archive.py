@@ -76,7 +76,13 @@ def test_one_pass_archives_and_exits_0(fresh_database_dsn: str, tmp_path: Path) 
     assert 0 == second.returncode, second.stderr
     assert "archived 30 rows in 3 objects" in second.stdout
     assert str(store) in second.stdout
-    assert 3 == len(list(store.rglob("*.parquet")))
+    # the 3 hours' objects, of complete days, are compacted into one object per day, the only ones listed
+    objects = sorted(str(p.relative_to(store)) for p in store.rglob("*.parquet"))
+    logged = _sql(fresh_database_dsn, "SELECT object_path, span FROM scouter.archive_log ORDER BY object_path")
+    assert objects == [r["object_path"] for r in logged]
+    assert {timedelta(days=1)} == {r["span"] for r in logged}
+    assert all("/hour=" not in key for key in objects)
+    assert f"compacted {len(objects)} complete days (3 objects into {len(objects)})" in second.stdout
     assert [(True, 30)] == [
         (r["archived"], r["n"])
         for r in _sql(fresh_database_dsn, "SELECT archived, count(*) AS n FROM scouter.spc_drift GROUP BY 1")

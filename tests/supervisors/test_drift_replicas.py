@@ -1,9 +1,10 @@
 """Two real `scouter serve` processes on one database share the drift checks: each due time of each profile is
-checked exactly once, by one of them, and every check's alerts are stored once.
+checked exactly once, by one of them, the checks' windows tile time, and each drifting record raises one alert.
 
-A trigger logs every successful reschedule (due time checked, next due time set, worker). Per profile the logged due
-times must form one unbroken chain from the first due time (none skipped, none twice), the number of alert rows must
-equal the number of checks, both processes must have taken part, and a graceful stop must leave nothing processing.
+A trigger logs every successful reschedule (due time checked, next due time set, the window read, worker). Per
+profile the logged due times must form one unbroken chain from the first due time (none skipped, none twice), the
+windows one unbroken chain too, the one drifting record one alert, both processes must have taken part, and a
+graceful stop must leave nothing processing.
 """
 
 from __future__ import annotations
@@ -34,13 +35,17 @@ PROFILES = 200
 ROUNDS = 3  # due times per profile to wait for
 T = TypeVar("T")
 
-# Every successful check moves previous_run: log which due time was checked, by whom, and the next due time set.
+# Every successful check moves previous_run (its window's bound): log which due time was checked, by whom, the next
+# due time set and the window read.
 CHECK_LOG = """
-CREATE TABLE public.check_log (uid text, due timestamptz, next timestamptz, worker text);
+CREATE TABLE public.check_log (
+    uid text, due timestamptz, next timestamptz, worker text, window_start timestamptz, window_end timestamptz
+);
 CREATE FUNCTION public.log_check() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.previous_run IS DISTINCT FROM OLD.previous_run THEN
-        INSERT INTO public.check_log VALUES (NEW.uid, NEW.previous_run, NEW.next_run, OLD.claimed_by);
+        INSERT INTO public.check_log
+            VALUES (NEW.uid, OLD.next_run, NEW.next_run, OLD.claimed_by, OLD.previous_run, NEW.previous_run);
     END IF;
     RETURN NEW;
 END $$;
@@ -134,12 +139,11 @@ async def _plant(conn: asyncpg.Connection) -> dt.datetime:
     await conn.execute(CHECK_LOG)
     now: dt.datetime = await conn.fetchval("SELECT now()")
     due = now - dt.timedelta(seconds=1)
-    future = now + dt.timedelta(days=1)  # every check of the test window sees this data
     async with conn.transaction():  # profiles become due with their data, not before it
         for i in range(PROFILES):
             profile = custom_profile({"mae": 1.0}, {"mae": ("Above", None)}, name=f"m{i:03}", schedule="*/2 * * * * *")
             await insert_profile(conn, profile, due, None)
-        rows = [(future, "cap", f"m{i:03}", "1.0.0", "mae", 2.0) for i in range(PROFILES)]
+        rows = [(due, "cap", f"m{i:03}", "1.0.0", "mae", 2.0) for i in range(PROFILES)]  # judged by the first check
         await copy_rows(conn, "custom_drift", CUSTOM_COLUMNS, rows)
     return due
 
@@ -157,6 +161,12 @@ async def _progress(conn: asyncpg.Connection) -> tuple[int, int]:
 async def _results(conn: asyncpg.Connection) -> dict[str, Any]:
     return {
         "log": [tuple(r) for r in await conn.fetch("SELECT uid, due, next, worker FROM public.check_log")],
+        "windows": [
+            tuple(r)
+            for r in await conn.fetch(
+                "SELECT uid, window_start, window_end FROM public.check_log ORDER BY 2 NULLS FIRST"
+            )
+        ],
         "profiles": {
             r["uid"]: (r["status"], r["next_run"]) for r in await conn.fetch("SELECT * FROM scouter.drift_profile")
         },
@@ -193,6 +203,12 @@ def test_two_servers_check_each_due_time_exactly_once(servers: list[Server], fre
         assert first_due == chain[0][0]
         assert [nxt for _, nxt in chain[:-1]] == [due for due, _ in chain[1:]]  # no due time skipped
         assert ("pending", chain[-1][1]) == results["profiles"][uid]
-        assert len(chain) == results["alerts"][results["names"][uid]]
+        assert 1 == results["alerts"][results["names"][uid]]  # its one drifting record, judged once
+    windows: dict[str, list[tuple[dt.datetime, dt.datetime]]] = {}
+    for uid, start, end in results["windows"]:
+        windows.setdefault(uid, []).append((start, end))
+    for chain in windows.values():
+        assert chain[0][0] is None  # never checked: the first window starts at the beginning
+        assert [end for _, end in chain[:-1]] == [start for start, _ in chain[1:]]  # no overlap, no gap
     pids = {worker.split("/")[0].rsplit(":", 1)[1] for *_, worker in log}
     assert {str(s.proc.pid) for s in servers} == pids

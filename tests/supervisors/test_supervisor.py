@@ -10,6 +10,7 @@ import trio
 import trio.testing
 
 from supervisors import (
+    ChildKilled,
     ChildSpec,
     ChildState,
     Monitor,
@@ -367,3 +368,57 @@ async def test_restart_listener_sees_every_restart(mock_clock: trio.testing.Mock
         await run_until(spec, 5, monitor)
     assert ["root/b", "root/b"] == heard
     assert {"root/b": 2} == monitor.restarts()
+
+
+async def test_a_killed_child_is_restarted_as_a_crash(
+    mock_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Monitor.kill cancels a running child where it is (no stop event, no grace); its supervisor handles it as a
+    crash: rest_for_one restarts it and those after it, counts the restart, and a nested child is found by path."""
+    monitor = Monitor(("root",))
+    journal = Journal()
+    killed_with: list[BaseException] = []
+
+    async def cleanup_on_cancel(stop: trio.Event, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        journal.note("start b")
+        task_status.started()
+        try:
+            await stop.wait()
+        except trio.Cancelled as cancelled:
+            killed_with.append(cancelled)
+            journal.note("b cancelled")
+            raise
+        journal.note("stop b")
+
+    sub = SupervisorSpec(children=(ChildSpec("leaf", polite(journal, "leaf")),))
+    spec = SupervisorSpec(
+        children=(
+            ChildSpec("a", polite(journal, "a")),
+            ChildSpec("b", cleanup_on_cancel, shutdown=math.inf),
+            ChildSpec("sub", functools.partial(supervise, sub, monitor=monitor.child("sub")), shutdown=math.inf),
+        ),
+        strategy=Strategy.REST_FOR_ONE,
+    )
+    stop = trio.Event()
+    with trio.fail_after(3600):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(functools.partial(supervise, spec, stop, monitor=monitor))
+            await trio.sleep(1)
+            monitor.kill("root/b")
+            await trio.sleep(1)
+            assert monitor.ready()
+            monitor.kill("root/sub/leaf")
+            await trio.sleep(1)
+            with pytest.raises(LookupError, match="root/nope"):
+                monitor.kill("root/nope")
+            stop.set()
+    assert [
+        "start a", "start b", "start leaf",
+        "b cancelled", "stop leaf",
+        "start b", "start leaf",
+        "start leaf",
+        "stop leaf", "stop b", "stop a",
+    ] == journal.names()  # fmt: skip
+    assert 1 == len(killed_with)
+    assert {"root/b": 1, "root/sub/leaf": 1} == monitor.restarts()
+    assert f"root/b crashed: {ChildKilled('b')!r}" in caplog.text

@@ -8,30 +8,22 @@ The `client_api` fixture (conftest.py) yields a `ClientApi`:
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import attrs
 
 from actors.database import Database
 from actors.writer import WriterActor
+from tests.captures import http_session
 
 from ..auth_support import Api, bearer
-
-CAPTURES = Path("/work/shared/spec/captures")
-
-
-def session() -> list[dict[str, Any]]:
-    """Every line of the captured client session."""
-    return [json.loads(line) for line in (CAPTURES / "http_session.jsonl").read_text().splitlines() if line]
 
 
 def captured(method: str, path: str, status: int | None = 200) -> list[dict[str, Any]]:
     """Captured exchanges of `method path` (with that response status, unless None)."""
     return [
         line
-        for line in session()
+        for line in http_session()
         if line.get("method") == method and line.get("path") == path and status in (None, line.get("status"))
     ]
 

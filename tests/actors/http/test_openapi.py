@@ -24,8 +24,7 @@ from actors.http import (
 from actors.http._openapi import is_hidden
 from actors.metrics import ScouterMetrics
 from config import load_settings
-
-from .support import session
+from tests.captures import http_session
 
 BLUEPRINTS = API_BLUEPRINTS
 #: Routes left out of the document on purpose: the dashboard's page and files, the documentation itself.
@@ -131,7 +130,7 @@ def test_captured_responses_match_the_documented_schemas(document: dict[str, Any
     """Every response of the real client session (captures/http_session.jsonl) is valid against the schema the
     document gives its route and status, except answers the capture harness injected."""
     checked = 0
-    for line in session():
+    for line in http_session():
         if "method" not in line:
             continue
         method, path, status, body = line["method"], line["path"], line["status"], line["response_body"]
@@ -168,7 +167,7 @@ def test_client_parsed_shapes_reject_what_the_client_rejects(document: dict[str,
     tagged = _validator(document, _response_schema(document, "GET", "/scouter/profile", 200))
     profile = next(
         line
-        for line in session()
+        for line in http_session()
         if (line.get("method"), line.get("path"), line.get("status")) == ("GET", "/scouter/profile", 200)
     )
     assert tagged.is_valid(profile["response_body"])

@@ -92,7 +92,7 @@ async def test_reregistering_replaces_profile_and_schedule_but_keeps_active(clie
             lambda p: p["config"]["alert_config"].update(schedule="0 61 * * * *"),
             "Invalid drift profile: config.alert_config.schedule: invalid cron '0 61 * * * *'",
         ),
-        (lambda p: p["config"].update(name="a/b"), "Invalid drift profile: config.name: must not contain '/'"),
+        (lambda p: p["config"].update(name=""), "Invalid drift profile: config.name: must not be empty"),
     ],
 )
 async def test_bad_profiles_are_400_and_store_nothing(client_api: ClientApi, change: Any, message: str) -> None:
