@@ -7,11 +7,15 @@ transaction, and answers every sender only after COMMIT, so a transport acknowle
 * A data error (a bad row) does not sink the others: the batch is retried one request per transaction and only the
   offending sender gets the error.
 * The database being unavailable is retried with capped backoff; senders wait (or give up on their own timeout).
+  A connection lost during a transaction may have lost only COMMIT's reply: before writing the group again, the
+  writer asks PostgreSQL what became of that transaction (``pg_xact_status`` of the id it read inside it), so a
+  committed group is answered, not stored twice (HTTP rows have no dedupe hook to catch that).
 * On stop it drains what is queued, then returns. The tree owns the inbox, so a restarted writer finds it intact.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -22,6 +26,7 @@ import attrs
 import trio
 
 from scouter.records import CUSTOM_COLUMNS, OBSERVABILITY_COLUMNS, PSI_COLUMNS, SPC_COLUMNS, DecodedBatch
+from scouter.sql import CURRENT_XACT_ID, END_ORPHANED_TRANSACTION, XACT_STATUS
 
 from .database import UNAVAILABLE, DatabaseHandle
 from .metrics import ScouterMetrics
@@ -88,10 +93,21 @@ _TABLES = (
 )
 
 
-async def _commit(conn: asyncpg.Connection, requests: Sequence[WriteRequest]) -> list[bool]:
+@attrs.define
+class _Attempt:
+    """What one transaction learnt before its COMMIT: enough to find out later whether that COMMIT happened."""
+
+    xid: int | None = None  # the transaction's id (xid8), read inside it
+    pid: int | None = None  # its server process, ended if it still holds the transaction open
+    fresh: list[bool] | None = None  # per request, whether its rows were new (set just before COMMIT)
+
+
+async def _commit(conn: asyncpg.Connection, requests: Sequence[WriteRequest], attempt: _Attempt) -> list[bool]:
     """One transaction for all ``requests`` (asyncio side); per request, whether its rows were new."""
     fresh: list[bool] = []
     async with conn.transaction():
+        attempt.pid = conn.get_server_pid()
+        attempt.xid = int(await conn.fetchval(CURRENT_XACT_ID))
         for request in requests:
             fresh.append(request.in_transaction is None or await request.in_transaction(conn))
         kept = [r.batch for r, new in zip(requests, fresh, strict=True) if new]
@@ -99,7 +115,28 @@ async def _commit(conn: asyncpg.Connection, requests: Sequence[WriteRequest]) ->
             rows = [row for batch in kept for row in getattr(batch, attribute)]
             if rows:
                 await conn.copy_records_to_table(table, records=rows, columns=columns, schema_name="scouter")
+        attempt.fresh = fresh
     return fresh
+
+
+async def _committed(conn: asyncpg.Connection, attempt: _Attempt) -> bool:
+    """Whether ``attempt``'s transaction committed (asyncio side), once PostgreSQL knows for sure."""
+    while True:
+        try:
+            status = await conn.fetchval(XACT_STATUS, str(attempt.xid))
+        except asyncpg.InvalidParameterValueError:  # "in the future": another server (a failover) never saw it
+            return False
+        if status == "committed":
+            return True
+        if status != "in progress":  # aborted; or None, too old to know: writing again risks a duplicate, not a loss
+            return False
+        # Its server process has not noticed yet that we are gone (a half-open connection). End it: a COMMIT it has
+        # begun still completes, anything else is rolled back, and then the answer is final.
+        try:
+            await conn.execute(END_ORPHANED_TRANSACTION, attempt.pid, str(attempt.xid))
+        except asyncpg.InsufficientPrivilegeError:  # not ours to end (a pooler's session): wait for the server
+            await asyncio.sleep(1.0)
+        await asyncio.sleep(0.05)
 
 
 @attrs.define
@@ -180,10 +217,20 @@ class WriterActor:
 
     async def _commit_with_retry(self, group: list[WriteRequest]) -> list[bool]:
         delay = 0.1
+        unsure: _Attempt | None = None  # a transaction cut off after it began: it may have committed
         while True:
+            attempt = _Attempt()
             try:
-                return await self.handle.get().run(_commit, group)
+                if unsure is not None:
+                    if await self.handle.get().run(_committed, unsure):
+                        log.warning("the lost COMMIT had gone through: the group is stored, not writing it again")
+                        assert unsure.fresh is not None  # set before COMMIT was sent
+                        return unsure.fresh
+                    unsure = None
+                return await self.handle.get().run(_commit, group, attempt)
             except UNAVAILABLE as exc:
+                if attempt.xid is not None:
+                    unsure = attempt
                 log.warning("database unavailable for the writer (%r); retrying in %.1f s", exc, delay)
             await trio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, 5.0)

@@ -12,6 +12,7 @@ import cattrs
 
 from ._fields import ENV, HELP, SECRET
 from ._settings import ENABLED_BY, Settings
+from ._sources import Environment, read_environment
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -22,7 +23,7 @@ class ConfigError(Exception):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__("invalid configuration:\n" + "\n".join(problems))
+        super().__init__("invalid configuration: " + "; ".join(problems))
 
 
 def _parse_bool(value: Any, _: type) -> bool:
@@ -85,7 +86,7 @@ def _mask(field: attrs.Attribute[Any], value: Any) -> str:
     return "'***'" if field.metadata.get(SECRET) and value not in (None, "") else repr(value)
 
 
-def _build(cls: type, env: Mapping[str, str], problems: list[str]) -> Any:
+def _build(cls: type, env: Mapping[str, str], problems: list[str], origins: Mapping[str, str]) -> Any:
     kwargs: dict[str, Any] = {}
     hints = typing.get_type_hints(cls)
     for field in attrs.fields(cls):
@@ -94,7 +95,7 @@ def _build(cls: type, env: Mapping[str, str], problems: list[str]) -> Any:
             enabler = ENABLED_BY.get(section)
             if enabler is not None and enabler not in env:
                 continue  # an optional section stays None (its transport is off)
-            kwargs[field.name] = _build(section, env, problems)
+            kwargs[field.name] = _build(section, env, problems, origins)
             continue
         name = field.metadata.get(ENV)
         if name is None or name not in env:
@@ -107,7 +108,8 @@ def _build(cls: type, env: Mapping[str, str], problems: list[str]) -> Any:
             if field.validator is not None:
                 field.validator(None, field, value)
         except (ValueError, TypeError, cattrs.BaseValidationError) as exc:
-            problems.append(f"{name}={_mask(field, raw)}: {exc}")
+            origin = f" (from {origins[name]})" if name in origins else ""
+            problems.append(f"{name}={_mask(field, raw)}{origin}: {exc}")
             continue
         kwargs[field.name] = value
     try:
@@ -117,10 +119,35 @@ def _build(cls: type, env: Mapping[str, str], problems: list[str]) -> Any:
         return None
 
 
-def load_settings(env: Mapping[str, str]) -> Settings:
-    """Settings from ``env`` (usually ``os.environ``); raises ConfigError listing every bad variable."""
+def _variables(cls: type) -> Iterator[str]:
+    hints = typing.get_type_hints(cls)
+    for field in attrs.fields(cls):
+        section = _section_type(hints[field.name])
+        if section is not None:
+            yield from _variables(section)
+        elif ENV in field.metadata:
+            yield field.metadata[ENV]
+
+
+#: Every variable a setting is read from; each may also be given as NAME_FILE.
+VARIABLES = tuple(_variables(Settings))
+
+
+def settings_environment(env: Mapping[str, str]) -> Environment:
+    """``env`` with SCOUTER_ENV_FILE and every NAME_FILE read in; raises ConfigError naming what could not be."""
     problems: list[str] = []
-    settings = _build(Settings, env, problems)
+    environment = read_environment(env, VARIABLES, problems)
+    if problems:
+        raise ConfigError(problems)
+    return environment
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Settings from ``env`` (usually ``os.environ``), its env file and NAME_FILE files read anew each call;
+    raises ConfigError listing every bad variable."""
+    problems: list[str] = []
+    environment = read_environment(env, VARIABLES, problems)
+    settings = _build(Settings, environment.values, problems, environment.origins)
     if problems:
         raise ConfigError(problems)
     return typing.cast(Settings, settings)

@@ -28,11 +28,14 @@ from actors.rollup_rebuild import RebuildProgress, RebuildReport, rebuild_rollup
 from config import (
     DEFAULT_DATABASE_URI,
     DEFAULT_SECRET,
+    ENV_FILE,
+    FILE_SUFFIX,
     ConfigError,
     DatabaseSettings,
     Settings,
     describe,
     load_settings,
+    settings_environment,
 )
 
 from ._signals import Ending, serve_until_signalled
@@ -79,7 +82,8 @@ def serve(settings: Settings, build: TreeBuilder = build_tree) -> int:
     pending = [settings]
 
     def prepare():  # type: ignore[no-untyped-def]
-        fresh = pending.pop() if pending else _load(os.environ)  # SIGHUP re-reads the environment
+        # SIGHUP re-reads the environment, SCOUTER_ENV_FILE and every NAME_FILE: a rotated secret is picked up here
+        fresh = pending.pop() if pending else _load(os.environ)
         for name in _secret_problems(fresh):
             log.warning("%s is the built-in default secret: anyone can forge tokens; set it", name)
         return build(fresh, process).run
@@ -302,10 +306,17 @@ def _cmd_config(args: argparse.Namespace) -> int:
     settings = _settings_or_report(load_settings)
     if settings is None:
         return BAD_CONFIGURATION
+    origins = settings_environment(os.environ).origins
+    env_file = os.environ.get(ENV_FILE, "").strip()
+    source = f"the environment and {ENV_FILE}={env_file}" if env_file else f"the environment ({ENV_FILE} unset)"
+    print(f"# Read from {source}. Any NAME below may instead be given as NAME{FILE_SUFFIX}=/path: the file's")
+    print("# content (a Docker or Kubernetes secret). `scouter serve` reads them all again on SIGHUP and restarts")
+    print("# with the new values, or refuses invalid ones (logged, naming the variable) and keeps serving.")
     rows = list(describe(settings))
     width = max(len(name) for name, _, _ in rows)
     for name, value, help_text in rows:
-        print(f"{name:<{width}}  {value:<40}  # {help_text}")
+        shown = f"{value} ({origins[name]})" if name in origins else value
+        print(f"{name:<{width}}  {shown:<40}  # {help_text}")
     return 0
 
 
@@ -320,7 +331,8 @@ def parser() -> argparse.ArgumentParser:
     serve_cmd = commands.add_parser(
         "serve",
         help="run the server until SIGTERM/SIGINT (SIGHUP restarts it with fresh settings)",
-        description="Run the server. Configured only by environment variables; see `scouter config`.",
+        description="Run the server. Configured by environment variables, an env file (SCOUTER_ENV_FILE) and "
+        "NAME_FILE variables, all re-read on SIGHUP; see `scouter config`.",
     )
     serve_cmd.set_defaults(func=_cmd_serve)
     archive_cmd = commands.add_parser(

@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,6 +51,7 @@ __all__ = [
     "ensure_kafka",
     "ensure_postgres",
     "ensure_rabbitmq",
+    "free_port_pair",
     "kafka_broker",
     "persistent_kafka",
     "private_kafka",
@@ -157,6 +158,17 @@ def _free_port(host: str = "127.0.0.1", *, low: int = 20000, high: int = 32000) 
         if _port_is_free(port, host):
             return port
     raise ServiceError(f"no free TCP port in {low}-{high} on {host}")
+
+
+def free_port_pair(host: str = "127.0.0.1") -> int:
+    """A port whose next one is free too (the server's API and metrics ports), both outside the ephemeral range:
+    a server that rebinds them in place (SIGHUP) cannot find one taken by its own new outgoing connections."""
+    eph_low, eph_high = _local_port_range()
+    for _ in range(200):
+        port = _free_port(host)
+        if not eph_low <= port + 1 <= eph_high and _port_is_free(port + 1, host):
+            return port
+    raise ServiceError(f"no free pair of TCP ports on {host}")
 
 
 def _tcp_answers(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -487,8 +499,9 @@ class PostgresServer:
     fsync and WAL safety (a throwaway cluster); `durable=True` keeps production's settings (for benchmarks).
     """
 
-    def __init__(self, *, port: int | None = None, durable: bool = False) -> None:
+    def __init__(self, *, port: int | None = None, durable: bool = False, hba: Sequence[str] = ()) -> None:
         self.durable = durable
+        self.hba = tuple(hba)  # pg_hba.conf lines placed before initdb's trust rules (the first match wins)
         self.root = _new_dir("postgres")
         self.log_path = self.root / "postgres.log"
         self.log_path.touch()
@@ -532,6 +545,9 @@ class PostgresServer:
             _run_logged("initdb", [str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
                                    "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
                         log_path=self.log_path, cwd=self.root, user=self.user, env=self._env())
+            if self.hba:
+                hba_conf = self.data_dir / "pg_hba.conf"
+                hba_conf.write_text("\n".join(self.hba) + "\n" + hba_conf.read_text())
         argv = [str(self.bin_dir / "postgres"), "-D", str(self.data_dir), "-h", "127.0.0.1", "-p", str(self.port),
                 "-k", str(self.data_dir),
                 "-c", "max_connections=200"]
@@ -589,9 +605,10 @@ def stop_postgres() -> None:
 
 
 @contextlib.contextmanager
-def private_postgres() -> Iterator[PostgresServer]:
-    """A started PostgreSQL of our own (never a shared one), stopped on exit: for tests that stop/start it."""
-    server = _start_owned(PostgresServer())
+def private_postgres(*, hba: Sequence[str] = ()) -> Iterator[PostgresServer]:
+    """A started PostgreSQL of our own (never a shared one), stopped on exit: for tests that stop/start it, or
+    that need ``hba`` rules (password authentication) the shared one does not have."""
+    server = _start_owned(PostgresServer(hba=hba))
     try:
         yield server
     finally:

@@ -124,6 +124,7 @@ from ._rollups import (
     rebuild_rollup,
     rows_gone,
 )
+from ._writer import CURRENT_XACT_ID, END_ORPHANED_TRANSACTION, XACT_STATUS
 
 __all__ = [
     "ALERTS_PAGE_NEXT",
@@ -137,6 +138,7 @@ __all__ = [
     "CLAIM_DELIVERIES",
     "CLAIM_DUE_PROFILE",
     "COMPACTION_PLAN",
+    "CURRENT_XACT_ID",
     "CUSTOM_AVERAGES",
     "CUSTOM_BUCKETS",
     "CUSTOM_CHECK_MEANS",
@@ -150,6 +152,7 @@ __all__ = [
     "DEACTIVATE_OTHER_VERSIONS",
     "DISPATCH_PLAN_LOCK_KEY",
     "DUE_COUNTS",
+    "END_ORPHANED_TRANSACTION",
     "ENTITIES_BY_UID",
     "FAMILY_VERSIONS",
     "FORGET_RETIRED",
@@ -213,6 +216,7 @@ __all__ = [
     "UPDATE_PROFILE",
     "UPSERT_PROFILE",
     "WINDOW_BOUND",
+    "XACT_STATUS",
     "Migration",
     "PartitionedTable",
     "archive_plan",

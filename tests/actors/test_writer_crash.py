@@ -37,6 +37,8 @@ def test_every_acknowledged_batch_survives_kill_9(fresh_database_dsn: str) -> No
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait(10)
+        proc.stdout.close()  # else an unclosed file is reported when it is collected
     assert len(acked) >= 300
 
     async def counts() -> dict[str, int]:

@@ -108,6 +108,8 @@ class LiveServer:
             self.proc.kill()
             code = self.proc.wait()
         self._reader.join(5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()  # else an unclosed file is reported when the Popen is collected
         return code
 
 

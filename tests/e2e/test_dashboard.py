@@ -202,12 +202,19 @@ def _card(page: Page, title: str) -> Any:
     return page.locator("#charts article.card").filter(has=page.locator("h3", has_text=re.compile(f"^{title}$")))
 
 
+@pytest.fixture
+def seeder(live_server: LiveServer) -> Iterator[Seeder]:
+    """A Seeder on the live server; its HTTP client is closed afterwards (else an unclosed socket is reported)."""
+    seeder = Seeder(live_server.url)
+    with seeder.http:
+        yield seeder
+
+
 def test_dashboard_logs_in_charts_drift_and_acknowledges_an_alert(
-    live_server: LiveServer, fresh_database_dsn: str, browser: Browser, tmp_path: Path
+    live_server: LiveServer, seeder: Seeder, fresh_database_dsn: str, browser: Browser, tmp_path: Path
 ) -> None:
     """A read/write user of one space logs in, sees that space's profiles only, sees SPC, PSI and custom charts with
     one point per record time, and acknowledges an alert, which the API then reports inactive."""
-    seeder = Seeder(live_server.url)
     user = {"username": USER, "password": PASSWORD, "email": "viewer@example.com", "permissions": [
         f"read:{SPACE}", f"write:{SPACE}"]}  # fmt: skip
     seeder.call("POST", "/scouter/user", json=user)

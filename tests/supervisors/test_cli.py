@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,23 +14,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.services import free_port_pair
+
 ROOT = Path(__file__).resolve().parents[2]
 SCOUTER = [sys.executable, "-m", "supervisors.main"]
 
 
 def free_port() -> int:
-    """A port that is free now, with the next one free too (metrics listen on port + 1)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port < 65000:
-            with socket.socket() as s2:
-                try:
-                    s2.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-            return port
+    """A port that is free now, with the next one free too (metrics listen on port + 1), outside the ephemeral
+    range so that a SIGHUP restart can rebind both."""
+    return free_port_pair()
 
 
 def env_for(port: int, **extra: str) -> dict[str, str]:
@@ -73,9 +65,13 @@ class Server:
         return code
 
     def kill(self) -> None:
+        """Kill it if it still runs, and close its stderr pipe (every test ends with this)."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._reader.join(5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()  # else an unclosed file is reported when the Popen is collected
 
 
 @pytest.fixture
@@ -135,6 +131,29 @@ def test_config_masks_secrets_and_version_prints() -> None:
     assert "SCOUTER_ENCRYPT_SECRET" in result.stdout
     assert "KAFKA_WORKER_COUNT" in result.stdout
     assert "0.6.4" in run_scouter("version").stdout
+
+
+def test_config_says_where_a_value_came_from(tmp_path: Path) -> None:
+    """`scouter config` explains the env file and NAME_FILE sources and names the file behind each such value,
+    still masking secrets."""
+    (tmp_path / "secret").write_text("from-a-secret-file\n")
+    (tmp_path / "scouter.env").write_text(f"MAX_POOL_SIZE=7\nSCOUTER_ENCRYPT_SECRET_FILE={tmp_path / 'secret'}\n")
+    result = run_scouter("config", env={**os.environ, "SCOUTER_ENV_FILE": str(tmp_path / "scouter.env")})
+    assert 0 == result.returncode, result.stderr
+    assert f"SCOUTER_ENV_FILE={tmp_path / 'scouter.env'}" in result.stdout
+    assert "NAME_FILE=/path" in result.stdout
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if not line.startswith("#")}
+    assert f"7 (SCOUTER_ENV_FILE={tmp_path / 'scouter.env'})" in lines["MAX_POOL_SIZE"]
+    assert f"'***' (SCOUTER_ENCRYPT_SECRET_FILE={tmp_path / 'secret'})" in lines["SCOUTER_ENCRYPT_SECRET"]
+    assert "from-a-secret-file" not in result.stdout
+
+
+def test_unreadable_secret_file_exits_2_naming_it(tmp_path: Path) -> None:
+    """`scouter serve` with a NAME_FILE that cannot be read: exit status 2, the variable and the path named."""
+    missing = tmp_path / "nowhere"
+    result = run_scouter("serve", env={**os.environ, "SCOUTER_ENCRYPT_SECRET_FILE": str(missing)})
+    assert 2 == result.returncode
+    assert f"SCOUTER_ENCRYPT_SECRET_FILE='{missing}': cannot read it" in result.stderr
 
 
 @pytest.mark.parametrize("command", ["serve", "config", "version"])

@@ -99,7 +99,7 @@ def test_progress_bar_on_a_terminal(fresh_database_dsn: str, tmp_path: Path) -> 
     _insert_hours(fresh_database_dsn, 4)
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen(SCOUTER, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=slave, text=True)
+        proc = subprocess.Popen(SCOUTER, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=slave, text=True)
         os.close(slave)
         output = b""
         while True:
