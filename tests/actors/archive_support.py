@@ -23,8 +23,10 @@ from actors.metrics import ScouterMetrics
 from tests.drift_profiles import CUSTOM_COLUMNS, PSI_COLUMNS, SPC_COLUMNS, copy_rows
 
 RETENTION_DAYS = 30
-#: A whole UTC hour well past retention: rows from here on are archived by a pass run now.
-OLD = (datetime.now(UTC) - timedelta(days=40)).replace(minute=0, second=0, microsecond=0)
+#: A whole UTC hour well past retention: rows from here on are archived by a pass run now. Always 02:00, whatever
+#: the hour the suite runs at: the tests' hours (OLD - 1 h … OLD + 6 h) then stay on one day, with single-digit
+#: `hour=` folders, so sorted object keys follow time order.
+OLD = (datetime.now(UTC) - timedelta(days=40)).replace(hour=2, minute=0, second=0, microsecond=0)
 
 
 def metrics() -> ScouterMetrics:
