@@ -51,11 +51,20 @@ async def test_max_data_points_is_clamped_to_the_documented_maximum(client_api: 
     assert MAX_DATA_POINTS // 2 < len(body["features"]["f"]["values"]) <= MAX_DATA_POINTS + 1
 
 
+def _one_bin_apart(now: datetime) -> tuple[datetime, datetime]:
+    """Two moments in the last five minutes, one minute apart, inside one epoch-aligned five-minute bucket: one
+    bucket for max_data_points = 1 whatever the time of day, two for any larger count."""
+    bucket_start = datetime.fromtimestamp(now.timestamp() // 300 * 300, UTC)
+    if now - bucket_start >= timedelta(seconds=70):
+        return bucket_start + timedelta(seconds=10), bucket_start + timedelta(seconds=70)
+    return bucket_start - timedelta(seconds=70), bucket_start - timedelta(seconds=10)
+
+
 @pytest.mark.parametrize("points", ["0", "-5", "-2147483648"])
 async def test_max_data_points_of_zero_or_below_means_one(client_api: ClientApi, points: str) -> None:
     """Upstream answers 200 for max_data_points <= 0 (client scripts send it): one bucket over the window."""
     now = datetime.now(UTC)  # the window is the last five minutes of the request, not of the module's import
-    await insert(client_api.db, "spc_drift", [(now - timedelta(minutes=m), *ENTITY.values(), "f", 2.0) for m in (1, 2)])
+    await insert(client_api.db, "spc_drift", [(moment, *ENTITY.values(), "f", 2.0) for moment in _one_bin_apart(now)])
     status, body = await _get(client_api, _query(points))
     assert 200 == status, body
     assert [2.0] == body["features"]["f"]["values"]
