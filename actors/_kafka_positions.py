@@ -1,0 +1,146 @@
+"""Kafka positions kept in PostgreSQL: the SQL, the digests that recognise a log, and the consumer's partition state.
+
+PostgreSQL is the source of truth for where each partition goes on (see `actors.kafka`). This module holds what the
+fetch and store stages of one consumer share about its partitions, and the hook steps that store positions and
+digests in the writer's transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import asyncpg
+import attrs
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from ._consuming import Conflict, Step
+
+UPSERT_OFFSETS = """
+INSERT INTO scouter.consumer_offsets AS o (consumer_group, topic, partition, next_offset)
+SELECT $1, b.topic, b.partition, b.next_offset
+FROM unnest($2::text[], $3::int[], $4::bigint[]) AS b(topic, partition, next_offset)
+ON CONFLICT (consumer_group, topic, partition) DO UPDATE
+SET next_offset = EXCLUDED.next_offset, updated_at = now()
+WHERE (SELECT s.restart OR o.next_offset <= s.first_offset
+       FROM unnest($2::text[], $3::int[], $5::bigint[], $6::boolean[]) AS s(topic, partition, first_offset, restart)
+       WHERE s.topic = o.topic AND s.partition = o.partition)
+RETURNING o.partition
+"""
+STORED_OFFSETS = """
+SELECT topic, partition, next_offset FROM scouter.consumer_offsets WHERE consumer_group = $1 AND topic = ANY($2::text[])
+"""
+DIGESTS_PRESENT = "SELECT digest FROM scouter.ingested_messages WHERE digest = ANY($1::bytea[])"
+DELETE_DIGESTS = "DELETE FROM scouter.ingested_messages WHERE digest = ANY($1::bytea[]) AND source = 'kafka'"
+INSERT_DIGESTS = (
+    "INSERT INTO scouter.ingested_messages (digest, source) SELECT unnest($1::bytea[]), 'kafka' ON CONFLICT DO NOTHING"
+)
+
+Records = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+
+
+def position_digest(group: str, record: ConsumerRecord[Any, Any]) -> bytes:
+    """Identifies one message of one log: its position, broker timestamp and content."""
+    h = hashlib.sha256(b"kafka\0")
+    h.update(f"{group}\0{record.topic}\0".encode())
+    h.update(struct.pack(">iqq", record.partition, record.offset, record.timestamp or 0))
+    h.update(record.value or b"")
+    return h.digest()
+
+
+@attrs.frozen
+class Seek:
+    """What to do with a partition before the next fetch."""
+
+    tp: TopicPartition
+    assignments: int  # the assignment it was planned for; a later rebalance makes it moot
+    offset: int | None = None  # seek there (None: do not seek)
+    start_over: bool = False  # seek as KAFKA_OFFSET_RESET says
+    resume: bool = False  # resume the partition, paused since its assignment
+
+
+@attrs.define
+class Partitions:
+    """Partition state, shared by the fetch stage, the store stage and the asyncio rebalance listener (one thread).
+
+    ``generation`` is bumped by every rebalance and every re-positioning after a conflict: a batch fetched under an
+    older generation is never handed to the writer. ``resume`` keeps, per partition, the first offset fetched but
+    not yet stored by this consumer, so that dropping such batches can always seek back to it.
+    """
+
+    pending: set[TopicPartition] = attrs.Factory(set)  # assigned and paused until the stored position is known
+    verify: dict[TopicPartition, int] = attrs.Factory(dict)  # offset of the last stored message, to check
+    expected: dict[TopicPartition, int] = attrs.Factory(dict)  # the next offset the fetch should see
+    restarted: set[TopicPartition] = attrs.Factory(set)  # new log: overwrite the stored position once
+    last_digest: dict[TopicPartition, bytes] = attrs.Factory(dict)  # digest row of the last stored message
+    resume: dict[TopicPartition, int] = attrs.Factory(dict)  # first offset fetched and not yet stored
+    starts: dict[TopicPartition, int] = attrs.Factory(dict)  # start-overs per partition (a batch notes its own)
+    seeks: list[Seek] = attrs.Factory(list)  # applied (in order) before the next fetch
+    assignments: int = 0  # bumped on every assignment, so a stale read of stored offsets is never applied
+    generation: int = 0
+
+    def forget(self, tps: Iterable[TopicPartition]) -> None:
+        for tp in tps:
+            self.pending.discard(tp)
+            self.verify.pop(tp, None)
+            self.expected.pop(tp, None)
+            self.restarted.discard(tp)
+            self.last_digest.pop(tp, None)
+            self.resume.pop(tp, None)
+
+    def fetched(self, records: Records, generation: int) -> None:
+        """Note the first unstored offset of each partition of a fetch (asyncio side, right after the fetch). A fetch
+        that a re-positioning overtook is dropped; its partitions that re-positioning did not cover go back."""
+        for tp, batch in records.items():
+            if tp not in self.resume:
+                self.resume[tp] = batch[0].offset
+                if generation != self.generation:
+                    self.seeks.append(Seek(tp, self.assignments, batch[0].offset))
+
+    def reposition(self, targets: dict[TopicPartition, int]) -> None:
+        """After a conflict: every partition goes on from ``targets`` or from its first unstored offset, and every
+        batch fetched so far is dropped."""
+        self.generation += 1
+        for tp, offset in {**self.resume, **targets}.items():
+            self.seeks.append(Seek(tp, self.assignments, offset))
+            self.expected[tp] = offset
+            self.resume[tp] = offset
+
+    def start_over(self, tp: TopicPartition) -> None:
+        self.restarted.add(tp)
+        self.expected.pop(tp, None)
+        self.last_digest.pop(tp, None)
+        self.resume.pop(tp, None)
+        self.starts[tp] = self.starts.get(tp, 0) + 1
+        self.seeks.append(Seek(tp, self.assignments, start_over=True))
+
+
+def upsert_offsets(group: str, rows: Sequence[tuple[str, int, int, int, bool]]) -> Step:
+    """Hook step: (topic, partition, first offset, next offset, restart) per partition; `Conflict` when another
+    member (or an earlier copy of the same request) already stored past the first offset."""
+    topics = [r[0] for r in rows]
+    partitions = [r[1] for r in rows]
+    firsts = [r[2] for r in rows]
+    nexts = [r[3] for r in rows]
+    restarts = [r[4] for r in rows]
+
+    async def step(conn: asyncpg.Connection) -> None:
+        updated = await conn.fetch(UPSERT_OFFSETS, group, topics, partitions, nexts, firsts, restarts)
+        if len(updated) != len(rows):
+            raise Conflict
+
+    return step
+
+
+def replace_digests(old: list[bytes], new: list[bytes]) -> Step:
+    """Hook step: each partition keeps only the digest of its last stored message."""
+
+    async def step(conn: asyncpg.Connection) -> None:
+        if old:
+            await conn.execute(DELETE_DIGESTS, old)
+        await conn.execute(INSERT_DIGESTS, new)
+
+    return step
