@@ -17,28 +17,15 @@ import attrs
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from ._consuming import Conflict, Step
+from ._consuming import quarantine_step
+from .writer import InTransaction
 
-UPSERT_OFFSETS = """
-INSERT INTO scouter.consumer_offsets AS o (consumer_group, topic, partition, next_offset)
-SELECT $1, b.topic, b.partition, b.next_offset
-FROM unnest($2::text[], $3::int[], $4::bigint[]) AS b(topic, partition, next_offset)
-ON CONFLICT (consumer_group, topic, partition) DO UPDATE
-SET next_offset = EXCLUDED.next_offset, updated_at = now()
-WHERE (SELECT s.restart OR o.next_offset <= s.first_offset
-       FROM unnest($2::text[], $3::int[], $5::bigint[], $6::boolean[]) AS s(topic, partition, first_offset, restart)
-       WHERE s.topic = o.topic AND s.partition = o.partition)
-RETURNING o.partition
-"""
+#: One round trip (migration 315): positions moved and digests replaced, or false and nothing changed.
+STORE_POSITIONS = "SELECT scouter.store_kafka_positions($1, $2, $3, $4, $5, $6, $7, $8)"
 STORED_OFFSETS = """
 SELECT topic, partition, next_offset FROM scouter.consumer_offsets WHERE consumer_group = $1 AND topic = ANY($2::text[])
 """
 DIGESTS_PRESENT = "SELECT digest FROM scouter.ingested_messages WHERE digest = ANY($1::bytea[])"
-DELETE_DIGESTS = "DELETE FROM scouter.ingested_messages WHERE digest = ANY($1::bytea[]) AND source = 'kafka'"
-INSERT_DIGESTS = (
-    "INSERT INTO scouter.ingested_messages (digest, source) SELECT unnest($1::bytea[]), 'kafka' ON CONFLICT DO NOTHING"
-)
-
 Records = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
 
 
@@ -118,29 +105,34 @@ class Partitions:
         self.seeks.append(Seek(tp, self.assignments, start_over=True))
 
 
-def upsert_offsets(group: str, rows: Sequence[tuple[str, int, int, int, bool]]) -> Step:
-    """Hook step: (topic, partition, first offset, next offset, restart) per partition; `Conflict` when another
-    member (or an earlier copy of the same request) already stored past the first offset."""
-    topics = [r[0] for r in rows]
-    partitions = [r[1] for r in rows]
-    firsts = [r[2] for r in rows]
-    nexts = [r[3] for r in rows]
-    restarts = [r[4] for r in rows]
+def positions_hook(
+    group: str,
+    spans: Sequence[tuple[str, int, int, int, bool]],
+    old_digests: list[bytes],
+    new_digests: list[bytes],
+    poison: Sequence[tuple[str, str, bytes]],
+) -> InTransaction:
+    """The writer hook of one batch: per partition (topic, partition, first offset, next offset, restart), move the
+    stored position on, unless another member (or an earlier copy of the same request) already stored past the first
+    offset: then nothing changes and the rows are skipped; each partition keeps only the digest of its last stored
+    message; the poison messages go to quarantine."""
+    args = (
+        group,
+        [r[0] for r in spans],
+        [r[1] for r in spans],
+        [r[2] for r in spans],
+        [r[3] for r in spans],
+        [r[4] for r in spans],
+        old_digests,
+        new_digests,
+    )
+    quarantine = quarantine_step(poison) if poison else None
 
-    async def step(conn: asyncpg.Connection) -> None:
-        updated = await conn.fetch(UPSERT_OFFSETS, group, topics, partitions, nexts, firsts, restarts)
-        if len(updated) != len(rows):
-            raise Conflict
+    async def run(conn: asyncpg.Connection) -> bool:  # asyncio side, inside the writer's transaction
+        if not await conn.fetchval(STORE_POSITIONS, *args):
+            return False
+        if quarantine is not None:
+            await quarantine(conn)
+        return True
 
-    return step
-
-
-def replace_digests(old: list[bytes], new: list[bytes]) -> Step:
-    """Hook step: each partition keeps only the digest of its last stored message."""
-
-    async def step(conn: asyncpg.Connection) -> None:
-        if old:
-            await conn.execute(DELETE_DIGESTS, old)
-        await conn.execute(INSERT_DIGESTS, new)
-
-    return step
+    return run

@@ -62,9 +62,7 @@ from ._consuming import (
     close_bounded,
     count_records,
     decode_message,
-    hook,
     merge,
-    quarantine_step,
     resolve_entities,
     store,
     store_or_split,
@@ -77,8 +75,7 @@ from ._kafka_positions import (
     Records,
     Seek,
     position_digest,
-    replace_digests,
-    upsert_offsets,
+    positions_hook,
 )
 from .database import UNAVAILABLE, DatabaseHandle
 from .entity_cache import EntityCache
@@ -450,22 +447,20 @@ class KafkaConsumerActor:
             spans[item.tp] = (first, item.record)
         tps = list(spans)
         digests = {tp: position_digest(self.settings.group, last) for tp, (_, last) in spans.items()}
-        steps = [
-            upsert_offsets(
-                self.settings.group,
-                [
-                    (tp.topic, tp.partition, first.offset, last.offset + 1, tp in batch.restarted)
-                    for tp, (first, last) in spans.items()
-                ],
-            ),
-            replace_digests([state.last_digest[tp] for tp in tps if tp in state.last_digest], list(digests.values())),
-        ]
         poison = [(_source(i), i.decoded.reason or "", i.decoded.raw) for i in items if i.decoded.batch is None]
-        if poison:
-            steps.append(quarantine_step(poison))
+        in_transaction = positions_hook(
+            self.settings.group,
+            [
+                (tp.topic, tp.partition, first.offset, last.offset + 1, tp in batch.restarted)
+                for tp, (first, last) in spans.items()
+            ],
+            [state.last_digest[tp] for tp in tps if tp in state.last_digest],
+            list(digests.values()),
+            poison,
+        )
         good = [i.decoded.batch for i in items if i.decoded.batch is not None]
         rows = merge(good) if good else DecodedBatch()
-        result = await store(self.writer, rows, hook(steps), reply_within=self.reply_within, what=self.name)
+        result = await store(self.writer, rows, in_transaction, reply_within=self.reply_within, what=self.name)
         if not result.ok:
             return result.error or "unknown error"
         if result.duplicate:
