@@ -88,6 +88,7 @@ __all__ = ["KafkaConsumerActor", "consumer_options", "position_digest", "quiet_c
 log = logging.getLogger("actors.kafka")
 
 TRANSPORT = "kafka"
+DECODE_SLICE = 64  # messages decoded between two checkpoints (about a millisecond)
 
 
 @attrs.frozen
@@ -334,7 +335,15 @@ class KafkaConsumerActor:
         if not records:
             return None
         pairs = [(tp, record) for tp, batch in records.items() for record in batch]
-        decoded = [decode_message(record.value, self.max_future) for _, record in pairs]
+        decoded: list[Decoded] = []
+        for start in range(0, len(pairs), DECODE_SLICE):
+            if start:
+                # The writer's transaction runs on this thread too: each of its round trips would otherwise wait for
+                # the whole batch to be decoded.
+                await trio.lowlevel.checkpoint()
+            decoded += [
+                decode_message(record.value, self.max_future) for _, record in pairs[start : start + DECODE_SLICE]
+            ]
         decoded = await resolve_entities(self.name, decoded, self.entities, self.database, self.metrics, TRANSPORT)
         if fetched.generation != state.generation:
             return None
