@@ -240,6 +240,10 @@ class KafkaConsumerActor:
                 if self._reachable:
                     self._lost("metadata request failed")
             elif fetched.reachable or fetched.records:
+                if not self._reachable:
+                    self._recheck_logs(consumer)
+                    self._found()
+                    continue  # what this fetch brought is stale now: fetched again once the positions are checked
                 self._found()
             if fetched.records:
                 batch = await self._prepare(fetched)
@@ -284,6 +288,22 @@ class KafkaConsumerActor:
                 reachable = False
         return _Fetched({}, {}, reachable, generation)
 
+    def _recheck_logs(self, consumer: AIOKafkaConsumer) -> None:
+        """The broker is back after it was unreachable: it may have come back without its log (memory storage), and
+        aiokafka goes on fetching from its old positions, which a new log of the same length also has. Every partition
+        is paused and planned again from PostgreSQL, as on an assignment, so that the last stored message is checked
+        against this log before anything more is stored."""
+        state = self._state
+        assigned = consumer.assignment()  # plain reads and writes of the client's state: safe from trio
+        state.generation += 1
+        for tp in assigned:
+            state.verify.pop(tp, None)
+            state.expected.pop(tp, None)
+        if assigned:
+            consumer.pause(*assigned)
+            state.pending |= set(assigned)
+            log.info("%s: Kafka is back; checking the stored positions against its log", self.name)
+
     async def _commit_offsets(self, consumer: AIOKafkaConsumer) -> None:  # asyncio side
         offsets, self._commit = self._commit, {}
         assigned = consumer.assignment()
@@ -316,9 +336,9 @@ class KafkaConsumerActor:
         stored = {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
         for tp in pending:
             offset = stored.get((tp.topic, tp.partition))
-            state.resume.pop(tp, None)  # set again by the first fetch from the planned position
-            if offset is None or offset <= 0:  # nothing stored: Kafka's committed offset, or KAFKA_OFFSET_RESET
-                state.seeks.append(Seek(tp, assignments, resume=True))
+            back = state.resume.pop(tp, None)  # set again by the first fetch from the planned position
+            if offset is None or offset <= 0:  # nothing stored: where this consumer was (after `_recheck_logs`),
+                state.seeks.append(Seek(tp, assignments, back, resume=True))  # else Kafka's committed offset
             else:
                 state.verify[tp] = offset - 1  # re-read the last stored message to recognise the log
                 state.seeks.append(Seek(tp, assignments, offset - 1, resume=True))
