@@ -78,6 +78,53 @@ class Partitions:
             self.last_digest.pop(tp, None)
             self.resume.pop(tp, None)
 
+    def plan(self, pending: Iterable[TopicPartition], stored: dict[tuple[str, int], int]) -> None:
+        """Seek the ``pending`` partitions (paused since their assignment) from their ``stored`` next offsets
+        ((topic, partition) -> offset) and resume them: to the last stored message, to be checked, or with nothing
+        stored, to where this consumer was (after a broker outage), else to Kafka's committed offset."""
+        for tp in pending:
+            offset = stored.get((tp.topic, tp.partition))
+            back = self.resume.pop(tp, None)  # set again by the first fetch from the planned position
+            if offset is None or offset <= 0:
+                self.seeks.append(Seek(tp, self.assignments, back, resume=True))
+            else:
+                self.verify[tp] = offset - 1  # re-read the last stored message to recognise the log
+                self.seeks.append(Seek(tp, self.assignments, offset - 1, resume=True))
+            self.pending.discard(tp)
+
+    def recognise(
+        self, records: Records, checks: dict[TopicPartition, bytes], present: set[bytes]
+    ) -> list[tuple[TopicPartition, str]]:
+        """Check each partition's first fetched message against what is stored (``checks``: the digests of those
+        re-read to be verified, ``present``: which of them are stored); drops from ``records`` what is stored already
+        and the partitions whose log was replaced, which start over. Returns those, each with why."""
+        started_over: list[tuple[TopicPartition, str]] = []
+        for tp in list(records):
+            batch = records[tp]
+            why = None
+            if tp in self.verify:
+                at = self.verify.pop(tp)
+                first = batch[0].offset
+                if first == at and checks.get(tp) in present:
+                    self.last_digest[tp] = checks[tp]
+                    if self.resume.get(tp) == at:
+                        self.resume[tp] = at + 1  # stored already: never the position to go back to
+                    self.expected[tp] = at + 1
+                    del batch[0]
+                elif first <= at:
+                    why = f"the message stored last at offset {at} is not in the log"
+            elif tp in self.expected and batch[0].offset < self.expected[tp]:
+                why = f"the broker moved back from offset {self.expected[tp]} to {batch[0].offset}"
+            if why is not None:
+                started_over.append((tp, why))
+                self.start_over(tp)
+                del records[tp]
+            elif batch:
+                self.expected[tp] = batch[-1].offset + 1
+            else:
+                del records[tp]
+        return started_over
+
     def fetched(self, records: Records, generation: int) -> None:
         """Note the first unstored offset of each partition of a fetch (asyncio side, right after the fetch). A fetch
         that a re-positioning overtook is dropped; its partitions that re-positioning did not cover go back."""

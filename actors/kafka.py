@@ -32,7 +32,9 @@ Never prune ``ingested_messages`` rows whose source is ``kafka``: there is one p
 next assignment cannot recognise the log and would start the partition over.
 
 A broker that is down is not a crash: aiokafka reconnects by itself, a metadata probe while idle turns readiness
-(HealthBoard) red and green, and a consumer that fails outright is rebuilt with capped, jittered backoff.
+(HealthBoard) red and green, and a consumer that fails outright is rebuilt with capped, jittered backoff. When the
+broker answers again, every partition is planned again as on an assignment, so that a broker that came back without
+its log (and aiokafka, which goes on from its old positions) never makes the consumer skip the new log's start.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import attrs
 import trio
@@ -67,13 +69,13 @@ from ._consuming import (
     store,
     store_or_split,
 )
+from ._kafka_batches import Batch, Fetched, Item, quarantined, send_unless_stopped, source
 from ._kafka_client import Listener, consumer_options, quiet_client_logs
 from ._kafka_positions import (
     DIGESTS_PRESENT,
     STORED_OFFSETS,
     Partitions,
     Records,
-    Seek,
     position_digest,
     positions_hook,
 )
@@ -89,36 +91,6 @@ log = logging.getLogger("actors.kafka")
 
 TRANSPORT = "kafka"
 DECODE_SLICE = 64  # messages decoded between two checkpoints (about a millisecond)
-
-
-@attrs.frozen
-class _Fetched:
-    records: Records
-    highwater: dict[TopicPartition, int | None]
-    reachable: bool | None  # result of the metadata probe, None when none was made
-    generation: int  # the partitions' generation when the crossing began
-
-
-class _Item(NamedTuple):  # a tuple, not an attrs class: one per message, and several times cheaper to build
-    """One consumed message and its decoding."""
-
-    tp: TopicPartition
-    record: ConsumerRecord[Any, Any]
-    decoded: Decoded
-
-
-@attrs.frozen(eq=False)
-class _Batch:
-    """One fetch, recognised and decoded, on its way from the fetch stage to the store stage."""
-
-    items: list[_Item]
-    last: dict[TopicPartition, int]  # offset of each partition's last message, for the lag gauge
-    highwater: dict[TopicPartition, int | None]
-    generation: int
-    assignments: int
-    restarted: set[TopicPartition]  # partitions starting a new log with this batch: overwrite the stored position
-    starts: dict[TopicPartition, int]  # the partitions' start-over counts when fetched
-    started: float  # perf_counter at the fetch, for the ingest duration
 
 
 class _Lost(Exception):
@@ -215,7 +187,7 @@ class KafkaConsumerActor:
         """The two stages, until ``stop`` or a client failure; the batch at the writer is seen through either way
         (its rows may be committed: the next session must find its position stored), the batches behind it are
         dropped unstored."""
-        send, receive = trio.open_memory_channel[_Batch](self.ahead - 1)  # plus one held by the blocked sender
+        send, receive = trio.open_memory_channel[Batch](self.ahead - 1)  # plus one held by the blocked sender
         failure: KafkaError | OSError | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._store_stage, receive, stop, name=f"{self.name}-store")
@@ -230,7 +202,7 @@ class KafkaConsumerActor:
     # -- the fetch stage -------------------------------------------------------------------------------------------
 
     async def _fetch_stage(
-        self, consumer: AIOKafkaConsumer, send: trio.MemorySendChannel[_Batch], stop: trio.Event
+        self, consumer: AIOKafkaConsumer, send: trio.MemorySendChannel[Batch], stop: trio.Event
     ) -> None:
         while not stop.is_set():
             await self._plan_assigned()
@@ -247,9 +219,9 @@ class KafkaConsumerActor:
             if fetched.records:
                 batch = await self._prepare(fetched)
                 if batch is not None:
-                    await _send_unless_stopped(send, batch, stop)
+                    await send_unless_stopped(send, batch, stop)
 
-    async def _exchange(self, consumer: AIOKafkaConsumer) -> _Fetched:  # asyncio side
+    async def _exchange(self, consumer: AIOKafkaConsumer) -> Fetched:  # asyncio side
         """Apply pending seeks, commit the stored batches to Kafka, fetch the next batch (and probe when idle)."""
         state = self._state
         generation = state.generation
@@ -275,7 +247,7 @@ class KafkaConsumerActor:
         records = await consumer.getmany(timeout_ms=int(self.fetch_wait * 1000), max_records=self.settings.max_batch)
         if records:
             state.fetched(records, generation)  # before any other coroutine runs
-            return _Fetched(records, {tp: consumer.highwater(tp) for tp in records}, None, generation)
+            return Fetched(records, {tp: consumer.highwater(tp) for tp in records}, None, generation)
         reachable = None
         now = time.monotonic()
         if now - self._last_probe >= self.probe_every:
@@ -285,7 +257,7 @@ class KafkaConsumerActor:
                 reachable = True
             except (KafkaError, OSError, TimeoutError):
                 reachable = False
-        return _Fetched({}, {}, reachable, generation)
+        return Fetched({}, {}, reachable, generation)
 
     def _recheck_logs(self, consumer: AIOKafkaConsumer) -> None:
         """The broker is back after it was unreachable: it may have come back without its log (memory storage), and
@@ -332,18 +304,9 @@ class KafkaConsumerActor:
             return
         if state.assignments != assignments:
             return  # reassigned while we read: read again
-        stored = {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
-        for tp in pending:
-            offset = stored.get((tp.topic, tp.partition))
-            back = state.resume.pop(tp, None)  # set again by the first fetch from the planned position
-            if offset is None or offset <= 0:  # nothing stored: where this consumer was (after `_recheck_logs`),
-                state.seeks.append(Seek(tp, assignments, back, resume=True))  # else Kafka's committed offset
-            else:
-                state.verify[tp] = offset - 1  # re-read the last stored message to recognise the log
-                state.seeks.append(Seek(tp, assignments, offset - 1, resume=True))
-            state.pending.discard(tp)
+        state.plan(pending, {(r["topic"], r["partition"]): r["next_offset"] for r in rows})
 
-    async def _prepare(self, fetched: _Fetched) -> _Batch | None:
+    async def _prepare(self, fetched: Fetched) -> Batch | None:
         """Recognise and decode one fetch; None when nothing in it is to be stored, or a rebalance or
         re-positioning overtook it."""
         started = time.perf_counter()
@@ -367,8 +330,8 @@ class KafkaConsumerActor:
             return None
         restarted = state.restarted & records.keys()
         state.restarted -= restarted
-        return _Batch(
-            items=[_Item(tp, record, d) for (tp, record), d in zip(pairs, decoded, strict=True)],
+        return Batch(
+            items=[Item(tp, record, d) for (tp, record), d in zip(pairs, decoded, strict=True)],
             last={tp: batch[-1].offset for tp, batch in records.items()},
             highwater=fetched.highwater,
             generation=fetched.generation,
@@ -398,45 +361,20 @@ class KafkaConsumerActor:
                     await trio.sleep(1)
             if generation != state.generation:
                 return {}
-        for tp in list(records):
-            batch = records[tp]
-            if tp in state.verify:
-                at = state.verify.pop(tp)
-                first = batch[0].offset
-                if first == at and checks.get(tp) in present:
-                    state.last_digest[tp] = checks[tp]
-                    if state.resume.get(tp) == at:
-                        state.resume[tp] = at + 1  # stored already: never the position to go back to
-                    state.expected[tp] = at + 1
-                    del batch[0]
-                elif first <= at:
-                    self._start_over(tp, f"the message stored last at offset {at} is not in the log")
-                    del records[tp]
-                    continue
-            elif tp in state.expected and batch[0].offset < state.expected[tp]:
-                self._start_over(tp, f"the broker moved back from offset {state.expected[tp]} to {batch[0].offset}")
-                del records[tp]
-                continue
-            if batch:
-                state.expected[tp] = batch[-1].offset + 1
-            else:
-                del records[tp]
+        for tp, why in state.recognise(records, checks, present):
+            log.warning(
+                "%s: %s/%d: %s: the log was replaced; starting the partition over (KAFKA_OFFSET_RESET=%s)",
+                self.name,
+                tp.topic,
+                tp.partition,
+                why,
+                self.settings.offset_reset,
+            )
         return records
-
-    def _start_over(self, tp: TopicPartition, why: str) -> None:
-        log.warning(
-            "%s: %s/%d: %s: the log was replaced; starting the partition over (KAFKA_OFFSET_RESET=%s)",
-            self.name,
-            tp.topic,
-            tp.partition,
-            why,
-            self.settings.offset_reset,
-        )
-        self._state.start_over(tp)
 
     # -- the store stage -------------------------------------------------------------------------------------------
 
-    async def _store_stage(self, receive: trio.MemoryReceiveChannel[_Batch], stop: trio.Event) -> None:
+    async def _store_stage(self, receive: trio.MemoryReceiveChannel[Batch], stop: trio.Event) -> None:
         """Store the batches one at a time, in fetch order, until the fetch stage ends or ``stop`` is set."""
         with receive:
             async for batch in receive:
@@ -453,9 +391,9 @@ class KafkaConsumerActor:
                 finally:
                     self._idle.set()
 
-    async def _store_batch(self, batch: _Batch) -> None:
+    async def _store_batch(self, batch: Batch) -> None:
         try:
-            await store_or_split(self.name, batch.items, functools.partial(self._store, batch), _quarantined, _source)
+            await store_or_split(self.name, batch.items, functools.partial(self._store, batch), quarantined, source)
         except _Lost:
             return
         for tp, last in batch.last.items():
@@ -465,7 +403,7 @@ class KafkaConsumerActor:
                 self._lagging.add(tp)
         self.metrics.ingest_duration.labels(TRANSPORT).observe(time.perf_counter() - batch.started)
 
-    async def _store(self, batch: _Batch, items: Sequence[_Item]) -> str | None:
+    async def _store(self, batch: Batch, items: Sequence[Item]) -> str | None:
         """One write request for ``items``; None when stored (or found stored), else the writer's error."""
         state = self._state
         spans: dict[TopicPartition, tuple[ConsumerRecord[Any, Any], ConsumerRecord[Any, Any]]] = {}
@@ -474,7 +412,7 @@ class KafkaConsumerActor:
             spans[item.tp] = (first, item.record)
         tps = list(spans)
         digests = {tp: position_digest(self.settings.group, last) for tp, (_, last) in spans.items()}
-        poison = [(_source(i), i.decoded.reason or "", i.decoded.raw) for i in items if i.decoded.batch is None]
+        poison = [(source(i), i.decoded.reason or "", i.decoded.raw) for i in items if i.decoded.batch is None]
         in_transaction = positions_hook(
             self.settings.group,
             [
@@ -504,14 +442,12 @@ class KafkaConsumerActor:
         self.metrics.broker_messages_consumed.labels(TRANSPORT).inc(len(items))
         if poison:
             self.metrics.broker_messages_quarantined.labels(TRANSPORT).inc(len(poison))
-            for source, reason, _ in poison:
-                log.warning("%s: quarantined %s: %s", self.name, source, reason)
+            for where, reason, _ in poison:
+                log.warning("%s: quarantined %s: %s", self.name, where, reason)
         count_records(self.metrics, rows, TRANSPORT)
         return None
 
-    async def _reposition(
-        self, batch: _Batch, tps: Sequence[TopicPartition], firsts: dict[TopicPartition, int]
-    ) -> None:
+    async def _reposition(self, batch: Batch, tps: Sequence[TopicPartition], firsts: dict[TopicPartition, int]) -> None:
         """After a conflict: go on from what is stored (someone else stored these messages); every batch fetched
         behind this one is dropped and fetched again."""
         while True:
@@ -546,24 +482,3 @@ class KafkaConsumerActor:
                 self._lagging.discard(tp)
                 with contextlib.suppress(KeyError):
                     self.metrics.kafka_consumer_lag.remove(tp.topic, str(tp.partition))
-
-
-async def _send_unless_stopped(send: trio.MemorySendChannel[_Batch], batch: _Batch, stop: trio.Event) -> None:
-    """Hand ``batch`` to the store stage, or give up when ``stop`` is set first (it is fetched again later)."""
-    async with trio.open_nursery() as nursery:
-
-        async def cancel_on_stop() -> None:
-            await stop.wait()
-            nursery.cancel_scope.cancel(reason="consumer stopping")
-
-        nursery.start_soon(cancel_on_stop)
-        await send.send(batch)
-        nursery.cancel_scope.cancel(reason="batch handed over")
-
-
-def _quarantined(item: _Item, reason: str) -> _Item:
-    return _Item(item.tp, item.record, Decoded(item.decoded.raw, None, reason))
-
-
-def _source(item: _Item) -> str:
-    return f"kafka:{item.tp.topic}/{item.tp.partition}@{item.record.offset}"
