@@ -110,6 +110,7 @@ class KafkaConsumerActor:
     probe_every: float = 3.0  # metadata probe while idle, for readiness
     backoff: Backoff = attrs.Factory(Backoff)
     commit_to_kafka: bool = True  # also commit to Kafka, so lag shows in the usual tools
+    commit_every: float = 1.0  # seconds between those commits (a round trip to the broker); and when stopping
     max_future: timedelta = DEFAULT_MAX_FUTURE  # SCOUTER_MAX_FUTURE_SECONDS: later created_at is quarantined
     #: Batches fetched and decoded ahead of the one at the writer (at most KAFKA_MAX_BATCH messages each).
     ahead: int = attrs.field(default=2, validator=attrs.validators.ge(1))
@@ -118,6 +119,7 @@ class KafkaConsumerActor:
     _commit: dict[TopicPartition, int] = attrs.Factory(dict)
     _reachable: bool = False
     _last_probe: float = 0.0
+    _committed_at: float = 0.0
     _lagging: set[TopicPartition] = attrs.Factory(set)  # partitions whose lag gauge this consumer set
     entities: EntityCache = attrs.Factory(EntityCache)  # uid -> entity of 0.25 records
 
@@ -242,7 +244,7 @@ class KafkaConsumerActor:
                     consumer.resume(seek.tp)
             except IllegalStateError:  # revoked meanwhile
                 continue
-        if self._commit and self.commit_to_kafka:
+        if self._commit and self.commit_to_kafka and time.monotonic() - self._committed_at >= self.commit_every:
             await self._commit_offsets(consumer)
         records = await consumer.getmany(timeout_ms=int(self.fetch_wait * 1000), max_records=self.settings.max_batch)
         if records:
@@ -277,6 +279,7 @@ class KafkaConsumerActor:
 
     async def _commit_offsets(self, consumer: AIOKafkaConsumer) -> None:  # asyncio side
         offsets, self._commit = self._commit, {}
+        self._committed_at = time.monotonic()
         assigned = consumer.assignment()
         offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
         if not offsets:
