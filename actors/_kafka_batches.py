@@ -52,7 +52,10 @@ async def send_unless_stopped(send: trio.MemorySendChannel[Batch], batch: Batch,
             nursery.cancel_scope.cancel(reason="consumer stopping")
 
         nursery.start_soon(cancel_on_stop)
-        await send.send(batch)
+        try:
+            await send.send(batch)
+        except trio.BrokenResourceError:  # the store stage saw ``stop`` first and is gone
+            pass
         nursery.cancel_scope.cancel(reason="batch handed over")
 
 
