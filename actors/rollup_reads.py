@@ -1,5 +1,6 @@
-"""Binned drift aggregates through the rollups (`scouter.rollups`): whole grains from the rollup tables, the rest of
-the window (its two partial edges, grains a bucket boundary cuts, anything before the rollups' coverage) from the
+"""Binned drift aggregates through the rollups (`scouter.rollups`): whole hours from the hourly rollups, the whole
+minutes left (at the window's edges and in hours a bucket boundary cuts) from the minute rollups, the rest of the
+window (its two partial minutes, minutes a bucket boundary cuts, anything before the rollups' coverage) from the
 rows, and, for a window reaching the archive, those raw ranges' archived rows from Parquet. Every part has the
 mergeable form of `scouter.binned`, so the merged answer is the raw-row answer (to float rounding).
 
@@ -9,8 +10,8 @@ its raw ranges: at most a few minutes per bucket boundary.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
@@ -45,14 +46,14 @@ __all__ = ["CUSTOM", "PSI", "SPC", "BinnedSource", "binned_parts", "raw_parts"]
 @attrs.frozen
 class BinnedSource:
     """One record kind's statements: its archive folder, the raw ones (whole window, or the raw ranges of a plan;
-    each also over the unarchived rows only) and the rollup one."""
+    each also over the unarchived rows only) and the rollup one of each grain."""
 
     kind: str
     everything: str
     unarchived: str
     ranges: str
     ranges_unarchived: str
-    rollups: str
+    rollups: Mapping[timedelta, str]
 
 
 SPC = BinnedSource(
@@ -85,13 +86,18 @@ async def raw_parts(
 async def binned_parts(
     db: Database, archive: ArchiveReader | None, source: BinnedSource, query: DriftQuery, now: datetime, *extra: Any
 ) -> list[Sequence[Any]]:
-    """The window's per-bucket aggregates as parts to merge: whole grains from the rollups, the rest from rows."""
+    """The window's per-bucket aggregates as parts to merge: whole grains from the rollups (a part per grain), the
+    rest from rows."""
     window = query.window
     split = plan(window.begin, window.end, query.bucket, await db.fetchval(ROLLUP_SINCE))
-    if split.lo is None:
+    if not split.uses_rollups:
         return await raw_parts(db, archive, source, query, now, *extra)
     entity = (query.space, query.name, query.version, query.bucket)
-    parts: list[Sequence[Any]] = [await db.fetch(source.rollups, *entity, split.lo, split.hi, *extra)]
+    parts: list[Sequence[Any]] = [
+        await db.fetch(source.rollups[grain], *entity, split.starts(grain), split.stops(grain), *extra)
+        for grain, ranges in split.grains
+        if ranges
+    ]
     if not split.raw:
         return parts
     args = (*entity, window.begin, window.end, *extra, split.raw_starts, split.raw_stops)
