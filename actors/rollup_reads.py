@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from scouter.queries import DriftQuery
-from scouter.rollups import plan
+from scouter.rollups import HOUR, RollupPlan, ceil_grain, floor_grain, minutes_pay_off, plan
 from scouter.sql import (
     CUSTOM_BUCKETS,
     CUSTOM_RANGE_BUCKETS,
@@ -35,6 +35,7 @@ from scouter.sql import (
     SPC_RANGE_UNARCHIVED_BUCKETS,
     SPC_ROLLUP_BUCKETS,
     SPC_UNARCHIVED_BUCKETS,
+    rollup_density,
 )
 
 from .archive_reader import ArchiveReader
@@ -54,10 +55,17 @@ class BinnedSource:
     ranges: str
     ranges_unarchived: str
     rollups: Mapping[timedelta, str]
+    density: str | None = None  # records and minute rollup rows per window (None: unknown, always read minutes)
 
 
 SPC = BinnedSource(
-    "spc", SPC_BUCKETS, SPC_UNARCHIVED_BUCKETS, SPC_RANGE_BUCKETS, SPC_RANGE_UNARCHIVED_BUCKETS, SPC_ROLLUP_BUCKETS
+    "spc",
+    SPC_BUCKETS,
+    SPC_UNARCHIVED_BUCKETS,
+    SPC_RANGE_BUCKETS,
+    SPC_RANGE_UNARCHIVED_BUCKETS,
+    SPC_ROLLUP_BUCKETS,
+    rollup_density("spc"),
 )
 CUSTOM = BinnedSource(
     "custom",
@@ -66,6 +74,7 @@ CUSTOM = BinnedSource(
     CUSTOM_RANGE_BUCKETS,
     CUSTOM_RANGE_UNARCHIVED_BUCKETS,
     CUSTOM_ROLLUP_BUCKETS,
+    rollup_density("custom"),
 )
 PSI = BinnedSource(
     "psi", PSI_BUCKETS, PSI_UNARCHIVED_BUCKETS, PSI_RANGE_BUCKETS, PSI_RANGE_UNARCHIVED_BUCKETS, PSI_ROLLUP_BUCKETS
@@ -83,14 +92,27 @@ async def raw_parts(
     return [await db.fetch(source.everything, *args)]
 
 
+async def _minutes_pay_off(db: Database, source: BinnedSource, query: DriftQuery, split: RollupPlan) -> bool:
+    """A plan without hours (buckets narrower than an hour) reads minutes: worth it only for dense records, which
+    the hourly rollups tell (`scouter.rollups.minutes_pay_off`). Not asked of a window reaching the archive: there
+    minutes spare reading Parquet."""
+    if split.ranges(HOUR) or source.density is None:
+        return True
+    window = query.window
+    hours = (floor_grain(window.begin, HOUR), ceil_grain(window.end, HOUR))
+    row = await db.fetchrow(source.density, query.space, query.name, query.version, *hours)
+    return minutes_pay_off(row["rows"], row["minute_rows"])
+
+
 async def binned_parts(
     db: Database, archive: ArchiveReader | None, source: BinnedSource, query: DriftQuery, now: datetime, *extra: Any
 ) -> list[Sequence[Any]]:
     """The window's per-bucket aggregates as parts to merge: whole grains from the rollups (a part per grain), the
-    rest from rows."""
+    rest from rows; everything from the rows when the plan reads only minutes of sparse records."""
     window = query.window
     split = plan(window.begin, window.end, query.bucket, await db.fetchval(ROLLUP_SINCE))
-    if not split.uses_rollups:
+    archived = archive is not None and archive.reaches_archive(query, now)
+    if not split.uses_rollups or (not archived and not await _minutes_pay_off(db, source, query, split)):
         return await raw_parts(db, archive, source, query, now, *extra)
     entity = (query.space, query.name, query.version, query.bucket)
     parts: list[Sequence[Any]] = [
@@ -101,7 +123,7 @@ async def binned_parts(
     if not split.raw:
         return parts
     args = (*entity, window.begin, window.end, *extra, split.raw_starts, split.raw_stops)
-    if archive is not None and archive.reaches_archive(query, now):
+    if archived:
         parts += await archive.parts(db, source.kind, query, source.ranges_unarchived, args, ranges=split.raw)
     else:
         parts.append(await db.fetch(source.ranges, *args))

@@ -124,6 +124,7 @@ from ._rollups import (
     derive_hours,
     lock_rollup,
     rebuild_rollup,
+    rollup_density,
     rollup_table,
     rows_gone,
 )
@@ -242,6 +243,7 @@ __all__ = [
     "partition_day",
     "partition_name",
     "rebuild_rollup",
+    "rollup_density",
     "rollup_table",
     "rows_gone",
 ]

@@ -271,6 +271,16 @@ GROUP BY feature, bucket, bin_id
 """
 
 
+def rollup_density(kind: str) -> str:
+    """$1-$3 the entity, $4/$5 the hours [lo, hi): how many records those hours hold, and at most how many minute
+    rollup rows (`scouter.rollups.minutes_pay_off`). SPC and custom only: a PSI count sums bin counts."""
+    return f"""
+SELECT coalesce(sum(count), 0)::bigint AS rows, coalesce(sum(least(count, 60)), 0)::bigint AS minute_rows
+FROM {rollup_table(kind, HOUR)}
+WHERE space = $1 AND name = $2 AND version = $3 AND grain >= $4 AND grain < $5
+"""
+
+
 SPC_ROLLUP_BUCKETS: Final = {grain: _spc_rollup_buckets(grain) for grain in GRAINS}
 CUSTOM_ROLLUP_BUCKETS: Final = {grain: _custom_rollup_buckets(grain) for grain in GRAINS}
 PSI_ROLLUP_BUCKETS: Final = {grain: _psi_rollup_buckets(grain) for grain in GRAINS}

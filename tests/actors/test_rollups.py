@@ -290,6 +290,29 @@ async def test_binned_reads_across_the_archive_boundary_equal_the_rows(db: Datab
     assert hourly > 5
 
 
+async def test_buckets_narrower_than_an_hour_read_minutes_only_where_records_are_dense(db: Database) -> None:
+    """10-minute buckets over three hours are read from minutes: through the minute rollups for a model sending
+    dozens of records a minute per feature, but from the rows for one sending a record every three minutes (as many
+    minute rollup rows as records there, and a rollup row costs more to read). Both answer as the rows do."""
+    rows = []
+    for name, every in (("dense", timedelta(seconds=2)), ("sparse", timedelta(minutes=3))):
+        t = RECENT
+        while t < RECENT + timedelta(hours=3):
+            rows += [(t, ENTITY[0], name, ENTITY[2], f"f{i}", 1e6 + i + t.second / 60) for i in range(2)]
+            t += every
+    await insert(db, "spc_drift", rows)
+    now = datetime.now(UTC)
+    window = Window(RECENT + timedelta(seconds=7), RECENT + timedelta(hours=2, minutes=50, seconds=3))
+    parts = {}
+    for name in ("dense", "sparse"):
+        query = DriftQuery(ENTITY[0], name, ENTITY[2], "Spc", window, timedelta(minutes=10), 100)
+        parts[name] = await binned_parts(db, None, SPC, query, now)
+        expected = sorted(merge_spc(await raw_parts(db, None, SPC, query, now)))
+        _close(expected, sorted(merge_spc(parts[name])), "spc")
+    assert 2 == len(parts["dense"])  # the minutes, and the rows of the two partial minutes at the edges
+    assert 1 == len(parts["sparse"])  # the rows of the whole window
+
+
 # --- drift checks ----------------------------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scouter.rollups import GRAIN, HOUR, Range, RollupPlan, ceil_grain, floor_grain, plan
+from scouter.rollups import GRAIN, HOUR, Range, RollupPlan, ceil_grain, floor_grain, minutes_pay_off, plan
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -96,3 +96,10 @@ def test_without_rollups_everything_is_raw() -> None:
     split = plan(T0, T0 + timedelta(days=1), timedelta(hours=1), None)
     assert not split.uses_rollups
     assert split.raw == ((T0, T0 + timedelta(days=1) + US),)
+
+
+def test_minutes_pay_off_only_for_dense_records() -> None:
+    """Minutes are read instead of rows only when each minute rollup row stands for several records."""
+    assert minutes_pay_off(rows=30 * 60, minute_rows=60)
+    assert not minutes_pay_off(rows=90, minute_rows=60)
+    assert minutes_pay_off(rows=0, minute_rows=0)  # nothing stored: either way reads nothing
