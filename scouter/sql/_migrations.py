@@ -341,5 +341,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(200, "profile uids in the stored profiles", _PROFILE_UIDS),
     Migration(300, "rollups", ROLLUP_TABLES),
     Migration(310, "daily compaction of the archive", _ARCHIVE_COMPACTION),
-    Migration(320, "hourly rollups", HOURLY_ROLLUP_TABLES),
+    Migration(360, "hourly rollups", HOURLY_ROLLUP_TABLES),
 )

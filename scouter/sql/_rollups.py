@@ -1,7 +1,7 @@
 """SQL of the rollups (`scouter.rollups`): the tables, the writer's upserts and the binned reads through them.
 
 Each record kind has a rollup table per grain: ``{kind}_rollup`` (minutes, migration 300) and ``{kind}_rollup_hour``
-(hours, migration 320), with the same columns. Rollup rows are tiny (one per entity, feature and grain) and are
+(hours, migration 360), with the same columns. Rollup rows are tiny (one per entity, feature and grain) and are
 never dropped with the record partitions: they
 stay in PostgreSQL after the raw rows went to the archive, so a long chart never reads raw Parquet for its whole
 grains. ``scouter.rollup_coverage`` says from when they are complete: rows archived *and dropped* before the rollups
@@ -208,7 +208,7 @@ def _roll_up_trigger(kind: str) -> str:
 
 ROLLUP_TABLES += "".join(_roll_up_trigger(kind) for kind in ROLLUP_KINDS)
 
-# Migration 320: the hourly grain. The minute tables are locked first (in the writers' order) so that no writer's
+# Migration 360: the hourly grain. The minute tables are locked first (in the writers' order) so that no writer's
 # minutes are in flight while the hours are derived from them; the triggers then keep both grains, minutes first.
 # Hours before the coverage's hour are derived from whatever minutes exist there and are not read (a read takes
 # hours from ``ceil(since, 1 hour)`` on) until `scouter rollup rebuild` derives them again from complete minutes.

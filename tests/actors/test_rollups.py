@@ -197,12 +197,12 @@ async def test_rollup_rebuild_builds_rollups_of_rows_stored_before_them(
 async def test_hourly_rollups_are_derived_from_the_minutes_of_an_upgraded_database(
     aio_loop: None, fresh_database_dsn: str
 ) -> None:
-    """A database whose writer kept only minute rollups (before migration 320): the migration derives every hour
+    """A database whose writer kept only minute rollups (before migration 360): the migration derives every hour
     from those minutes, and the writer then keeps both grains equal to the rows."""
     db = await open_pool(fresh_database_dsn, DatabaseSettings(max_pool_size=4, min_pool_size=1))
     try:
-        await migrate(db, tuple(m for m in MIGRATIONS if m.version < 320))
-        rng = random.Random(320)
+        await migrate(db, tuple(m for m in MIGRATIONS if m.version < 360))
+        rng = random.Random(360)
         await write_all(db, [random_batch(rng, RECENT - timedelta(minutes=20), 200, 50) for _ in range(20)])
         assert await db.fetchval("SELECT to_regclass('scouter.spc_rollup_hour')") is None
         await migrate(db)
