@@ -18,7 +18,6 @@ import asyncpg
 import orjson
 import pytest
 import trio
-from prometheus_client import CollectorRegistry
 
 from actors._dispatch_outbox import claim_due
 from actors.alert_channel import AlertChannel, AlertNotice, StoredAlert, open_alert_channel
@@ -79,18 +78,6 @@ def dispatch_settings(base: str, **overrides: Any) -> DispatchSettings:
         **overrides,
     }
     return DispatchSettings(**values)
-
-
-@pytest.fixture
-def metrics() -> ScouterMetrics:
-    return ScouterMetrics.create(CollectorRegistry(), process=False)
-
-
-@pytest.fixture
-async def now(db: Database) -> dt.datetime:
-    """The database's clock at the start of the test."""
-    value: dt.datetime = await db.fetchval("SELECT now()")
-    return value
 
 
 @pytest.fixture
