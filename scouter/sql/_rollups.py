@@ -2,10 +2,10 @@
 
 Each record kind has a rollup table per grain: ``{kind}_rollup`` (minutes, migration 300) and ``{kind}_rollup_hour``
 (hours, migration 360), with the same columns. Rollup rows are tiny (one per entity, feature and grain) and are
-never dropped with the record partitions: they
-stay in PostgreSQL after the raw rows went to the archive, so a long chart never reads raw Parquet for its whole
-grains. ``scouter.rollup_coverage`` says from when they are complete: rows archived *and dropped* before the rollups
-existed are not in them, and grains before ``since`` are read from the rows (and the archive) as before.
+never dropped with the record partitions: they stay in PostgreSQL after the raw rows went to the archive, so a long
+chart never reads raw Parquet for its whole grains. ``scouter.rollup_coverage`` says from when they are complete:
+rows archived *and dropped* before the rollups existed are not in them, and grains before ``since`` are read from the
+rows (and the archive) as before.
 """
 
 from __future__ import annotations
@@ -185,6 +185,8 @@ def _upsert(kind: str, grain: timedelta) -> str:
 
 
 def _roll_up_function(kind: str, grains: tuple[timedelta, ...], create: str) -> str:
+    """The trigger function: one upsert per grain, in the order given (`_WRITE_ORDER`: minutes, then hours), each in
+    key order, so that every writer locks rollup rows in one global order."""
     return f"""
 {create} FUNCTION scouter.roll_up_{kind}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN{"".join(_upsert(kind, grain) for grain in grains)}
