@@ -6,9 +6,9 @@ For ``rows / 10`` and then ``rows`` (default 1,000,000) SPC and custom rows (one
 spread evenly over the last 30 days, COPied into their daily partitions, with the rollups then built by
 `scouter rollup rebuild`'s code (its time is printed too):
 
-1. a binned SPC query over the 30 days (1,000 points: 43.2-minute buckets, narrower than an hour, so they are read
-   from the minute rollups, and their boundaries cut minutes whose rows the raw part reads; and 720 points: hourly
-   buckets, read from the hourly rollups), through the rollups ÷ from the rows (target <= 0.1);
+1. a binned SPC query over the 30 days (1,000 points: 43.2-minute buckets, narrower than an hour, so only minutes
+   could serve them, and at ~2 records per feature and minute the read goes to the rows (`minutes_pay_off`); and
+   720 points: hourly buckets, read from the hourly rollups), through the rollups ÷ from the rows (target <= 0.1);
 2. one custom drift check over the last day (its aggregate query, in the check's snapshot as the poller runs it)
    through the rollups ÷ from the rows, and how the rollup path grows with 10x the rows (flat: it reads grains).
 
