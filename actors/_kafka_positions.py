@@ -20,7 +20,7 @@ from aiokafka.structs import ConsumerRecord
 from ._consuming import quarantine_step
 from .writer import InTransaction
 
-#: One round trip (migration 315): positions moved and digests replaced, or false and nothing changed.
+#: One round trip (migration 370): positions moved and digests replaced, or false and nothing changed.
 STORE_POSITIONS = "SELECT scouter.store_kafka_positions($1, $2, $3, $4, $5, $6, $7, $8)"
 STORED_OFFSETS = """
 SELECT topic, partition, next_offset FROM scouter.consumer_offsets WHERE consumer_group = $1 AND topic = ANY($2::text[])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from ._rollups import ROLLUP_TABLES
+from ._rollups import HOURLY_ROLLUP_TABLES, ROLLUP_TABLES
 
 #: pg_advisory_lock key taken while migrating ("scouter" in ASCII), so replicas starting together take turns.
 MIGRATION_LOCK_KEY = 0x73636F75746572
@@ -330,6 +330,12 @@ CREATE TABLE scouter.archive_retired (
 );
 """
 
+# When a user's password last changed: access tokens issued before it are refused (a token stolen before the owner
+# changed their password stops working then, not when it expires). NULL: never changed since this migration.
+_TOKEN_CUTOFF = """
+ALTER TABLE scouter."user" ADD COLUMN tokens_valid_after timestamptz;
+"""
+
 # A Kafka batch's positions and last-message digests in one round trip of the writer's transaction (it used to be five:
 # a savepoint, three statements, its release). The block with an EXCEPTION clause is the savepoint: when another
 # member (or an earlier copy of the same write request) already stored past the batch's first offset of a partition,
@@ -381,5 +387,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(200, "profile uids in the stored profiles", _PROFILE_UIDS),
     Migration(300, "rollups", ROLLUP_TABLES),
     Migration(310, "daily compaction of the archive", _ARCHIVE_COMPACTION),
-    Migration(315, "Kafka positions in one round trip", _KAFKA_POSITIONS),
+    Migration(350, "access tokens end at a password change", _TOKEN_CUTOFF),
+    Migration(360, "hourly rollups", HOURLY_ROLLUP_TABLES),
+    Migration(370, "Kafka positions in one round trip", _KAFKA_POSITIONS),
 )
