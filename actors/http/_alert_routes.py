@@ -24,7 +24,7 @@ from scouter.alert_pages import page, query_bounds
 from scouter.alert_requests import AlertRequestError, alert_document, parse_alert_query, parse_alert_update
 from scouter.auth import Requirement, check
 from scouter.sql import ALERTS_PAGE_NEXT, ALERTS_PAGE_PREVIOUS, LIST_ALERTS, SET_ALERT_ACTIVE
-from scouter.wire_v025 import DriftAlertPaginationRequest, DriftAlertPaginationResponse, ShapeError, decode, encode
+from scouter.wire.v025 import DriftAlertPaginationRequest, DriftAlertPaginationResponse, ShapeError, decode, encode
 
 from ._context import context
 from ._guard import guarded, identity, json_object

@@ -39,7 +39,7 @@ from scouter.records import CreatedAtBounds, DecodedBatch, DecodeError, decode_r
 from scouter.sql import (
     PSI_PROFILE,
 )
-from scouter.wire_v025 import DriftQueryParams, ShapeError, decode
+from scouter.wire.v025 import DriftQueryParams, ShapeError, decode
 
 from ..archive_reader import ArchiveLimitExceeded, ArchiveReadError
 from ..rollup_reads import CUSTOM, PSI, SPC, BinnedSource, binned_parts

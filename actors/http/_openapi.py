@@ -38,7 +38,7 @@ from quart_schema.conversion import MSGSPEC_REF_TEMPLATE
 from quart_schema.openapi import QUART_SCHEMA_HIDDEN_ATTRIBUTE
 from werkzeug.routing.rules import Rule
 
-from scouter import wire_v025
+from scouter.wire import v025 as wire_v025
 
 T = TypeVar("T", bound=Callable[..., Any])
 
@@ -531,7 +531,7 @@ class ObservabilityRecord(BaseModel):
 
 class ServerRecords(BaseModel):
     """Drift records, each externally tagged by its kind; a 0.6.4 record names its entity by space/name/version, a
-    0.25 record by `uid` (those members of the union are `scouter.wire_v025`'s, added when the document is built).
+    0.25 record by `uid` (those members of the union are `scouter.wire.v025`'s, added when the document is built).
     Write permission is checked on every record's space."""
 
     records: list[SpcRecord | PsiRecord | CustomRecord | ObservabilityRecord]

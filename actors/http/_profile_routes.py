@@ -45,7 +45,7 @@ from scouter.sql import (
     UPSERT_PROFILE,
 )
 from scouter.versions import VersionError, next_version
-from scouter.wire_v025 import RegisteredProfileResponse, RegisterProfileRequest, ShapeError, decode, encode
+from scouter.wire.v025 import RegisteredProfileResponse, RegisterProfileRequest, ShapeError, decode, encode
 
 from ._context import context
 from ._guard import guarded, json_object

@@ -1,7 +1,7 @@
 """Decode rate of ServerRecords messages, 0.6.4 records (space/name/version) beside 0.25 records (uid).
 
 The 0.25 records take the decoder's fast path for the client's own form (exactly what their msgspec declaration in
-`scouter.wire_v025` accepts; the declaration itself words every error) and are then filed under their entity
+`scouter.wire.v025` accepts; the declaration itself words every error) and are then filed under their entity
 (`scouter.entities.resolve_uids`); the 0.6.4 ones take the hand-written decoder. Both figures are printed so
 the uid path can be compared with the 0.6.4 floor measured in the same run (issue 17: no worse than ~207 k/s).
 
