@@ -35,9 +35,8 @@ finite floats of parsed documents) is checked here.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final, TypeAlias
 
 import attrs
@@ -45,6 +44,13 @@ import msgspec
 import orjson
 
 from scouter.wire.common import INT32_MAX, nul_field, show, worded
+from scouter.wire.timestamps import (
+    DEFAULT_MAX_FUTURE,
+    EARLIEST_CREATED_AT,
+    CreatedAtBounds,
+    parse_created_at,
+    parse_rfc3339,
+)
 from scouter.wire.v025 import ServerRecordsV025, UidCustomRecord, UidPsiRecord, UidRecordItem, UidSpcRecord
 from scouter.wire.v064_records import (
     CustomServerRecord,
@@ -89,9 +95,6 @@ PSI_COLUMNS: Final = ("created_at", "name", "space", "version", "feature", "bin_
 CUSTOM_COLUMNS: Final = ("created_at", "name", "space", "version", "metric", "value")
 OBSERVABILITY_COLUMNS: Final = ("space", "name", "version", "request_count", "error_count", "route_metrics")
 
-_SEPARATORS: Final = operator.itemgetter(4, 7, 10, 13, 16, 19, 29)
-_NANOS_Z: Final = ("-", "-", "T", ":", ":", ".", "Z")
-_fromisoformat: Final = datetime.fromisoformat
 
 #: Each kind's one declaration: 0.6.4 records name their entity by space/name/version, 0.25 ones by uid only
 #: (server-v025.md §8.1).
@@ -107,11 +110,6 @@ _DECODER_V025: Final = msgspec.json.Decoder(ServerRecordsV025)
 #: Record kinds of 0.25 features this server does not serve (§14): dropped with a count, never fatal to the batch.
 _OUT_OF_SCOPE_PREFIX: Final = "GenAI"
 
-#: No record is older than the Unix epoch: earlier values are clock or client bugs (0001-01-01 is stored as
-#: -infinity by asyncpg), and the archive's nanosecond timestamps end in 1677 anyway.
-EARLIEST_CREATED_AT: Final = datetime(1970, 1, 1, tzinfo=UTC)
-#: How far ahead of the server's clock a record may be dated unless configured (SCOUTER_MAX_FUTURE_SECONDS).
-DEFAULT_MAX_FUTURE: Final = timedelta(days=1)
 
 SpcRow: TypeAlias = tuple[datetime, str, str, str, str, float]
 PsiRow: TypeAlias = tuple[datetime, str, str, str, str, int, int]
@@ -181,42 +179,6 @@ class ObservabilityRecord:
 
 
 Record: TypeAlias = SpcRecord | PsiRecord | CustomRecord | ObservabilityRecord
-
-
-@attrs.frozen
-class CreatedAtBounds:
-    """The ``created_at`` values a decoded record may carry: ``earliest <= created_at <= latest``."""
-
-    earliest: datetime
-    latest: datetime
-    max_future: timedelta  # what ``latest`` is ahead of the clock, for the error message
-
-    @classmethod
-    def around(cls, now: datetime, max_future: timedelta = DEFAULT_MAX_FUTURE) -> CreatedAtBounds:
-        """From the epoch to ``max_future`` after ``now`` (the server's clock when the message is decoded)."""
-        return cls(EARLIEST_CREATED_AT, now + max_future, max_future)
-
-    def problem(self, value: datetime) -> str | None:
-        """Why ``value`` is out of bounds, naming the bound; None when it is within."""
-        if value < self.earliest:
-            return f"must not be before {_iso(self.earliest)}"
-        if value > self.latest:
-            ahead = _duration(self.max_future)
-            return f"must not be more than {ahead} in the future (after {_iso(self.latest)})"
-        return None
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def _duration(span: timedelta) -> str:
-    seconds = span.total_seconds()
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = int(seconds // size)
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    return f"{seconds:g} seconds"
 
 
 @attrs.frozen
@@ -308,45 +270,6 @@ def check_entity_name(field: str, value: object) -> None:
         raise DecodeError(f"{field}: {problem}, got {show(value)}")
 
 
-def parse_rfc3339(value: str) -> datetime:
-    """Parse an RFC 3339 timestamp (``Z`` or ``±HH:MM``, 0-9 fractional digits) to an aware UTC datetime.
-
-    The fraction is truncated to microseconds (timestamptz precision). Raises ``ValueError`` with a short reason;
-    a timestamp without an offset (naive) is an error.
-    """
-    # datetime.fromisoformat alone is too lenient for RFC 3339 (it takes '20261122T170550Z', '17:05Z', naive
-    # times, ',5' fractions), so the separators are pinned here and fromisoformat does the digits and ranges.
-    if not value.isascii():
-        raise ValueError("not an RFC 3339 timestamp")
-    n = len(value)
-    if n < 19 or value[4] != "-" or value[7] != "-" or value[10] != "T" or value[13] != ":" or value[16] != ":":
-        raise ValueError("not an RFC 3339 timestamp (expected YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM))")
-    last = value[-1]
-    if last == "Z":
-        zone_at = n - 1
-    elif n >= 25 and value[-6] in "+-" and value[-3] == ":":
-        zone_at = n - 6
-        if not (value[-5:-3].isdigit() and value[-2:].isdigit() and value[-2] < "6"):
-            raise ValueError("invalid UTC offset")
-    elif n == 19 or value[19] == ".":
-        raise ValueError("timestamp has no timezone (naive); expected Z or an offset")
-    else:
-        raise ValueError("not an RFC 3339 timestamp")
-    text = value
-    if zone_at != 19:
-        fraction = value[20:zone_at]
-        if value[19] != "." or not 1 <= len(fraction) <= 9 or not fraction.isdigit():
-            raise ValueError("invalid fractional seconds (expected 1 to 9 digits)")
-        if len(fraction) > 6:
-            # Truncate to microseconds ourselves: do not rely on a Python version's rounding choice.
-            text = value[:26] + value[zone_at:]
-    try:
-        parsed = datetime.fromisoformat(text)
-        return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
-    except (ValueError, OverflowError) as exc:
-        raise ValueError(f"invalid timestamp ({exc})") from None
-
-
 # --- decoding ---------------------------------------------------------------------------------------------------
 
 
@@ -396,7 +319,6 @@ def _one_pass(items: Sequence[RecordItem], bounds: CreatedAtBounds) -> DecodedBa
     psi: list[PsiRow] = []
     custom: list[CustomRow] = []
     observability: list[ObservabilityRow] = []
-    earliest, latest = bounds.earliest, bounds.latest
     for index, item in enumerate(items):
         record: Any = item.Spc
         kinds = (record is not None) + (item.Psi is not None) + (item.Custom is not None)
@@ -408,12 +330,12 @@ def _one_pass(items: Sequence[RecordItem], bounds: CreatedAtBounds) -> DecodedBa
             value = record.value
             if value - value != 0.0:  # NaN or ±inf: only a parsed document can hold them
                 raise _not_finite(index, "Spc", value)
-            created = _created_at(index, "Spc", record.created_at, earliest, latest, bounds)
+            created = _created_at(index, "Spc", record.created_at, bounds)
             spc.append((created, record.name, record.space, record.version, record.feature, value))
         elif (record := item.Psi) is not None:
             if "\x00" in record.feature or "\x00" in record.space or "\x00" in record.name or "\x00" in record.version:
                 raise _nul(index, "Psi", record)
-            created = _created_at(index, "Psi", record.created_at, earliest, latest, bounds)
+            created = _created_at(index, "Psi", record.created_at, bounds)
             psi.append(
                 (created, record.name, record.space, record.version, record.feature, record.bin_id, record.bin_count)
             )
@@ -423,7 +345,7 @@ def _one_pass(items: Sequence[RecordItem], bounds: CreatedAtBounds) -> DecodedBa
             value = record.value
             if value - value != 0.0:
                 raise _not_finite(index, "Custom", value)
-            created = _created_at(index, "Custom", record.created_at, earliest, latest, bounds)
+            created = _created_at(index, "Custom", record.created_at, bounds)
             custom.append((created, record.name, record.space, record.version, record.metric, value))
         else:
             observability.append(_observability_row(index, item.Observability))
@@ -506,13 +428,13 @@ def _uid_row(index: int, record: UidSpcRecord | UidPsiRecord | UidCustomRecord, 
     if nul_field(record) is not None:
         raise _nul(index, kind, record)
     if isinstance(record, UidPsiRecord):
-        created = _created_at(index, "Psi", record.created_at, bounds.earliest, bounds.latest, bounds)
+        created = _created_at(index, "Psi", record.created_at, bounds)
         return ("Psi", record.uid, created, record.feature, record.bin_id, record.bin_count)
     label = record.feature if isinstance(record, UidSpcRecord) else record.metric
     value = record.value
     if value - value != 0.0:
         raise _not_finite(index, kind, value)
-    created = _created_at(index, kind, record.created_at, bounds.earliest, bounds.latest, bounds)
+    created = _created_at(index, kind, record.created_at, bounds)
     return (kind, record.uid, created, label, value, None)
 
 
@@ -550,24 +472,13 @@ def _not_finite(index: int, kind: str, value: float) -> DecodeError:
     return DecodeError(f"records[{index}].{kind}.value: must be a finite number, got {value!r}")
 
 
-def _created_at(
-    index: int, kind: str, value: str, earliest: datetime, latest: datetime, bounds: CreatedAtBounds
-) -> datetime:
-    """The record's created_at, parsed and within bounds; the client's own form takes the fast path."""
-    # 'YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ': pinning these separators leaves fromisoformat only RFC 3339 to accept; it
-    # checks the remaining digits and ranges, and the slice truncates to microseconds ('Z' yields tzinfo=UTC).
-    created: datetime | None = None
-    if len(value) == 30 and _SEPARATORS(value) == _NANOS_Z and value.isascii() and value[26:29].isdigit():
-        try:
-            created = _fromisoformat(value[:26] + "Z")
-        except ValueError:
-            pass  # the general parser below words the error
-    if created is None:
-        try:
-            created = parse_rfc3339(value)
-        except ValueError as exc:
-            raise DecodeError(f"records[{index}].{kind}.created_at: {exc}, got {show(value)}") from None
-    if not earliest <= created <= latest:
+def _created_at(index: int, kind: str, value: str, bounds: CreatedAtBounds) -> datetime:
+    """The record's created_at, parsed and within bounds, or a `DecodeError` naming the record."""
+    try:
+        created = parse_created_at(value)
+    except ValueError as exc:
+        raise DecodeError(f"records[{index}].{kind}.created_at: {exc}, got {show(value)}") from None
+    if not bounds.earliest <= created <= bounds.latest:
         raise DecodeError(f"records[{index}].{kind}.created_at: {bounds.problem(created)}, got {show(value)}")
     return created
 

@@ -16,24 +16,13 @@ from quart import Blueprint
 from werkzeug.exceptions import UnprocessableEntity
 
 from scouter.auth import Requirement, hash_password, is_admin, new_recovery_codes
+from scouter.wire.v064 import ErrorBody, ScouterResponse
+from scouter.wire.v064_accounts import CreateUserRequest, CreateUserResponse, UpdateUserRequest, UserList, UserResponse
 
 from .. import users
 from ._context import context
 from ._guard import guarded, identity, json_object
-from ._openapi import (
-    BEARER,
-    BEARER_OR_BOOTSTRAP,
-    BODY_ERRORS,
-    GUARD_ERRORS,
-    CreateUserRequest,
-    CreateUserResponse,
-    ErrorBody,
-    ScouterResponse,
-    UpdateUserRequest,
-    UserList,
-    UserResponse,
-    documented,
-)
+from ._openapi import BEARER, BEARER_OR_BOOTSTRAP, BODY_ERRORS, GUARD_ERRORS, documented
 
 log = logging.getLogger("actors.http.users")
 

@@ -57,7 +57,7 @@ Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 #: The JSON-schema pattern of text PostgreSQL can store (anything but NUL). It is documented, not enforced by
 #: msgspec: a regex run on every string would cost more than half the records' decode rate, so `scouter.records`
 #: rejects NUL itself after decoding (`nul_field`).
-NO_NUL: Final = "^[^\u0000]*$"
+NO_NUL: Final = r"^[^\u0000]*$"
 Text = Annotated[str, Meta(extra_json_schema={"pattern": NO_NUL})]
 #: A space, name or version: any text upstream stores (``org/model``, ``..``, unicode), not empty, no NUL; the
 #: archive percent-encodes it into one folder name.
