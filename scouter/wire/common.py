@@ -27,6 +27,7 @@ __all__ = [
     "AwareDatetime",
     "Count",
     "Count64",
+    "DateTime",
     "DriftTypeName",
     "EntityName",
     "Int32",
@@ -52,6 +53,8 @@ Count64 = Annotated[int, Meta(ge=0, le=INT64_MAX)]
 #: A JSON number kept as given (an integer stays an integer in the stored JSON).
 Number = int | float
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
+#: An RFC 3339 date-time in the document (msgspec names the format of timezone-aware datetimes only).
+DateTime = Annotated[datetime, Meta(extra_json_schema={"format": "date-time"})]
 #: RFC 3339 text kept as text: `scouter.records` parses it (nanoseconds truncated, not rounded) and bounds it.
 Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 #: The JSON-schema pattern of text PostgreSQL can store (anything but NUL). It is documented, not enforced by

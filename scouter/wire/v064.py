@@ -9,12 +9,11 @@ field) is a whole-body example the HTTP layer adds to the struct's schema.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, ClassVar, Final, Literal
 
 from msgspec import Meta, Struct
 
-from scouter.wire.common import INT32_MAX, DriftTypeName, EntityName, Int32, Text
+from scouter.wire.common import INT32_MAX, DateTime, DriftTypeName, EntityName, Int32, Text
 
 __all__ = [
     "SHAPES",
@@ -117,7 +116,7 @@ class DriftAlertRequest(Struct):
     name: Annotated[Text, Meta(examples=["model"])]
     space: Annotated[Text, Meta(examples=["cap"])]
     version: Annotated[Text, Meta(examples=["1.0.0"])]
-    limit_datetime: Annotated[datetime | None, Meta(description="Only alerts created at or after this.")] = None
+    limit_datetime: Annotated[DateTime | None, Meta(description="Only alerts created at or after this.")] = None
     active: bool | None = None
     limit: Annotated[int, Meta(ge=0, le=INT32_MAX)] | None = None
 
@@ -172,9 +171,9 @@ class ProfileSummary(Struct, forbid_unknown_fields=True):
     uid: Annotated[str, Meta(description="The entity uid (scouter-ml 0.25 names the profile by it).")]
     active: bool
     schedule: str
-    next_run: datetime | None
-    previous_run: datetime | None
-    updated_at: datetime | None
+    next_run: DateTime | None
+    previous_run: DateTime | None
+    updated_at: DateTime | None
 
 
 class ProfileList(Struct, forbid_unknown_fields=True):
@@ -187,7 +186,7 @@ class ProfileList(Struct, forbid_unknown_fields=True):
 
 
 class SpcFeatureSeries(Struct, forbid_unknown_fields=True):
-    created_at: Annotated[list[datetime], Meta(description="Bucket starts, newest first.")]
+    created_at: Annotated[list[DateTime], Meta(description="Bucket starts, newest first.")]
     values: Annotated[list[float], Meta(description="The mean of each bucket.")]
 
 
@@ -202,7 +201,7 @@ class SpcDriftFeatures(Struct, forbid_unknown_fields=True):
 
 
 class PsiFeatureSeries(Struct, forbid_unknown_fields=True):
-    created_at: list[datetime]
+    created_at: list[DateTime]
     psi: list[float]
     overall_psi: float
     bins: Annotated[dict[str, float], Meta(description="Overall proportion per bin id (the id as a string).")]
@@ -235,7 +234,7 @@ class CustomStats(Struct, forbid_unknown_fields=True):
 
 class CustomMetricSeries(Struct, forbid_unknown_fields=True):
     metric: str
-    created_at: list[datetime]
+    created_at: list[DateTime]
     stats: list[CustomStats]
 
 
@@ -259,7 +258,7 @@ class BinnedCustomMetrics(Struct, forbid_unknown_fields=True):
 
 class RouteSeries(Struct, forbid_unknown_fields=True):
     route_name: str
-    created_at: list[datetime]
+    created_at: list[DateTime]
     p5: list[float]
     p25: list[float]
     p50: list[float]
@@ -296,7 +295,7 @@ class Alert(Struct, forbid_unknown_fields=True):
         }
     ]
 
-    created_at: datetime
+    created_at: DateTime
     name: str
     space: str
     version: str

@@ -8,10 +8,11 @@ custom alert conditions; see `scouter.profile_superset`). `scouter.profiles` rea
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 from msgspec import Meta, Struct
+
+from scouter.wire.common import DateTime
 
 __all__ = [
     "SHAPES",
@@ -68,7 +69,7 @@ class SpcFeatureDriftProfile(Struct):
     two_lcl: float
     three_ucl: float
     three_lcl: float
-    timestamp: datetime
+    timestamp: DateTime
 
 
 class SpcDriftProfile(Struct):
@@ -92,7 +93,7 @@ class PsiBin(Struct):
 class PsiFeatureDriftProfile(Struct):
     id: str
     bins: list[PsiBin]
-    timestamp: datetime
+    timestamp: DateTime
     bin_type: Literal["Numeric", "Category"]
 
 
