@@ -24,6 +24,8 @@ import orjson
 from scouter.profiles import DRIFT_TYPES, DriftProfile, ProfileError, parse_profile, to_json
 from scouter.records import DecodeError, check_entity_name
 from scouter.schedule import ScheduleError, next_fire
+from scouter.wire.common import Fault, FaultyBody, convert_body, show
+from scouter.wire.v064 import ProfileStatusRequest
 
 __all__ = [
     "GetProfile",
@@ -124,17 +126,31 @@ def parse_profile_request(body: object, now: datetime) -> ProfileRegistration:
 
 
 def parse_profile_status(body: object) -> ProfileStatus:
-    """Parse a ProfileStatusRequest body."""
-    data = _body(body)
-    entity = [_entity_name(field, _field(data, field, str, "a string")) for field in ("space", "name", "version")]
-    active = _field(data, "active", bool, "true or false")
-    drift_type = data.get("drift_type")
-    if drift_type is not None:
-        drift_type = _drift_type("drift_type", drift_type)
-    deactivate_others = data.get("deactivate_others", False)
-    if type(deactivate_others) is not bool:
-        raise ProfileRequestError("deactivate_others: expected true or false")
-    return ProfileStatus(entity[0], entity[1], entity[2], active, drift_type, deactivate_others)
+    """Parse a ProfileStatusRequest body, by its declaration in `scouter.wire.v064`."""
+    try:
+        status = convert_body(_body(body), ProfileStatusRequest)
+    except FaultyBody as exc:
+        raise ProfileRequestError(_status_problem(exc.fault)) from None
+    for field in ("space", "name", "version"):
+        _entity_name(field, getattr(status, field))  # NUL, which the declaration documents but does not check
+    return ProfileStatus(
+        status.space, status.name, status.version, status.active, status.drift_type, status.deactivate_others
+    )
+
+
+def _status_problem(fault: Fault) -> str:
+    field, missing, value, expected = fault
+    if missing:
+        return f"{field}: missing field"
+    if field == "drift_type":
+        return f'{field}: unknown drift type {value!r}, expected "Spc", "Psi" or "Custom"'
+    if field == "deactivate_others":
+        return f"{field}: expected true or false"
+    if field == "active":
+        return f"{field}: expected true or false, got {show(value)}"
+    if expected.startswith("Expected `str` of length"):
+        return f"{field}: must not be empty, got {show(value)}"
+    return f"{field}: expected a string, got {show(value)}"
 
 
 def parse_get_profile(args: Mapping[str, str]) -> GetProfile:

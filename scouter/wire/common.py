@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, NamedTuple, TypeVar
 
 import msgspec
 import orjson
@@ -30,6 +30,8 @@ __all__ = [
     "DateTime",
     "DriftTypeName",
     "EntityName",
+    "Fault",
+    "FaultyBody",
     "Int32",
     "Number",
     "ShapeError",
@@ -37,6 +39,7 @@ __all__ = [
     "Text",
     "Timestamp",
     "Uid",
+    "convert_body",
     "decode",
     "encode",
     "nul_field",
@@ -107,6 +110,48 @@ def nul_field(record: msgspec.Struct) -> str | None:
         if type(value) is str and "\x00" in value:
             return field
     return None
+
+
+class Fault(NamedTuple):
+    """The first thing wrong with a body converted to a struct, in the struct's field order."""
+
+    field: str  # the field's wire name, with a path inside it when the fault is nested (`items[0].x`)
+    missing: bool
+    value: Any  # the offending value (None when missing)
+    expected: str  # msgspec's account of it, e.g. "Expected `int`, got `str`"
+
+
+class FaultyBody(ValueError):
+    """A body that does not have its declared shape; `fault` says where first, for the caller to word."""
+
+    def __init__(self, fault: Fault) -> None:
+        super().__init__(f"{fault.field}: {'missing field' if fault.missing else fault.expected}")
+        self.fault = fault
+
+
+def convert_body(data: dict[str, Any], shape: type[T]) -> T:
+    """``data`` (a parsed JSON object) as the struct `shape`, or `FaultyBody` naming the first fault the way a
+    hand-written parser would: every missing required field first, then each field's value, in declaration order
+    (msgspec alone reports in the order of the body's keys)."""
+    try:
+        return msgspec.convert(data, shape)
+    except msgspec.ValidationError as exc:
+        error = exc
+    fields = msgspec.structs.fields(shape)  # type: ignore[arg-type]
+    for field in fields:
+        if field.required and field.encode_name not in data:
+            raise FaultyBody(Fault(field.encode_name, True, None, "missing"))
+    for field in fields:
+        if field.encode_name not in data:
+            continue
+        value = data[field.encode_name]
+        try:
+            msgspec.convert(value, field.type)
+        except msgspec.ValidationError as exc:
+            head, _, where = str(exc).partition(" - at `")
+            inner = where.rstrip("`").removeprefix("$")
+            raise FaultyBody(Fault(field.encode_name + inner, False, value, head)) from None
+    raise FaultyBody(Fault("", False, data, str(error)))  # pragma: no cover - a field above fails first
 
 
 # --- msgspec's errors in the house wording --------------------------------------------------------------------------

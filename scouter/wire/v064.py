@@ -155,8 +155,8 @@ class ProfileStatusRequest(Struct):
         }
     ]
 
-    name: Name
     space: EntityName
+    name: Name
     version: Version
     active: bool
     drift_type: DriftTypeName | None = None
