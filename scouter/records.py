@@ -398,7 +398,8 @@ def _per_record(data: object, bounds: CreatedAtBounds) -> DecodedBatch:
             assert batch is not None  # one record of one kind
             row = (batch.spc_rows or batch.psi_rows or batch.custom_rows or batch.observability_rows)[0]
             rows[kind].append(row)
-    first = next(iter(items[0].values())).get("space") if items else None
+    first_body = next(iter(items[0].values())) if items else None  # a dropped kind's body may be anything
+    first = first_body.get("space") if type(first_body) is dict else None
     return DecodedBatch(
         spc_rows=tuple(rows["Spc"]),
         psi_rows=tuple(rows["Psi"]),

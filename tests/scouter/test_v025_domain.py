@@ -156,3 +156,9 @@ def test_uid_records_get_the_created_at_bounds_of_every_record() -> None:
             decode_server_records(json.dumps({"records": [record]}))
         assert caught.value.reason.startswith("records[0].Spc.created_at: must not be")
         assert fragment in caught.value.reason
+
+
+def test_a_dropped_first_record_of_any_shape_is_only_counted() -> None:
+    """An out-of-scope GenAI record whose body is not an object is dropped and counted, not a crash."""
+    batch = decode_server_records(b'{"records": [{"GenAIEval": [1]}, {"GenAIEval": null}]}')
+    assert ((("GenAIEval", 2),), None, 0) == (batch.dropped, batch.first_space, batch.total)
