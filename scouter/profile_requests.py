@@ -25,7 +25,7 @@ from scouter.profiles import DRIFT_TYPES, DriftProfile, ProfileError, parse_prof
 from scouter.records import DecodeError, check_entity_name
 from scouter.schedule import ScheduleError, next_fire
 from scouter.wire.common import Fault, FaultyBody, convert_body, show
-from scouter.wire.v064 import ProfileStatusRequest
+from scouter.wire.v064 import GetProfileRequest, ProfileStatusRequest
 
 __all__ = [
     "GetProfile",
@@ -154,14 +154,11 @@ def _status_problem(fault: Fault) -> str:
 
 
 def parse_get_profile(args: Mapping[str, str]) -> GetProfile:
-    """Parse a GetProfileRequest query string (each field mapped to its first value)."""
-    values = []
-    for field in ("space", "name", "version", "drift_type"):
-        value = args.get(field)
-        if value is None:
-            raise ProfileRequestError(f"{field}: missing field")
-        values.append(value)
-    space, name, version, drift_type = values
-    for field, value in (("space", space), ("name", name), ("version", version)):
-        _entity_name(field, value)
-    return GetProfile(space, name, version, _drift_type("drift_type", drift_type))
+    """Parse a GetProfileRequest query string (each field mapped to its first value), by its declaration."""
+    try:
+        query = convert_body(dict(args), GetProfileRequest)
+    except FaultyBody as exc:
+        raise ProfileRequestError(_status_problem(exc.fault)) from None
+    for field in ("space", "name", "version"):
+        _entity_name(field, getattr(query, field))
+    return GetProfile(query.space, query.name, query.version, query.drift_type)

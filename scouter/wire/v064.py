@@ -104,8 +104,8 @@ class Ready(Struct, forbid_unknown_fields=True):
 class GetProfileRequest(Struct):
     """Which profile to download."""
 
-    name: Name
     space: EntityName
+    name: Name
     version: Version
     drift_type: DriftTypeName
 
