@@ -425,18 +425,18 @@ def _convert(index: int, kind: str, body: object, shape: type[Any]) -> Any:
 
 
 def _uid_row(index: int, record: UidSpcRecord | UidPsiRecord | UidCustomRecord, bounds: CreatedAtBounds) -> UidRow:
-    kind = "Psi" if isinstance(record, UidPsiRecord) else "Spc" if isinstance(record, UidSpcRecord) else "Custom"
-    if nul_field(record) is not None:
+    """One 0.25 record's row before its uid is resolved; the checks its declaration documents but leaves to us."""
+    if type(record) is UidSpcRecord:
+        kind, label, value, count = "Spc", record.feature, record.value, None
+    elif type(record) is UidPsiRecord:
+        kind, label, value, count = "Psi", record.feature, record.bin_id, record.bin_count
+    else:
+        kind, label, value, count = "Custom", record.metric, record.value, None
+    if "\x00" in label or "\x00" in record.uid:
         raise _nul(index, kind, record)
-    if isinstance(record, UidPsiRecord):
-        created = _created_at(index, "Psi", record.created_at, bounds)
-        return ("Psi", record.uid, created, record.feature, record.bin_id, record.bin_count)
-    label = record.feature if isinstance(record, UidSpcRecord) else record.metric
-    value = record.value
-    if value - value != 0.0:
+    if value - value != 0:  # NaN or ±inf: only a parsed document can hold them
         raise _not_finite(index, kind, value)
-    created = _created_at(index, kind, record.created_at, bounds)
-    return (kind, record.uid, created, label, value, None)
+    return (kind, record.uid, _created_at(index, kind, record.created_at, bounds), label, value, count)
 
 
 def _observability_row(index: int, record: ObservabilityServerRecord) -> ObservabilityRow:
