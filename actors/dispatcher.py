@@ -39,58 +39,25 @@ import os
 import random
 import socket
 import time
-import uuid
 from collections.abc import Callable
-from typing import Any
 
-import asyncpg
 import attrs
 import httpx
-import orjson
 import trio
 
 from config import DispatchSettings
-from scouter.dispatch import (
-    CONSOLE,
-    FAILED,
-    OPSGENIE,
-    PAGERDUTY,
-    RETRY,
-    SENT,
-    SLACK,
-    WEBHOOK,
-    AlertRow,
-    ChannelSetup,
-    CheckFacts,
-    Message,
-    Settled,
-    Verdict,
-    group_alerts,
-    judge_answer,
-    minimal_deliveries,
-    plan_deliveries,
-    redact_url,
-    settle,
-    webhook_signature,
-)
-from scouter.profiles import ProfileError, profile_from_data
-from scouter.sql import (
-    CLAIM_DELIVERIES,
-    CUSTOM_SAMPLES,
-    DISPATCH_PLAN_LOCK_KEY,
-    INSERT_DELIVERY,
-    LOCK_ALERTS,
-    MARK_PLANNED,
-    PENDING_ALERTS,
-    PSI_SAMPLES,
-    PURGE_DELIVERIES,
-    RECORD_ATTEMPT,
-    ROLL_UP_ALERTS,
-    SECONDS_UNTIL_DELIVERY,
-    SPC_SAMPLES,
-    TRY_PLAN_LOCK,
-)
+from scouter.dispatch import CONSOLE, FAILED, RETRY, SENT, ChannelSetup, Settled, Verdict, settle
 
+from ._dispatch_outbox import (
+    ClaimedDelivery,
+    PlanResult,
+    claim_due,
+    plan_pending,
+    purge_finished,
+    record_outcome,
+    seconds_until_due,
+)
+from ._dispatch_requests import channel_request, post
 from .alert_channel import AlertReceiver
 from .database import UNAVAILABLE, DatabaseHandle
 from .metrics import ScouterMetrics
@@ -118,8 +85,6 @@ MIN_WAIT = 0.05
 #: Finished deliveries are purged this often.
 PURGE_INTERVAL = 3600.0
 
-_SAMPLES = {"Spc": SPC_SAMPLES, "Psi": PSI_SAMPLES, "Custom": CUSTOM_SAMPLES}
-
 
 def dispatcher_id() -> str:
     """``host:pid/dispatcher``: who holds a delivery's lease, for operators."""
@@ -143,33 +108,6 @@ def channel_setup(settings: DispatchSettings) -> ChannelSetup:
 
 
 @attrs.frozen
-class PlanResult:
-    messages: int
-    deliveries: int
-    more: bool  # the batch was full: plan again at once
-    busy: bool = False  # another replica holds the plan lock
-
-
-@attrs.frozen
-class ClaimedDelivery:
-    """A claimed delivery (plain values: no asyncpg object reaches trio code)."""
-
-    id: int
-    channel: str
-    payload: dict[str, Any]
-    attempts: int
-    lease_token: uuid.UUID
-    message_key: str
-    alert_ids: tuple[int, ...]
-    alert_created_at: dt.datetime
-    space: str
-    name: str
-    version: str
-    drift_type: str
-    reclaimed_from: str | None  # the dispatcher whose lease had expired, when this claim took one over
-
-
-@attrs.frozen
 class DispatchStatistics:
     planned_messages: int
     planned_deliveries: int
@@ -181,136 +119,8 @@ class DispatchStatistics:
     notices: int
 
 
-# -- asyncio side: one crossing per unit of work -----------------------------------------------------------------
-def _alert_map(text: str) -> dict[str, Any]:
-    value = orjson.loads(text)
-    return value if isinstance(value, dict) else {"value": value}
-
-
-async def _facts(conn: asyncpg.Connection, message: Message, profile: str | None, schedule: str | None) -> CheckFacts:
-    if profile is None:
-        return CheckFacts(problem="profile not found", schedule=schedule)
-    try:
-        parsed = profile_from_data(message.drift_type, orjson.loads(profile))
-    except (ProfileError, orjson.JSONDecodeError) as exc:
-        return CheckFacts(problem=f"profile unreadable ({exc})", schedule=schedule)
-    names = sorted({row.entity_name for row in message.alerts})
-    rows = await conn.fetch(
-        _SAMPLES[message.drift_type],
-        message.space,
-        message.name,
-        message.version,
-        message.window_start,
-        message.created_at,
-        names,
-    )
-    return CheckFacts(parsed, None, schedule, {r["entity"]: int(r["n"]) for r in rows})
-
-
-async def _plan(conn: asyncpg.Connection, batch: int, setup: ChannelSetup) -> PlanResult:
-    """Pending alerts → deliveries, in the caller's transaction."""
-    if not await conn.fetchval(TRY_PLAN_LOCK, DISPATCH_PLAN_LOCK_KEY):
-        return PlanResult(0, 0, more=False, busy=True)
-    rows = await conn.fetch(PENDING_ALERTS, batch)
-    if not rows:
-        return PlanResult(0, 0, more=False)
-    alerts = []
-    profiles: dict[tuple[str, str, str, str], tuple[str | None, str | None]] = {}
-    for r in rows:
-        alerts.append(
-            AlertRow(
-                r["id"], r["created_at"], r["space"], r["name"], r["version"], r["drift_type"], r["entity_name"],
-                _alert_map(r["alert"]), r["window_start"],
-            )
-        )  # fmt: skip
-        profiles[(r["space"], r["name"], r["version"], r["drift_type"])] = (r["profile"], r["schedule"])
-    deliveries = []
-    messages = group_alerts(alerts)
-    for message in messages:
-        facts = await _facts(
-            conn, message, *profiles[(message.space, message.name, message.version, message.drift_type)]
-        )
-        try:
-            planned = plan_deliveries(message, facts, setup)
-        except Exception as exc:  # a bug or an odd row must not block every later alert: send it plainly
-            log.exception("planning %s of %s failed; sending it to Console as stored", message.key, message.entity)
-            planned = minimal_deliveries(message, f"{type(exc).__name__}: {exc}")
-        for delivery in planned:
-            deliveries.append(
-                (
-                    message.created_at, list(message.ids), message.space, message.name, message.version,
-                    message.drift_type, message.key, delivery.channel, delivery.note,
-                    orjson.dumps(delivery.payload).decode(),
-                )
-            )  # fmt: skip
-            if delivery.note:
-                log.warning("%s (%s): %s", message.key, message.entity, delivery.note)
-    await conn.executemany(INSERT_DELIVERY, deliveries)
-    await conn.execute(MARK_PLANNED, [a.created_at for a in alerts], [a.id for a in alerts])
-    moments = len({a.created_at for a in alerts})
-    return PlanResult(len(messages), len(deliveries), more=moments >= batch)
-
-
-async def _claim(
-    conn: asyncpg.Connection, limit: int, lease: float, worker: str, paused: list[str]
-) -> list[ClaimedDelivery]:
-    rows = await conn.fetch(CLAIM_DELIVERIES, limit, lease, worker, paused)
-    return [
-        ClaimedDelivery(
-            id=r["id"],
-            channel=r["channel"],
-            payload=orjson.loads(r["payload"]),
-            attempts=r["attempts"],
-            lease_token=r["lease_token"],
-            message_key=r["message_key"],
-            alert_ids=tuple(r["alert_ids"]),
-            alert_created_at=r["alert_created_at"],
-            space=r["space"],
-            name=r["name"],
-            version=r["version"],
-            drift_type=r["drift_type"],
-            reclaimed_from=(r["was_claimed_by"] or "unknown") if r["reclaimed"] else None,
-        )
-        for r in rows
-    ]
-
-
-async def _seconds_until_due(conn: asyncpg.Connection, paused: list[str]) -> float | None:
-    seconds: float | None = await conn.fetchval(SECONDS_UNTIL_DELIVERY, paused)
-    return seconds
-
-
-async def _record(conn: asyncpg.Connection, d: ClaimedDelivery, settled: Settled, status: int | None) -> bool:
-    """Write an attempt's outcome (in the caller's transaction); False when the lease was lost."""
-    final = settled.state != "pending"
-    ids = list(d.alert_ids)
-    if final:
-        await conn.execute(LOCK_ALERTS, d.alert_created_at, ids)
-    attempts = await conn.fetchval(
-        RECORD_ATTEMPT, d.id, d.lease_token, settled.state, settled.delay, status, settled.error
-    )
-    if attempts is None:
-        return False
-    if final:
-        await conn.execute(ROLL_UP_ALERTS, d.alert_created_at, ids)
-    return True
-
-
-async def _purge(conn: asyncpg.Connection, days: int) -> str:
-    return await conn.execute(PURGE_DELIVERIES, days)
-
-
-# -- trio side ---------------------------------------------------------------------------------------------------
 def _print_console(text: str) -> None:
     print(text, flush=True)  # upstream's Console dispatcher prints to stdout
-
-
-@attrs.frozen
-class _Request:
-    url: str
-    headers: dict[str, str]
-    body: bytes
-    shown: str  # the URL as it may be logged
 
 
 @attrs.define(eq=False)
@@ -398,7 +208,7 @@ class Dispatcher:
     async def plan_once(self) -> PlanResult:
         """Turn pending alerts into deliveries (one transaction)."""
         result: PlanResult = await self.handle.get().run(
-            _plan, PLAN_BATCH, channel_setup(self.settings), transaction=True
+            plan_pending, PLAN_BATCH, channel_setup(self.settings), transaction=True
         )
         if result.messages:
             self._count("planned_messages", result.messages)
@@ -409,7 +219,7 @@ class Dispatcher:
     async def deliver_once(self, client: httpx.AsyncClient) -> int:
         """Claim and send up to ``concurrency`` due deliveries; returns how many were claimed."""
         claimed: list[ClaimedDelivery] = await self.handle.get().run(
-            _claim, self.settings.concurrency, self.settings.lease, self.worker_id, self._paused_channels()
+            claim_due, self.settings.concurrency, self.settings.lease, self.worker_id, self._paused_channels()
         )
         if claimed:
             async with trio.open_nursery() as nursery:
@@ -418,7 +228,7 @@ class Dispatcher:
         return len(claimed)
 
     async def _until_due(self) -> float:
-        seconds = await self.handle.get().run(_seconds_until_due, self._paused_channels())
+        seconds = await self.handle.get().run(seconds_until_due, self._paused_channels())
         wait = self.settings.poll if seconds is None else min(max(seconds, MIN_WAIT), self.settings.poll)
         if self._paused:
             wait = min(wait, max(min(self._paused.values()) - trio.current_time(), MIN_WAIT))
@@ -435,7 +245,7 @@ class Dispatcher:
         if self._next_purge is not None and now < self._next_purge:
             return
         self._next_purge = now + PURGE_INTERVAL
-        tag = await self.handle.get().run(_purge, self.settings.retention_days)
+        tag = await self.handle.get().run(purge_finished, self.settings.retention_days)
         if tag != "DELETE 0":
             log.info("purged finished alert deliveries older than %d days: %s", self.settings.retention_days, tag)
 
@@ -486,7 +296,7 @@ class Dispatcher:
         delay = 0.5
         for attempt in range(3):
             try:
-                held: bool = await self.handle.get().run(_record, d, settled, verdict.status, transaction=True)
+                held: bool = await self.handle.get().run(record_outcome, d, settled, verdict.status, transaction=True)
             except UNAVAILABLE as exc:
                 if attempt == 2:
                     log.error(
@@ -535,45 +345,7 @@ class Dispatcher:
             except OSError as exc:  # stdout closed or full: retrying will not help
                 return Verdict(FAILED, f"cannot write to the console: {exc!r}")
             return Verdict(SENT)
-        request = self._request(d)
+        request = channel_request(self.settings, d.channel, d.payload, d.message_key)
         if request is None:
             return Verdict(FAILED, f"{d.channel} is not configured on this server")
-        try:
-            with trio.fail_after(self.settings.timeout):
-                response = await client.post(request.url, content=request.body, headers=request.headers)
-        except (trio.TooSlowError, httpx.TimeoutException):
-            return Verdict(RETRY, f"no answer from {request.shown} within {self.settings.timeout:g} s")
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            return Verdict(FAILED, f"cannot send to {request.shown}: {type(exc).__name__}")
-        except httpx.TransportError as exc:
-            detail = str(exc).replace(request.url, request.shown)
-            return Verdict(RETRY, f"{type(exc).__name__} talking to {request.shown}: {detail}"[:500])
-        return judge_answer(
-            d.channel, response.status_code, response.content, response.headers.get("retry-after"), _utcnow()
-        )
-
-    def _request(self, d: ClaimedDelivery) -> _Request | None:
-        """The HTTP request of a delivery, credentials added now; None when the channel is not configured."""
-        s = self.settings
-        json_headers = {"Content-Type": "application/json; charset=utf-8"}
-        if d.channel == SLACK and s.slack_app_token:
-            url = s.slack_api_url.rstrip("/") + "/chat.postMessage"
-            headers = {**json_headers, "Authorization": f"Bearer {s.slack_app_token}"}
-            return _Request(url, headers, orjson.dumps(d.payload), url)
-        if d.channel == OPSGENIE and s.opsgenie_api_key:
-            headers = {**json_headers, "Authorization": f"GenieKey {s.opsgenie_api_key}"}
-            return _Request(s.opsgenie_api_url, headers, orjson.dumps(d.payload), s.opsgenie_api_url)
-        if d.channel == WEBHOOK and s.webhook_url:
-            body = orjson.dumps(d.payload)
-            headers = {**json_headers, "X-Scouter-Delivery": d.message_key, "X-Scouter-Event": "drift_alert"}
-            if s.webhook_secret:
-                headers["X-Scouter-Signature"] = webhook_signature(s.webhook_secret, body)
-            return _Request(s.webhook_url, headers, body, redact_url(s.webhook_url))
-        if d.channel == PAGERDUTY and s.pagerduty_routing_key:
-            body = orjson.dumps({"routing_key": s.pagerduty_routing_key, **d.payload})
-            return _Request(s.pagerduty_url, json_headers, body, s.pagerduty_url)
-        return None
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+        return await post(client, d.channel, request, self.settings.timeout)

@@ -41,7 +41,7 @@ DEFAULT_USERS_LOCK_KEY = 0x7573657273
 
 _COLUMNS = (
     "username, email, active, role, permissions, group_permissions, favorite_spaces, password_hash,"
-    " refresh_token, refresh_expires_at"
+    " refresh_token, refresh_expires_at, tokens_valid_after"
 )
 
 
@@ -71,6 +71,8 @@ class UserRow:
     password_hash: str = attrs.field(repr=False)
     refresh_hash: str | None = attrs.field(repr=False)
     refresh_expires_at: datetime | None
+    #: Access tokens issued before this moment (the last password change) are refused.
+    tokens_valid_after: datetime | None = None
 
     @classmethod
     def from_record(cls, record: Any) -> UserRow:
@@ -85,6 +87,7 @@ class UserRow:
             password_hash=record["password_hash"],
             refresh_hash=record["refresh_token"],
             refresh_expires_at=record["refresh_expires_at"],
+            tokens_valid_after=record["tokens_valid_after"],
         )
 
     @property
@@ -221,6 +224,7 @@ UPDATE scouter."user" SET
     favorite_spaces = COALESCE($6::jsonb, favorite_spaces),
     refresh_token = CASE WHEN $7 THEN NULL ELSE refresh_token END,
     refresh_expires_at = CASE WHEN $7 THEN NULL ELSE refresh_expires_at END,
+    tokens_valid_after = CASE WHEN $2 IS NOT NULL THEN now() ELSE tokens_valid_after END,
     updated_at = now()
 WHERE username = $1
 RETURNING {_COLUMNS}

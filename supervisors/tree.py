@@ -1,6 +1,8 @@
 """The composition root: the whole Scouter supervisor tree, built from the settings.
 
     scouter            rest_for_one: a failed dependency restarts everything started after it
+    ├── ports          binds the HTTP ports for the tree's life; answers on them (liveness "starting", readiness 503
+    │                  naming what is awaited) until http serves, and whenever it does not
     ├── postgres       embedded PostgreSQL, only when no database is configured and none answers by default
     ├── database       asyncpg pool, migrations, reachability for readiness
     ├── writer         batched writer: group commit, replies after COMMIT
@@ -41,7 +43,7 @@ from actors.database import DatabaseActor, DatabaseHandle
 from actors.dispatcher import Dispatcher, dispatcher_grace
 from actors.entity_cache import EntityCache
 from actors.health import HealthBoard
-from actors.http import API_BLUEPRINTS, HttpContext, Readiness, create_app, serve_http
+from actors.http import API_BLUEPRINTS, HttpContext, PortsActor, Readiness, SharedPorts, create_app, serve_http
 from actors.kafka import KafkaConsumerActor
 from actors.maintenance import MaintenanceActor
 from actors.metrics import ScouterMetrics
@@ -150,6 +152,11 @@ def _archiver(settings: Settings, process: Process, db: DatabaseHandle, stores: 
     )
 
 
+def _embedded_uri(embedded: EmbeddedPostgres) -> str:
+    """Read when (re)connecting: the embedded server's URI once it runs."""
+    return embedded.uri or DEFAULT_DATABASE_URI
+
+
 def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...] = ()) -> Tree:
     """The tree for ``settings``; ``extra`` children (tests only) start before the HTTP front-end."""
     monitor = Monitor(("scouter",))
@@ -159,8 +166,8 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
     inbox_send, inbox_recv = open_inbox(WRITER_INBOX)
     alerts_send, alerts_recv = open_alert_channel()
 
-    children: list[ChildSpec] = []
     uri: Callable[[], str]
+    embedded: EmbeddedPostgres | None = None
     if settings.database.uri is not None:
         uri = functools.partial(str, settings.database.uri)
     elif settings.database.embedded == "never" or (
@@ -169,8 +176,7 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
         uri = functools.partial(str, DEFAULT_DATABASE_URI)
     else:
         embedded = EmbeddedPostgres(Path(settings.database.data_dir))
-        children.append(ChildSpec("postgres", embedded.run, shutdown=20))
-        uri = lambda: embedded.uri or DEFAULT_DATABASE_URI  # noqa: E731 - read when (re)connecting
+        uri = functools.partial(_embedded_uri, embedded)
 
     stores = StoreHandle(settings.storage)  # one store for the archiver and the read-back
     http = HttpContext(
@@ -186,6 +192,10 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
     database_actor = DatabaseActor(
         settings.database, uri, database, board, prepare=functools.partial(prepare_users, auth=settings.auth)
     )
+    ports = SharedPorts()
+    children = [ChildSpec("ports", PortsActor(http, ports).run, shutdown=5)]
+    if embedded is not None:
+        children.append(ChildSpec("postgres", embedded.run, shutdown=20))
     children += [
         ChildSpec("database", database_actor.run, shutdown=10),
         ChildSpec("writer", writer.run, shutdown=15),
@@ -195,7 +205,9 @@ def build_tree(settings: Settings, process: Process, extra: tuple[ChildSpec, ...
         *_dispatcher(settings, process, database, alerts_recv),
         ChildSpec("archiver", _archiver(settings, process, database, stores).run, shutdown=ARCHIVER_GRACE),
         *extra,
-        ChildSpec("http", functools.partial(serve_http, app, http), shutdown=settings.http.graceful_timeout + 2),
+        ChildSpec(
+            "http", functools.partial(serve_http, app, http, ports=ports), shutdown=settings.http.graceful_timeout + 2
+        ),
     ]
     spec = SupervisorSpec(tuple(children), strategy=Strategy.REST_FOR_ONE, intensity=3, period=30)
     return Tree(spec, monitor, http, app, alerts_recv)

@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import os
 import shutil
-import signal
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,17 +25,13 @@ from email.utils import formatdate
 from pathlib import Path
 
 from tests.services import (
+    OwnedServer,
     ServiceError,
     _apt_get_install,
-    _Child,
-    _disown,
-    _failed,
-    _free_port,
     _is_root,
     _lock,
-    _new_dir,
+    _private_server,
     _run_logged,
-    _start_owned,
     _tcp_answers,
 )
 
@@ -68,16 +63,12 @@ def _azurite_binary() -> Path:
         return binary
 
 
-class AzuriteServer:
+class AzuriteServer(OwnedServer):
     """Azurite's blob service on 127.0.0.1, its data in a private folder, owned by this process."""
 
     def __init__(self) -> None:
         self.binary = _azurite_binary()
-        self.root = _new_dir("azurite")
-        self.log_path = self.root / "azurite.log"
-        self.log_path.touch()
-        self.port = _free_port()
-        self._child: _Child | None = None
+        super().__init__("azurite", "azurite.log")
 
     def __repr__(self) -> str:
         return f"AzuriteServer({self.endpoint}, running={self.running})"
@@ -91,33 +82,12 @@ class AzuriteServer:
         """What obstore's AzureStore reads to reach the emulator with its built-in account."""
         return {"AZURE_STORAGE_USE_EMULATOR": "true", "AZURITE_BLOB_STORAGE_URL": self.endpoint}
 
-    @property
-    def running(self) -> bool:
-        return self._child is not None and self._child.alive()
-
-    def start(self, timeout: float = 60) -> None:
-        if self.running:
-            return
+    def _start(self, timeout: float) -> None:
         argv = [str(self.binary), "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
                 "--location", str(self.root / "data"), "--debug", str(self.root / "debug.log"),
                 "--disableTelemetry", "--skipApiVersionCheck"]  # fmt: skip
-        self._child = _Child(f"Azurite on {self.endpoint}", argv, env=dict(os.environ),
-                             log_path=self.log_path, cwd=self.root, user=None, death_signal=signal.SIGTERM)
-        try:
-            self._child.wait_ready(lambda: _tcp_answers("127.0.0.1", self.port), timeout)
-        except BaseException:
-            _failed()
-            self.stop()
-            raise
-
-    def stop(self, timeout: float = 15) -> None:
-        if self._child is not None:
-            self._child.stop(signal.SIGTERM, timeout)
-            self._child = None
-
-    def close(self) -> None:
-        self.stop()
-        _disown(self)
+        self._run(f"Azurite on {self.endpoint}", argv, env=dict(os.environ), timeout=timeout,
+                  ready=lambda: _tcp_answers("127.0.0.1", self.port))
 
     def create_container(self, name: str) -> None:
         """Create a blob container (obstore cannot): the REST call, signed with the account's shared key."""
@@ -146,9 +116,5 @@ class AzuriteServer:
 @contextlib.contextmanager
 def private_azurite() -> Iterator[AzuriteServer]:
     """A started Azurite blob service of our own, stopped and removed on exit."""
-    server = _start_owned(AzuriteServer())
-    try:
+    with _private_server(AzuriteServer()) as server:
         yield server
-    finally:
-        server.close()
-        shutil.rmtree(server.root, ignore_errors=True)

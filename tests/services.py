@@ -18,6 +18,7 @@ in a throwaway thread with its own asyncio loop, so these functions also work wh
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import atexit
 import contextlib
@@ -80,6 +81,7 @@ EMBEDDED_POSTGRES_USER = "embedded_postgres"
 
 log = logging.getLogger("tests.services")
 T = TypeVar("T")
+S = TypeVar("S", bound="OwnedServer")
 
 
 class ServiceError(RuntimeError):
@@ -315,7 +317,7 @@ def _run_logged(what: str, argv: list[str], *, log_path: Path, cwd: Path, user: 
 _lock = threading.RLock()
 _work_dir: Path | None = None
 _keep_work_dir = False  # set when a start failed, so its log outlives the process
-_owned: list[PostgresServer | RabbitNode | KafkaBroker] = []
+_owned: list[OwnedServer] = []
 _postgres_dsn: str | None = None
 _postgres_server: PostgresServer | None = None
 _rabbitmq_url: str | None = None
@@ -339,24 +341,24 @@ def _new_dir(name: str) -> Path:
         return path
 
 
-def _own(server: T) -> T:
+def _own(server: S) -> S:
     with _lock:
-        _owned.append(server)  # type: ignore[arg-type]
+        _owned.append(server)
     return server
 
 
-def _disown(server: object) -> None:
+def _disown(server: OwnedServer) -> None:
     with _lock:
         if server in _owned:
-            _owned.remove(server)  # type: ignore[arg-type]
+            _owned.remove(server)
 
 
-def _start_owned(server: T) -> T:
+def _start_owned(server: S) -> S:
     """Start a server this process owns (stopped at exit); on failure it is disowned and the error raised."""
     _own(server)
     t0 = time.monotonic()
     try:
-        server.start()  # type: ignore[attr-defined]
+        server.start()
     except BaseException:
         _disown(server)
         raise
@@ -384,6 +386,82 @@ def stop_all() -> None:
         if _work_dir is not None and not _keep_work_dir and not os.environ.get(ENV_KEEP_DIRS):
             shutil.rmtree(_work_dir, ignore_errors=True)
         _work_dir = None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the servers this process owns
+
+
+class OwnedServer(abc.ABC):
+    """A server process this test process starts and owns, in a folder of its own with one log file and a port.
+
+    Subclasses say how to run the server and how to tell it is ready (`_start`); starting, its failure (the work
+    directory is kept for the log), stopping, restarting and closing are the same for every server. `stop()` +
+    `start()` keeps the folder and the port.
+    """
+
+    #: Sent to stop the server, and to it when this process dies.
+    stop_signal: int = signal.SIGTERM
+    start_timeout: float = 60
+    stop_timeout: float = 15
+
+    def __init__(self, name: str, log_name: str, *, port: int | None = None) -> None:
+        self.root = _new_dir(name)
+        self.log_path = self.root / log_name
+        self.log_path.touch()
+        self.port = port or _free_port()
+        self._child: _Child | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._child is not None and self._child.alive()
+
+    def start(self, timeout: float | None = None) -> None:
+        """Start the server and wait until it is ready; on failure stop what was started and keep the log."""
+        if self.running:
+            return
+        try:
+            self._start(self.start_timeout if timeout is None else timeout)
+        except BaseException:
+            _failed()
+            self.stop()
+            raise
+
+    @abc.abstractmethod
+    def _start(self, timeout: float) -> None:
+        """Prepare and `_run` the server, ready within `timeout` seconds."""
+
+    def _run(self, what: str, argv: list[str], *, env: dict[str, str], ready: Callable[[], bool], timeout: float,
+             user: str | None = None, interval: float = 0.1) -> None:
+        """Spawn the server's process (as `user`) and poll `ready` until it answers."""
+        self._child = _Child(what, argv, env=env, log_path=self.log_path, cwd=self.root, user=user,
+                             death_signal=self.stop_signal)
+        self._child.wait_ready(ready, timeout, interval)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Send `stop_signal`, kill the process group after `timeout` seconds; idempotent."""
+        if self._child is not None:
+            self._child.stop(self.stop_signal, self.stop_timeout if timeout is None else timeout)
+            self._child = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        _disown(self)
+
+
+@contextlib.contextmanager
+def _private_server(server: S) -> Iterator[S]:
+    """`server` started for the caller alone, then stopped and its folder removed."""
+    _start_owned(server)
+    try:
+        yield server
+    finally:
+        server.close()
+        shutil.rmtree(server.root, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -492,24 +570,23 @@ def _runnable_as(bin_dir: Path, user: str | None, log_path: Path) -> Path:
     return copy / bin_dir.name
 
 
-class PostgresServer:
+class PostgresServer(OwnedServer):
     """A private PostgreSQL on 127.0.0.1 (trust auth, user postgres) that this process owns.
 
     `stop()` + `start()` keeps the data directory and the port, for "database restarted" tests. Test servers skip
     fsync and WAL safety (a throwaway cluster); `durable=True` keeps production's settings (for benchmarks).
     """
 
+    stop_signal = signal.SIGINT  # fast shutdown: disconnect clients, checkpoint
+    stop_timeout = 20
+
     def __init__(self, *, port: int | None = None, durable: bool = False, hba: Sequence[str] = ()) -> None:
+        super().__init__("postgres", "postgres.log", port=port)
         self.durable = durable
         self.hba = tuple(hba)  # pg_hba.conf lines placed before initdb's trust rules (the first match wins)
-        self.root = _new_dir("postgres")
-        self.log_path = self.root / "postgres.log"
-        self.log_path.touch()
-        self.port = port or _free_port()
         self.bin_dir, self.user = _postgres_binaries(self.log_path)
         self.bin_dir = _runnable_as(self.bin_dir, self.user, self.log_path)
         self.data_dir = self.root / "data"
-        self._child: _Child | None = None
         _chown(self.root, self.user)
 
     def __repr__(self) -> str:
@@ -520,27 +597,13 @@ class PostgresServer:
     def dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    @property
-    def running(self) -> bool:
-        return self._child is not None and self._child.alive()
-
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["LC_ALL"] = "C"
         return env
 
-    def start(self, timeout: float = 60) -> None:
-        """initdb on first start, then run postgres and wait until it answers a query."""
-        if self.running:
-            return
-        try:
-            self._start(timeout)
-        except BaseException:
-            _failed()
-            self.stop()
-            raise
-
     def _start(self, timeout: float) -> None:
+        """initdb on first start, then run postgres and wait until it answers a query."""
         if not (self.data_dir / "PG_VERSION").exists():
             _run_logged("initdb", [str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
                                    "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
@@ -553,19 +616,8 @@ class PostgresServer:
                 "-c", "max_connections=200"]
         if not self.durable:  # a throwaway cluster: durability buys nothing and costs seconds
             argv += ["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"]
-        self._child = _Child(f"PostgreSQL on 127.0.0.1:{self.port}", argv, env=self._env(), log_path=self.log_path,
-                             cwd=self.root, user=self.user, death_signal=signal.SIGINT)
-        self._child.wait_ready(lambda: _run_async(lambda: _pg_version_num(self.dsn), timeout=5) > 0, timeout)
-
-    def stop(self, timeout: float = 20) -> None:
-        """Fast shutdown (SIGINT: disconnect clients, checkpoint); idempotent."""
-        if self._child is not None:
-            self._child.stop(signal.SIGINT, timeout)
-            self._child = None
-
-    def close(self) -> None:
-        self.stop()
-        _disown(self)
+        self._run(f"PostgreSQL on 127.0.0.1:{self.port}", argv, env=self._env(), user=self.user, timeout=timeout,
+                  ready=lambda: _run_async(lambda: _pg_version_num(self.dsn), timeout=5) > 0)
 
 
 def ensure_postgres() -> str:
@@ -608,12 +660,8 @@ def stop_postgres() -> None:
 def private_postgres(*, hba: Sequence[str] = ()) -> Iterator[PostgresServer]:
     """A started PostgreSQL of our own (never a shared one), stopped on exit: for tests that stop/start it, or
     that need ``hba`` rules (password authentication) the shared one does not have."""
-    server = _start_owned(PostgresServer(hba=hba))
-    try:
+    with _private_server(PostgresServer(hba=hba)) as server:
         yield server
-    finally:
-        server.close()
-        shutil.rmtree(server.root, ignore_errors=True)
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -740,7 +788,7 @@ def ensure_chromium() -> Path:
 _node_counter = 0
 
 
-class RabbitNode:
+class RabbitNode(OwnedServer):
     """A private RabbitMQ node: its own node name, ports, directories and Erlang cookie (HOME).
 
     It runs in the foreground under the package's own script (not -detached) so it is our child: SIGTERM makes the
@@ -748,21 +796,20 @@ class RabbitNode:
     node name, ports and Mnesia directory, so durable queues and persistent messages survive a restart.
     """
 
+    start_timeout = 120
+    stop_timeout = 60  # the script turns SIGTERM into a graceful Erlang shutdown
+
     def __init__(self) -> None:
         global _node_counter
         _ensure_rabbitmq_installed()
-        self.root = _new_dir("rabbitmq")
-        self.log_path = self.root / "rabbitmq.log"
-        self.log_path.touch()
+        super().__init__("rabbitmq", "rabbitmq.log")
         with _lock:
             _node_counter += 1
             self.nodename = f"scouter-test-{os.getpid()}-{_node_counter}-{secrets.token_hex(2)}@localhost"
-        self.port = _free_port()
         # The distribution port binds 0.0.0.0; CLI tools use +10000..+10010 from it, so keep it low.
         self.dist_port = _free_port("0.0.0.0", low=20000, high=25000)
         (self.root / "enabled_plugins").write_text("[].\n")
         (self.root / "rabbitmq-env.conf").write_text("")  # shadow /etc/rabbitmq/rabbitmq-env.conf
-        self._child: _Child | None = None
 
     def __repr__(self) -> str:
         return f"RabbitNode({self.nodename}, port={self.port}, running={self.running})"
@@ -770,10 +817,6 @@ class RabbitNode:
     @property
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/%2f"
-
-    @property
-    def running(self) -> bool:
-        return self._child is not None and self._child.alive()
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))}
@@ -795,35 +838,13 @@ class RabbitNode:
         })
         return env
 
-    def start(self, timeout: float = 120) -> None:
+    def _start(self, timeout: float) -> None:
         """Start the node and wait until guest can log in over AMQP."""
-        if self.running:
-            return
         if not _port_is_free(self.port, "127.0.0.1"):
             raise ServiceError(f"RabbitMQ node {self.nodename}: port {self.port} is taken (log: {self.log_path})")
-        self._child = _Child(f"RabbitMQ node {self.nodename} on 127.0.0.1:{self.port}",
-                             [str(RABBITMQ_LIB_BIN / "rabbitmq-server")], env=self._env(), log_path=self.log_path,
-                             cwd=self.root, user=None, death_signal=signal.SIGTERM)
-        try:
-            self._child.wait_ready(lambda: _amqp_answers(self.url, timeout=5), timeout, interval=0.25)
-        except BaseException:
-            _failed()
-            self.stop()
-            raise
-
-    def stop(self, timeout: float = 60) -> None:
-        """Graceful stop (the script turns SIGTERM into an Erlang shutdown); idempotent."""
-        if self._child is not None:
-            self._child.stop(signal.SIGTERM, timeout)
-            self._child = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def close(self) -> None:
-        self.stop()
-        _disown(self)
+        self._run(f"RabbitMQ node {self.nodename} on 127.0.0.1:{self.port}",
+                  [str(RABBITMQ_LIB_BIN / "rabbitmq-server")], env=self._env(),
+                  ready=lambda: _amqp_answers(self.url, timeout=5), timeout=timeout, interval=0.25)
 
 
 def ensure_rabbitmq() -> str:
@@ -856,12 +877,8 @@ def stop_rabbitmq() -> None:
 @contextlib.contextmanager
 def private_rabbitmq() -> Iterator[RabbitNode]:
     """A started RabbitMQ node of our own (never the shared one), stopped and removed on exit: for fault tests."""
-    node = _start_owned(RabbitNode())
-    try:
+    with _private_server(RabbitNode()) as node:
         yield node
-    finally:
-        node.close()
-        shutil.rmtree(node.root, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -907,7 +924,7 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return bytes(chunks)
 
 
-class KafkaBroker:
+class KafkaBroker(OwnedServer):
     """A tansu broker on 127.0.0.1, owned by this process.
 
     `stop()` + `start()` reuses the port (clients reconnect to the same address). With the default memory storage
@@ -918,29 +935,21 @@ class KafkaBroker:
     def __init__(self, *, port: int | None = None, storage: str = "memory://tansu/",
                  storage_env: dict[str, str] | None = None) -> None:
         self.binary = _tansu_binary()
-        self.root = _new_dir("kafka")
-        self.log_path = self.root / "tansu.log"
-        self.log_path.touch()
-        self.port = port or _free_port()
+        super().__init__("kafka", "tansu.log", port=port)
         self.storage = storage
         self.storage_env = dict(storage_env or {})
-        self._child: _Child | None = None
 
     def __repr__(self) -> str:
         return f"KafkaBroker({self.brokers}, storage={self.storage}, running={self.running})"
+
+    start_timeout = 30
 
     @property
     def brokers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self._child is not None and self._child.alive()
-
-    def start(self, timeout: float = 30) -> None:
+    def _start(self, timeout: float) -> None:
         """Start tansu and wait until it answers a Kafka ApiVersions request."""
-        if self.running:
-            return
         deadline = time.monotonic() + 10
         while not _port_is_free(self.port, "127.0.0.1"):  # a just-stopped broker may still hold it
             if time.monotonic() > deadline:
@@ -954,27 +963,8 @@ class KafkaBroker:
         env.update(self.storage_env)
         argv = [str(self.binary), "broker", "--listener-url", listener, "--advertised-listener-url", listener,
                 "--storage-engine", self.storage]
-        self._child = _Child(f"Kafka broker (tansu) on {self.brokers}", argv, env=env, log_path=self.log_path,
-                             cwd=self.root, user=None, death_signal=signal.SIGTERM)
-        try:
-            self._child.wait_ready(lambda: _kafka_api_versions("127.0.0.1", self.port), timeout, interval=0.05)
-        except BaseException:
-            _failed()
-            self.stop()
-            raise
-
-    def stop(self, timeout: float = 15) -> None:
-        if self._child is not None:
-            self._child.stop(signal.SIGTERM, timeout)
-            self._child = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def close(self) -> None:
-        self.stop()
-        _disown(self)
+        self._run(f"Kafka broker (tansu) on {self.brokers}", argv, env=env, timeout=timeout, interval=0.05,
+                  ready=lambda: _kafka_api_versions("127.0.0.1", self.port))
 
 
 def kafka_broker() -> KafkaBroker:
@@ -1004,12 +994,8 @@ def stop_kafka() -> None:
 @contextlib.contextmanager
 def private_kafka() -> Iterator[KafkaBroker]:
     """A started tansu broker just for the caller (restart tests), stopped and removed on exit."""
-    broker = _start_owned(KafkaBroker())
-    try:
+    with _private_server(KafkaBroker()) as broker:
         yield broker
-    finally:
-        broker.close()
-        shutil.rmtree(broker.root, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -1030,11 +1016,7 @@ def persistent_kafka() -> Iterator[KafkaBroker]:
 
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
                      aws_secret_access_key="testing").create_bucket(Bucket="tansu")
-        broker = _start_owned(KafkaBroker(storage="s3://tansu/", storage_env=env))
-        try:
+        with _private_server(KafkaBroker(storage="s3://tansu/", storage_env=env)) as broker:
             yield broker
-        finally:
-            broker.close()
-            shutil.rmtree(broker.root, ignore_errors=True)
     finally:
         s3.stop()

@@ -11,6 +11,7 @@ from ._guard import Extractor, Source, authenticate, guarded, identity, json_bod
 from ._observability_routes import blueprint as observability_blueprint
 from ._openapi import documented, openapi_document, undocumented
 from ._out_of_scope_routes import blueprint as out_of_scope_blueprint
+from ._ports import PortsActor, SharedPorts
 from ._profile_routes import blueprint as profile_blueprint
 from ._serve import serve_http
 from ._user_routes import blueprint as user_blueprint
@@ -32,7 +33,9 @@ __all__ = [
     "API_BLUEPRINTS",
     "Extractor",
     "HttpContext",
+    "PortsActor",
     "Readiness",
+    "SharedPorts",
     "Source",
     "alert_blueprint",
     "auth_blueprint",

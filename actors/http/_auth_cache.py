@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
-from scouter.auth import Identity, renewable_until, verify_access_deadline
+from scouter.auth import Identity, issued_at, renewable_until, verify_access_deadline
 
 from ..database import Database
 from ..users import UserRow, get_user
@@ -39,6 +39,11 @@ class AuthCache:
     def renewable(self, token: str, secret: str, now: float) -> bool:
         """Whether a correctly signed token is young enough to renew (see `scouter.auth.renewable_until`)."""
         return now <= renewable_until(self._verified(token, secret, now)[1])
+
+    def issued_before(self, token: str, secret: str, now: float, moment: float) -> bool:
+        """Whether a correctly signed token was issued before ``moment``. Tokens carry their issue time to the
+        second only (``exp``), so one issued in the second of ``moment`` counts as after it."""
+        return issued_at(self._verified(token, secret, now)[1]) < int(moment)
 
     def _verified(self, token: str, secret: str, now: float) -> tuple[Identity, float]:
         cached = self._tokens.get(token)

@@ -180,6 +180,9 @@ async def authenticate(ctx: HttpContext, *, renew: bool = True) -> Outcome | Non
         return _unauthorized("User not found")
     if not user.active:
         return _unauthorized("User is inactive")
+    cutoff = user.tokens_valid_after
+    if cutoff is not None and ctx.auth_cache.issued_before(token, auth.encrypt_secret, now, cutoff.timestamp()):
+        return _unauthorized("Token issued before the password changed; log in again")
     if not expired:
         return user.identity, None
     if not ctx.auth_cache.renewable(token, auth.encrypt_secret, now):

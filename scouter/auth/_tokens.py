@@ -82,6 +82,11 @@ def renewable_until(valid_until: float) -> float:
     return valid_until - ACCESS_TTL_SECONDS + MAX_RENEWABLE_AGE_SECONDS
 
 
+def issued_at(valid_until: float) -> float:
+    """When a token was issued (to the second), given the deadline `verify_access_deadline` returns for it."""
+    return valid_until - LEEWAY_SECONDS - ACCESS_TTL_SECONDS
+
+
 def verify_access_renewable(token: str, secret: str | bytes, now: float) -> Identity:
     """The identity in a correctly signed access token, expired or not, that is young enough to renew
     (`MAX_RENEWABLE_AGE_SECONDS`); `TokenError` otherwise. The caller must still require a stored refresh token."""

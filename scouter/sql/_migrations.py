@@ -330,6 +330,12 @@ CREATE TABLE scouter.archive_retired (
 );
 """
 
+# When a user's password last changed: access tokens issued before it are refused (a token stolen before the owner
+# changed their password stops working then, not when it expires). NULL: never changed since this migration.
+_TOKEN_CUTOFF = """
+ALTER TABLE scouter."user" ADD COLUMN tokens_valid_after timestamptz;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "default partitions", _DEFAULT_PARTITIONS),
@@ -341,4 +347,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(200, "profile uids in the stored profiles", _PROFILE_UIDS),
     Migration(300, "rollups", ROLLUP_TABLES),
     Migration(310, "daily compaction of the archive", _ARCHIVE_COMPACTION),
+    Migration(350, "access tokens end at a password change", _TOKEN_CUTOFF),
 )

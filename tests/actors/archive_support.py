@@ -1,12 +1,17 @@
-"""Helpers of the archive tests: rows dated in the past, an S3-compatible server (moto), reading the store back."""
+"""Helpers of the archive tests: rows dated in the past, an S3-compatible server (moto), reading the store back,
+the drift query the read-back answers, and a script killed midway."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import subprocess
+import sys
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -14,14 +19,17 @@ import obstore
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import trio
 from prometheus_client import CollectorRegistry
 
 from actors.archive_store import ObjectStore, StoreHandle
 from actors.archiver import ArchiverActor
 from actors.database import Database, DatabaseHandle
 from actors.metrics import ScouterMetrics
+from scouter.queries import DriftQuery, parse_drift_query
 from tests.drift_profiles import CUSTOM_COLUMNS, PSI_COLUMNS, SPC_COLUMNS, copy_rows
 
+ROOT = Path(__file__).resolve().parents[2]
 RETENTION_DAYS = 30
 #: A whole UTC hour well past retention: rows from here on are archived by a pass run now. Always 02:00, whatever
 #: the hour the suite runs at: the tests' hours (OLD - 1 h … OLD + 6 h) then stay on one day, with single-digit
@@ -43,6 +51,62 @@ async def insert(db: Database, table: str, rows: Sequence[tuple[Any, ...]]) -> N
     """COPY rows (created_at, space, name, version, key, values...) into scouter.`table`."""
     columns = {"spc_drift": SPC_COLUMNS, "psi_drift": PSI_COLUMNS, "custom_drift": CUSTOM_COLUMNS}[table]
     await db.run(copy_rows, table, columns, rows)
+
+
+async def fetch_count(db: Database, sql: str, *args: Any) -> int:
+    """The single number `sql` selects."""
+    return int(await db.fetchval(sql, *args))
+
+
+def spc_query(entity: Sequence[str], begin: datetime, end: datetime, points: int = 50) -> DriftQuery:
+    """The client's SPC drift query for `entity`, hourly buckets over [begin, end], at most `points` of them."""
+    args = {
+        "space": entity[0], "name": entity[1], "version": entity[2], "time_interval": "OneHour",
+        "max_data_points": str(points), "drift_type": "Spc",
+        "begin_custom_datetime": begin.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "end_custom_datetime": end.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    }  # fmt: skip
+    return parse_drift_query(args, datetime.now(UTC))
+
+
+def bucket_args(query: DriftQuery) -> tuple[Any, ...]:
+    """The bucket statements' parameters for `query`: entity, bucket width, window."""
+    w = query.window
+    return (query.space, query.name, query.version, query.bucket, w.begin, w.end)
+
+
+async def kill_midway(argv: Sequence[str], reached: Callable[[bytes], bool]) -> bytes:
+    """Run `argv` from the checkout and SIGKILL it as soon as its output so far is `reached` (within 30 s); returns
+    that output. The process never outlives the call."""
+    proc = await trio.lowlevel.open_process(list(argv), cwd=ROOT, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        with trio.fail_after(30):
+            while not reached(seen):
+                chunk = await proc.stdout.receive_some()
+                assert chunk, seen
+                seen += chunk
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return seen
+
+
+def script(module: str, *args: str) -> list[str]:
+    """The command line running `module` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+async def advisory_locks_released(db: Database) -> None:
+    """Wait until no advisory lock is held: the server notices a killed client at once, but not necessarily before
+    the test asks."""
+    with trio.fail_after(20):
+        while await fetch_count(db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"):
+            await trio.sleep(0.05)
 
 
 def keys(store: ObjectStore) -> list[str]:

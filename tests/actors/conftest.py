@@ -1,13 +1,17 @@
-"""Fixtures for actor tests against the real services: one trio-asyncio loop per test, a migrated database."""
+"""Fixtures for actor tests against the real services: one trio-asyncio loop per test, a migrated database, the
+metrics and the database's clock."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
 import trio_asyncio
+from prometheus_client import CollectorRegistry
 
 from actors.database import Database, DatabaseHandle, close_pool, migrate, open_pool
+from actors.metrics import ScouterMetrics
 from config import DatabaseSettings
 
 
@@ -31,3 +35,16 @@ async def db(aio_loop: None, fresh_database_dsn: str) -> AsyncIterator[Database]
 def db_handle(db: Database) -> DatabaseHandle:
     """The handle actors read the pool from, already filled."""
     return DatabaseHandle(db)
+
+
+@pytest.fixture
+def metrics() -> ScouterMetrics:
+    """The server's metrics on a registry of this test's own."""
+    return ScouterMetrics.create(CollectorRegistry(), process=False)
+
+
+@pytest.fixture
+async def now(db: Database) -> dt.datetime:
+    """The database's clock at the start of the test (times in the test are relative to it)."""
+    value: dt.datetime = await db.fetchval("SELECT now()")
+    return value

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
-import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +17,24 @@ from actors.archive_reader import ArchiveReader
 from actors.archive_store import StoreHandle
 from actors.database import Database
 from scouter.archive import entity_tag, floor_day
-from scouter.queries import parse_drift_query
 from scouter.sql import ARCHIVE_LOCK_KEY, SPC_BUCKETS, SPC_UNARCHIVED_BUCKETS
 
-from .archive_support import OLD, S3Server, archived_rows, archiver, insert, keys, read, s3_server
+from .archive_support import (
+    OLD,
+    S3Server,
+    advisory_locks_released,
+    archived_rows,
+    archiver,
+    bucket_args,
+    fetch_count,
+    insert,
+    keys,
+    kill_midway,
+    read,
+    s3_server,
+    script,
+    spc_query,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -69,10 +80,6 @@ async def _seed(db: Database) -> tuple[list[tuple], list[tuple], list[tuple]]:
     return spc, psi, recent
 
 
-async def _count(db: Database, sql: str, *args: Any) -> int:
-    return int(await db.fetchval(sql, *args))
-
-
 async def test_compaction_merges_each_complete_day_into_one_object(db: Database) -> None:
     """After an archive pass and a compaction pass: one object per kind, entity and complete day, in the day's Hive
     folder, holding exactly that day's rows sorted by time; archive_log lists it alone with a span of one day; the
@@ -103,7 +110,7 @@ async def test_compaction_merges_each_complete_day_into_one_object(db: Database)
     assert sorted(expected) == sorted(entry[4] for entry in days)
     assert len(spc) + len(psi) + len(recent) == sum(entry[5] for entry in log)
     assert [timedelta(hours=1)] == [entry[3] for entry in log if entry not in days]
-    assert 0 == await _count(db, "SELECT count(*) FROM scouter.archive_retired")
+    assert 0 == await fetch_count(db, "SELECT count(*) FROM scouter.archive_retired")
 
 
 async def test_compaction_is_idempotent_and_folds_late_rows_in(db: Database) -> None:
@@ -151,23 +158,8 @@ async def test_compaction_skips_while_another_replica_holds_the_lock(db: Databas
     assert 4 == (await actor.compact_once()).days
 
 
-def _query(begin: datetime, end: datetime):  # type: ignore[no-untyped-def]
-    args = {
-        "space": ENTITY[0], "name": ENTITY[1], "version": ENTITY[2], "time_interval": "OneHour",
-        "max_data_points": "50", "drift_type": "Spc",
-        "begin_custom_datetime": begin.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "end_custom_datetime": end.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-    }  # fmt: skip
-    return parse_drift_query(args, datetime.now(UTC))
-
-
-def _args(query) -> tuple:  # type: ignore[no-untyped-def]
-    w = query.window
-    return (query.space, query.name, query.version, query.bucket, w.begin, w.end)
-
-
 async def _archived_answer(db: Database, reader: ArchiveReader, query: Any) -> list[tuple]:
-    parts = await reader.parts(db, "spc", query, SPC_UNARCHIVED_BUCKETS, _args(query))
+    parts = await reader.parts(db, "spc", query, SPC_UNARCHIVED_BUCKETS, bucket_args(query))
     return sorted((f, b, n) for part in parts for f, b, n, _ in part)
 
 
@@ -176,8 +168,8 @@ async def test_read_back_during_and_after_compaction_counts_each_row_once(db: Da
     manifest again and answers from the daily object; after it, a window starting mid-day still finds the day's
     object; both equal PostgreSQL's answer before archiving, never a row twice or missing."""
     await _seed(db)
-    query = _query(DAY0 + 90 * timedelta(minutes=1), DAY0 + timedelta(days=2))
-    expected = sorted((f, b, n) for f, b, n, _ in await db.fetch(SPC_BUCKETS, *_args(query)))
+    query = spc_query(ENTITY, DAY0 + 90 * timedelta(minutes=1), DAY0 + timedelta(days=2))
+    expected = sorted((f, b, n) for f, b, n, _ in await db.fetch(SPC_BUCKETS, *bucket_args(query)))
     store = MemoryStore()
     actor = archiver(db, store, clock=lambda: NOW)
     await actor.run_once()
@@ -202,47 +194,28 @@ async def test_killed_during_compaction_then_rerun(
     read-back agrees with PostgreSQL; the re-run finishes the job (overwriting the orphan, or deleting the retired
     objects it finds listed), leaving one object per day."""
     spc, psi, recent = await _seed(db)
-    query = _query(DAY0, DAY0 + timedelta(days=2))
-    expected = sorted((f, b, n) for f, b, n, _ in await db.fetch(SPC_BUCKETS, *_args(query)))
+    query = spc_query(ENTITY, DAY0, DAY0 + timedelta(days=2))
+    expected = sorted((f, b, n) for f, b, n, _ in await db.fetch(SPC_BUCKETS, *bucket_args(query)))
     root = tmp_path / "root"
     store = LocalStore(root, mkdir=True)
     actor = archiver(db, store, clock=lambda: NOW)
     await actor.run_once()
-    archived_total = await _count(db, "SELECT count(*) FROM scouter.spc_drift WHERE archived")
-    archived_total += await _count(db, "SELECT count(*) FROM scouter.psi_drift WHERE archived")
+    archived_total = await fetch_count(db, "SELECT count(*) FROM scouter.spc_drift WHERE archived")
+    archived_total += await fetch_count(db, "SELECT count(*) FROM scouter.psi_drift WHERE archived")
     marker = {"uploaded": b"UPLOADED", "committed": b"COMMITTED"}[stage]
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "tests.actors.compaction_script", fresh_database_dsn, str(root), NOW.isoformat(), stage],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-    )
-    try:
-        assert proc.stdout is not None
-        seen = b""
-        with trio.fail_after(30):
-            while marker not in seen:
-                chunk = await proc.stdout.receive_some()
-                assert chunk, seen
-                seen += chunk
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    argv = script("tests.actors.compaction_script", fresh_database_dsn, str(root), NOW.isoformat(), stage)
+    seen = await kill_midway(argv, lambda output: marker in output)
     assert b"DONE" not in seen
-    with trio.fail_after(20):
-        while await _count(db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"):
-            await trio.sleep(0.05)
+    await advisory_locks_released(db)
 
     logged = sum(entry[5] for entry in await _log(db))
     assert archived_total == logged
     assert expected == await _archived_answer(db, ArchiveReader(StoreHandle.of(LocalStore(root)), 30), query)
-    retired = await _count(db, "SELECT count(*) FROM scouter.archive_retired")
+    retired = await fetch_count(db, "SELECT count(*) FROM scouter.archive_retired")
     assert (stage == "committed") == (retired > 0)
 
     report = await actor.compact_once()
-    assert 0 == await _count(db, "SELECT count(*) FROM scouter.archive_retired")
+    assert 0 == await fetch_count(db, "SELECT count(*) FROM scouter.archive_retired")
     assert archived_total == sum(entry[5] for entry in await _log(db))
     assert sorted(entry[4] for entry in await _log(db)) == keys(store)
     assert expected == await _archived_answer(db, ArchiveReader(StoreHandle.of(LocalStore(root)), 30), query)
@@ -277,7 +250,7 @@ async def test_the_actor_compacts_after_each_archive_pass(db: Database) -> None:
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             await nursery.start(actor.run, stop)
-            while await _count(db, "SELECT count(*) FROM scouter.archive_log WHERE span = interval '1 day'") < 4:
+            while await fetch_count(db, "SELECT count(*) FROM scouter.archive_log WHERE span = interval '1 day'") < 4:
                 await trio.sleep(0.02)
             stop.set()
     assert 4 == len([k for k in keys(store) if "/hour=" not in k])
@@ -344,7 +317,7 @@ async def test_names_needing_encoding_and_objects_of_the_old_layout_compact(db: 
     assert sorted([odd_key, _day_key("spc", DAY0, 0)]) == keys(store)
     assert sorted(odd) == archived_rows(store, "org%2Fteam/")
     assert sorted(plain) == archived_rows(store, "sp/")
-    query = _query(DAY0, DAY0 + timedelta(days=1))
-    assert sorted((f, b, n) for f, b, n, _ in await db.fetch(SPC_BUCKETS, *_args(query))) == [
+    query = spc_query(ENTITY, DAY0, DAY0 + timedelta(days=1))
+    assert sorted((f, b, n) for f, b, n, _ in await db.fetch(SPC_BUCKETS, *bucket_args(query))) == [
         (f, b, n) for f, b, n in await _archived_answer(db, ArchiveReader(StoreHandle.of(store), 30), query)
     ]

@@ -16,27 +16,12 @@ from scouter.archive import KINDS
 from scouter.queries import parse_drift_query
 from scouter.sql import SPC_BUCKETS, SPC_UNARCHIVED_BUCKETS
 
-from .archive_support import OLD, archiver, insert, keys
+from .archive_support import OLD, archiver, bucket_args, insert, keys, spc_query
 
 pytestmark = pytest.mark.postgres
 
 ENTITY = ("sp", "nm", "1")
 SPC = KINDS[0]
-
-
-def _query(points: int, begin: datetime, end: datetime):  # type: ignore[no-untyped-def]
-    args = {
-        "space": ENTITY[0], "name": ENTITY[1], "version": ENTITY[2], "time_interval": "OneHour",
-        "max_data_points": str(points), "drift_type": "Spc",
-        "begin_custom_datetime": begin.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "end_custom_datetime": end.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-    }  # fmt: skip
-    return parse_drift_query(args, datetime.now(UTC))
-
-
-def _args(query) -> tuple:  # type: ignore[no-untyped-def]
-    w = query.window
-    return (query.space, query.name, query.version, query.bucket, w.begin, w.end)
 
 
 async def _seed(db: Database, hours: int) -> list[tuple]:
@@ -53,12 +38,12 @@ async def test_archived_aggregates_equal_postgres_for_odd_widths(db: Database) -
     """DataFusion's buckets (epoch-aligned, width in whole microseconds) and counts are PostgreSQL's date_bin ones,
     for widths that do not divide an hour."""
     await _seed(db, 6)
-    query = _query(7, OLD - timedelta(minutes=13), OLD + timedelta(hours=6, seconds=1))
-    expected = sorted(tuple(r) for r in await db.fetch(SPC_BUCKETS, *_args(query)))
+    query = spc_query(ENTITY, OLD - timedelta(minutes=13), OLD + timedelta(hours=6, seconds=1), 7)
+    expected = sorted(tuple(r) for r in await db.fetch(SPC_BUCKETS, *bucket_args(query)))
     store = MemoryStore()
     await archiver(db, store).run_once()
     reader = ArchiveReader(StoreHandle.of(store), 30)
-    live, archived = await reader.parts(db, "spc", query, SPC_UNARCHIVED_BUCKETS, _args(query))
+    live, archived = await reader.parts(db, "spc", query, SPC_UNARCHIVED_BUCKETS, bucket_args(query))
     assert [] == list(live)
     got = sorted(archived)
     assert [(f, b, n) for f, b, n, _ in expected] == [(f, b, n) for f, b, n, _ in got]
@@ -71,12 +56,12 @@ async def test_decoded_objects_are_cached_and_the_cache_is_bounded(db: Database)
     await _seed(db, 3)
     store = MemoryStore()
     await archiver(db, store).run_once()
-    query = _query(3, OLD, OLD + timedelta(hours=3))
+    query = spc_query(ENTITY, OLD, OLD + timedelta(hours=3), 3)
     cached = ArchiveReader(StoreHandle.of(store), 30)
     uncached = ArchiveReader(StoreHandle.of(store), 30, cache_bytes=1)
 
     async def archived(reader: ArchiveReader) -> list[tuple]:
-        live, part = await reader.parts(db, "spc", query, SPC_UNARCHIVED_BUCKETS, _args(query))
+        live, part = await reader.parts(db, "spc", query, SPC_UNARCHIVED_BUCKETS, bucket_args(query))
         assert [] == list(live)
         return sorted(part)
 
@@ -100,10 +85,10 @@ async def test_a_listed_object_gone_missing_is_logged_and_skipped(
     await archiver(db, store).run_once()
     first, second = keys(store)
     obstore.delete(store, first)
-    query = _query(1, OLD, OLD + timedelta(hours=2))
+    query = spc_query(ENTITY, OLD, OLD + timedelta(hours=2), 1)
     with caplog.at_level(logging.ERROR, logger="actors.archive_reader"):
         _, archived = await ArchiveReader(StoreHandle.of(store), 30).parts(
-            db, "spc", query, SPC_UNARCHIVED_BUCKETS, _args(query)
+            db, "spc", query, SPC_UNARCHIVED_BUCKETS, bucket_args(query)
         )
     assert 9 == sum(n for _, _, n, _ in archived)  # the second hour's 9 rows
     assert "1 archived objects listed in archive_log are missing" in caplog.text
@@ -143,6 +128,6 @@ async def test_objects_archived_under_the_old_layout_are_read_with_the_new_ones(
     }  # fmt: skip
     query = parse_drift_query(args, datetime.now(UTC))
     reader = ArchiveReader(StoreHandle.of(store), 30)
-    live, archived = await reader.parts(db, "spc", query, SPC_UNARCHIVED_BUCKETS, _args(query))
+    live, archived = await reader.parts(db, "spc", query, SPC_UNARCHIVED_BUCKETS, bucket_args(query))
     assert [] == list(live)
     assert [len(old_rows) + len(new_rows)] == [count for _, _, count, _ in archived]

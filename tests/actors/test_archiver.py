@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import signal
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +24,21 @@ from config import StorageSettings
 from scouter.archive import KINDS, entity_tag
 from scouter.queries import parse_drift_query
 
-from .archive_support import OLD, S3Server, archived_rows, archiver, insert, keys, metrics, read, s3_server
+from .archive_support import (
+    OLD,
+    S3Server,
+    advisory_locks_released,
+    archived_rows,
+    archiver,
+    fetch_count,
+    insert,
+    keys,
+    kill_midway,
+    metrics,
+    read,
+    s3_server,
+    script,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -35,7 +46,6 @@ __all__ = ["s3_server"]  # the fixture, imported for the tests below
 
 HOUR = timedelta(hours=1)
 SPC = KINDS[0]
-ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_SCHEMAS = {
     "spc": [("created_at", "timestamp[ns]"), ("space", "string"), ("name", "string"), ("version", "string"),
             ("feature", "string"), ("value", "double")],
@@ -64,10 +74,6 @@ def _spc(hour: datetime, count: int, space: str = "sp", name: str = "nm", versio
 
 def _tree(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-
-
-async def _count(db: Database, sql: str, *args: Any) -> int:
-    return int(await db.fetchval(sql, *args))
 
 
 async def test_pass_writes_one_object_per_kind_entity_and_hour_in_upstream_layout(db: Database, tmp_path: Path) -> None:
@@ -110,8 +116,8 @@ async def test_pass_writes_one_object_per_kind_entity_and_hour_in_upstream_layou
     total = len(spc) + len(psi) + len(custom)
     assert (6, total, ("spc", "psi", "custom")) == (report.objects, report.rows, report.kinds)
     assert sum((tmp_path / "root" / key).stat().st_size for key in expected_keys) == report.bytes
-    assert len(recent) == await _count(db, "SELECT count(*) FROM scouter.spc_drift WHERE NOT archived")
-    assert 0 == await _count(db, "SELECT count(*) FROM scouter.psi_drift WHERE NOT archived")
+    assert len(recent) == await fetch_count(db, "SELECT count(*) FROM scouter.spc_drift WHERE NOT archived")
+    assert 0 == await fetch_count(db, "SELECT count(*) FROM scouter.psi_drift WHERE NOT archived")
     log = await db.fetch("SELECT kind, object_path, rows, bytes, part FROM scouter.archive_log ORDER BY object_path")
     logged = [(r["kind"], r["object_path"], r["part"]) for r in log]
     assert [(k.split("/")[3], k, 0) for k in sorted(expected_keys)] == logged
@@ -184,8 +190,8 @@ async def test_failure_after_upload_before_marking_then_rerun(db: Database, tmp_
         await failing.run_once()
     assert 1 == failing.metrics.registry.get_sample_value("scouter_archive_passes_total", {"outcome": "failed"})
     assert uploads == keys(store)
-    assert 6 == await _count(db, "SELECT count(*) FROM scouter.spc_drift WHERE archived")
-    assert 2 == await _count(db, "SELECT count(*) FROM scouter.archive_log")
+    assert 6 == await fetch_count(db, "SELECT count(*) FROM scouter.spc_drift WHERE archived")
+    assert 2 == await fetch_count(db, "SELECT count(*) FROM scouter.archive_log")
 
     # late rows for the orphan's hour arrive before the re-run: they join the overwritten part 0
     late = _spc(OLD + 2 * HOUR + timedelta(minutes=50), 2)
@@ -194,7 +200,7 @@ async def test_failure_after_upload_before_marking_then_rerun(db: Database, tmp_
     assert (2, 8) == (report.objects, report.rows)
     assert [_path("spc", "sp", "nm", "1.0.0", OLD + h * HOUR) for h in range(4)] == keys(store)
     assert sorted(rows + late) == archived_rows(store)
-    assert 0 == await _count(db, "SELECT count(*) FROM scouter.spc_drift WHERE NOT archived")
+    assert 0 == await fetch_count(db, "SELECT count(*) FROM scouter.spc_drift WHERE NOT archived")
     assert [3, 3, 5, 3] == [r["rows"] for r in await db.fetch("SELECT rows FROM scouter.archive_log ORDER BY hour")]
 
 
@@ -224,14 +230,14 @@ async def test_cancelled_mid_pass_then_rerun(db: Database, tmp_path: Path) -> No
             nursery.cancel_scope.cancel(reason="test: shutdown mid-pass")
     release.set()
     assert 2 == len(keys(store))
-    assert 2 == await _count(db, "SELECT count(*) FROM scouter.spc_drift WHERE archived")
-    assert 1 == await _count(db, "SELECT count(*) FROM scouter.archive_log")
+    assert 2 == await fetch_count(db, "SELECT count(*) FROM scouter.spc_drift WHERE archived")
+    assert 1 == await fetch_count(db, "SELECT count(*) FROM scouter.archive_log")
     assert db.pool.get_idle_size() == db.pool.get_size()  # nothing stranded
     report = await archiver(db, store).run_once()
     assert (2, 4) == (report.objects, report.rows)
     assert sorted(rows) == archived_rows(store)
     assert 3 == len(keys(store))
-    assert 3 == await _count(db, "SELECT count(*) FROM scouter.archive_log")
+    assert 3 == await fetch_count(db, "SELECT count(*) FROM scouter.archive_log")
 
 
 async def test_late_rows_for_an_archived_hour_become_the_next_part(db: Database) -> None:
@@ -305,7 +311,7 @@ async def _check_hostile_names_archived(db: Database, store: Any) -> list[str]:
     await insert(db, "spc_drift", rows + good)
     report = await archiver(db, store).run_once()
     assert (len(rows) + len(good), 0) == (report.rows, report.quarantined_rows)
-    assert 0 == await _count(db, "SELECT count(*) FROM scouter.spc_drift WHERE NOT archived")
+    assert 0 == await fetch_count(db, "SELECT count(*) FROM scouter.spc_drift WHERE NOT archived")
     assert sorted(rows + good) == archived_rows(store)
     for i, bad in enumerate(HOSTILE):
         for entity in ((bad, "nm", "1"), ("sp", bad, "1"), ("sp", "nm", bad)):
@@ -363,7 +369,7 @@ async def test_empty_entity_names_are_quarantined_never_written(db: Database, tm
     report = await archiver(db, LocalStore(root, mkdir=True), metrics=m).run_once()
     assert [_path("spc", "sp", "nm", "1.0.0", OLD)] == keys(LocalStore(root))
     assert (1, 2, len(hostile)) == (report.objects, report.rows, report.quarantined_rows)
-    assert 2 == await _count(db, "SELECT count(*) FROM scouter.spc_drift")
+    assert 2 == await fetch_count(db, "SELECT count(*) FROM scouter.spc_drift")
     quarantined = await db.fetch("SELECT source, reason, raw FROM scouter.quarantine")
     assert {"archiver"} == {r["source"] for r in quarantined}
     assert len(hostile) == sum(len(orjson.loads(r["raw"])["rows"]) for r in quarantined)
@@ -432,7 +438,7 @@ async def test_archived_partitions_past_retention_are_dropped(db: Database) -> N
     after = await maintenance.run_once()
     assert {f"spc_drift_p{old_day:%Y%m%d}", f"spc_drift_p{old_day + timedelta(days=1):%Y%m%d}"} <= set(after.dropped)
     assert not after.kept_unarchived
-    assert 0 == await _count(db, "SELECT count(*) FROM scouter.spc_drift")
+    assert 0 == await fetch_count(db, "SELECT count(*) FROM scouter.spc_drift")
     assert sorted(rows) == archived_rows(store)
 
 
@@ -461,7 +467,7 @@ async def test_actor_archives_at_start_and_then_every_interval(db: Database) -> 
             while len(keys(store)) < 2:
                 await trio.sleep(0.02)
             stop.set()
-    assert 0 == await _count(db, "SELECT count(*) FROM scouter.spc_drift WHERE NOT archived")
+    assert 0 == await fetch_count(db, "SELECT count(*) FROM scouter.spc_drift WHERE NOT archived")
 
 
 def test_open_store_local_path_is_created_and_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -495,37 +501,18 @@ async def test_killed_mid_pass_then_rerun(db: Database, fresh_database_dsn: str,
     rows = _spc(OLD, 2) + _spc(OLD + HOUR, 2) + _spc(OLD + 2 * HOUR, 2)
     await insert(db, "spc_drift", rows)
     root = tmp_path / "root"
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "tests.actors.archiver_script", fresh_database_dsn, str(root)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-    )
-    try:
-        assert proc.stdout is not None
-        seen = b""
-        with trio.fail_after(30):
-            while seen.count(b"UPLOADED") < 2:
-                chunk = await proc.stdout.receive_some()
-                assert chunk, seen
-                seen += chunk
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    argv = script("tests.actors.archiver_script", fresh_database_dsn, str(root))
+    seen = await kill_midway(argv, lambda output: output.count(b"UPLOADED") >= 2)
     assert b"DONE" not in seen
     store = LocalStore(root)
     assert 2 == len(keys(store))
-    with trio.fail_after(20):  # the server notices the dead client at once, but not necessarily before we ask
-        while await _count(db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"):
-            await trio.sleep(0.05)
-    assert 2 == await _count(db, "SELECT count(*) FROM scouter.spc_drift WHERE archived")
+    await advisory_locks_released(db)
+    assert 2 == await fetch_count(db, "SELECT count(*) FROM scouter.spc_drift WHERE archived")
     report = await archiver(db, store).run_once()
     assert (2, 4) == (report.objects, report.rows)
     assert sorted(rows) == archived_rows(store)
     assert 3 == len(keys(store))
-    assert 3 == await _count(db, "SELECT count(*) FROM scouter.archive_log")
+    assert 3 == await fetch_count(db, "SELECT count(*) FROM scouter.archive_log")
 
 
 def test_google_key_from_base64_reaches_the_store() -> None:

@@ -18,11 +18,11 @@ import asyncpg
 import orjson
 import pytest
 import trio
-from prometheus_client import CollectorRegistry
 
+from actors._dispatch_outbox import claim_due
 from actors.alert_channel import AlertChannel, AlertNotice, StoredAlert, open_alert_channel
 from actors.database import Database, DatabaseHandle, close_pool, migrate, open_pool
-from actors.dispatcher import Dispatcher, _claim
+from actors.dispatcher import Dispatcher
 from actors.metrics import ScouterMetrics
 from actors.poller import Poller, PollerConfig
 from config import DatabaseSettings, DispatchSettings
@@ -78,18 +78,6 @@ def dispatch_settings(base: str, **overrides: Any) -> DispatchSettings:
         **overrides,
     }
     return DispatchSettings(**values)
-
-
-@pytest.fixture
-def metrics() -> ScouterMetrics:
-    return ScouterMetrics.create(CollectorRegistry(), process=False)
-
-
-@pytest.fixture
-async def now(db: Database) -> dt.datetime:
-    """The database's clock at the start of the test."""
-    value: dt.datetime = await db.fetchval("SELECT now()")
-    return value
 
 
 @pytest.fixture
@@ -604,7 +592,7 @@ async def test_a_dead_dispatchers_deliveries_are_sent_when_its_lease_expires(
     settings = dispatch_settings(base, webhook_url=f"{base}{WEBHOOK_PATH}", lease=1.5)
     planner = Dispatcher(DatabaseHandle(db), settings, metrics)
     await planner.plan_once()
-    dead = await db.run(_claim, 10, 1.5, "dead-host:1/dispatcher", [])
+    dead = await db.run(claim_due, 10, 1.5, "dead-host:1/dispatcher", [])
     assert 6 == len(dead)  # console and webhook for each message
     started = trio.current_time()
 

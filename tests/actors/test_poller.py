@@ -17,7 +17,6 @@ import orjson
 import pytest
 import trio
 import trio_asyncio
-from prometheus_client import CollectorRegistry
 from scipy import stats
 
 from actors.alert_channel import AlertChannel, AlertNotice, open_alert_channel
@@ -43,18 +42,6 @@ pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]
 ENTITY = ("cap", "model", "1.0.0")
 SECOND = dt.timedelta(seconds=1)
-
-
-@pytest.fixture
-def metrics() -> ScouterMetrics:
-    return ScouterMetrics.create(CollectorRegistry(), process=False)
-
-
-@pytest.fixture
-async def now(db: Database) -> dt.datetime:
-    """The database's clock at the start of the test (every time below is relative to it)."""
-    value: dt.datetime = await db.fetchval("SELECT now()")
-    return value
 
 
 class Rig:

@@ -11,7 +11,6 @@ import asyncpg
 import pytest
 import trio
 import trio_asyncio
-from prometheus_client import CollectorRegistry
 
 from actors.alert_channel import AlertChannel, open_alert_channel
 from actors.database import Database, DatabaseHandle, close_pool, migrate, open_pool
@@ -50,17 +49,6 @@ BEGIN
 END $$;
 CREATE TRIGGER log_check AFTER UPDATE ON scouter.drift_profile FOR EACH ROW EXECUTE FUNCTION public.log_check();
 """
-
-
-@pytest.fixture
-def metrics() -> ScouterMetrics:
-    return ScouterMetrics.create(CollectorRegistry(), process=False)
-
-
-@pytest.fixture
-async def now(db: Database) -> dt.datetime:
-    value: dt.datetime = await db.fetchval("SELECT now()")
-    return value
 
 
 def make_poller(db: Database, metrics: ScouterMetrics, worker: str = "test/poller-0", index: int = 0) -> Poller:

@@ -178,6 +178,25 @@ async def test_user_updates_own_password_and_favorite_spaces(db: Database) -> No
     await api.login("fred", "new-secret")
 
 
+async def test_a_password_change_ends_the_access_tokens_issued_before_it(db: Database) -> None:
+    """A token stolen before the owner changed their password stops working then, not an hour later; tokens issued
+    after the change (a new login) work. Other updates (favourite spaces) leave the session alone."""
+    api = await make_api(db)
+    await api.create_user("gus")
+    before = bearer(api.token("gus", age=5))  # issued before the change: whole seconds separate them
+    assert 200 == (await api.client.get("/scouter/user/gus", headers=before)).status_code
+    spaces = await api.client.put("/scouter/user/gus", json={"favorite_spaces": ["a"]}, headers=before)
+    assert 200 == spaces.status_code
+    assert 200 == (await api.client.get("/scouter/user/gus", headers=before)).status_code
+    changed = await api.client.put("/scouter/user/gus", json={"password": "rotated"}, headers=before)
+    assert 200 == changed.status_code
+    refused = await api.client.get("/scouter/user/gus", headers=before)
+    assert 401 == refused.status_code
+    assert "log in again" in (await refused.get_json())["message"]
+    after = bearer(await api.login("gus", "rotated"))
+    assert 200 == (await api.client.get("/scouter/user/gus", headers=after)).status_code
+
+
 async def test_non_admin_cannot_change_permissions_groups_or_active(db: Database) -> None:
     """A non-admin's permissions, group_permissions and active are silently ignored."""
     api = await make_api(db)

@@ -46,7 +46,7 @@ from config import DatabaseSettings, StorageSettings
 from scouter.binned import merge_spc, spc_response
 from scouter.queries import parse_drift_query
 from scouter.sql import SPC_BUCKETS, SPC_UNARCHIVED_BUCKETS, create_partition
-from tests.bench.common import SMOKE, Verdicts, bench_postgres, sizes
+from tests.bench.common import SMOKE, Verdicts, bench_postgres, same_drift, sizes
 from tests.drift_profiles import SPC_COLUMNS, copy_rows
 from tests.services import scratch_database
 
@@ -158,18 +158,18 @@ async def run(dsn: str, total: int, root: Path, s3_uri: str) -> dict[str, float]
 
             reader = ArchiveReader(stores, 30)
             archived = [(await _timed_query(db, reader, args)) for _ in range(6)]
-            assert archived[0][1] == postgres[0][1] or _close(archived[0][1], postgres[0][1])
+            assert archived[0][1] == postgres[0][1] or same_drift(archived[0][1], postgres[0][1])
             # A running server meets a cold cache with its libraries already loaded: a fresh reader (empty decoded-
             # object cache, new threads) in this warmed process, best of 5 (the machine is shared: the least
             # disturbed run).
             cold = [(await _timed_query(db, ArchiveReader(stores, 30), args)) for _ in range(5)]
-            assert all(body == postgres[0][1] or _close(body, postgres[0][1]) for _, body in cold)
+            assert all(body == postgres[0][1] or same_drift(body, postgres[0][1]) for _, body in cold)
 
             s3 = open_store(StorageSettings(uri=s3_uri))
             copied = await trio.to_thread.run_sync(_copy_store, stores.get(), s3)
             s3_stores = StoreHandle.of(s3, s3_uri)
             s3_cold = [(await _timed_query(db, ArchiveReader(s3_stores, 30), args)) for _ in range(5)]
-            assert all(body == postgres[0][1] or _close(body, postgres[0][1]) for _, body in s3_cold)
+            assert all(body == postgres[0][1] or same_drift(body, postgres[0][1]) for _, body in s3_cold)
 
             # The same days compacted into one object per day. The hourly objects are kept (a no-op delete) so that
             # the two layouts can be timed in turns, under the same load (the machine is shared): the archive_log of
@@ -188,7 +188,7 @@ async def run(dsn: str, total: int, root: Path, s3_uri: str) -> dict[str, float]
                     turns[f"local {layout}"].append(await _timed_query(db, ArchiveReader(stores, 30), args))
                     turns[f"s3 {layout}"].append(await _timed_query(db, ArchiveReader(s3_stores, 30), args))
             for timed in turns.values():
-                assert all(body == postgres[0][1] or _close(body, postgres[0][1]) for _, body in timed)
+                assert all(body == postgres[0][1] or same_drift(body, postgres[0][1]) for _, body in timed)
             compacted, s3_compacted = turns["local daily"], turns["s3 daily"]
         finally:
             await close_pool(db)
@@ -261,19 +261,6 @@ async def _put_log(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None
     # settle the new rows (statistics, hint bits) here, not in the timed query that follows
     await conn.execute("ANALYZE scouter.archive_log")
     await conn.fetchval("SELECT count(*) FROM scouter.archive_log")
-
-
-def _close(a: dict, b: dict) -> bool:
-    """Same buckets, means equal to 1e-9 (parts merge with different rounding)."""
-    if a["features"].keys() != b["features"].keys():
-        return False
-    for name, series in a["features"].items():
-        other = b["features"][name]
-        if series["created_at"] != other["created_at"]:
-            return False
-        if any(abs(x - y) > 1e-9 * max(1.0, abs(y)) for x, y in zip(series["values"], other["values"], strict=True)):
-            return False
-    return True
 
 
 def main(total: int) -> dict[str, float]:

@@ -35,7 +35,7 @@ from scouter.binned import merge_spc, spc_response
 from scouter.checks import CheckWindow
 from scouter.queries import DriftQuery, Window, bucket_width
 from scouter.sql import CUSTOM_AVERAGES, CUSTOM_CHECK_MEANS, create_partition
-from tests.bench.common import SMOKE, Verdicts, bench_postgres, check, sizes
+from tests.bench.common import SMOKE, Verdicts, bench_postgres, check, same_drift, sizes
 from tests.drift_profiles import CUSTOM_COLUMNS, SPC_COLUMNS, copy_rows
 from tests.services import scratch_database
 
@@ -81,19 +81,6 @@ async def _binned(db: Database, read: Any, query: DriftQuery, now: datetime.date
     return spc_response(merge_spc(await read(db, None, SPC, query, now)))
 
 
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Two SPC responses with the same buckets and means equal to float tolerance."""
-    if a["features"].keys() != b["features"].keys():
-        return False
-    for feature, series in a["features"].items():
-        other = b["features"][feature]
-        if series["created_at"] != other["created_at"]:
-            return False
-        if any(abs(x - y) > 1e-9 * max(1.0, abs(x)) for x, y in zip(series["values"], other["values"], strict=True)):
-            return False
-    return True
-
-
 async def _check(conn: Any, window: CheckWindow, rollups: bool) -> list[Any]:
     entity = SimpleNamespace(space=ENTITY[0], name=ENTITY[1], version=ENTITY[2])
     names = [f"metric_{i}" for i in range(10)]
@@ -114,7 +101,7 @@ async def _one_size(dsn: str, total: int) -> dict[str, float]:
             window = Window(now - datetime.timedelta(days=DAYS), now)
             for points in (1000, 720):
                 query = DriftQuery(*ENTITY, "Spc", window, bucket_width(window.length, points), points)
-                same = _same(await _binned(db, raw_parts, query, now), await _binned(db, binned_parts, query, now))
+                same = same_drift(await _binned(db, raw_parts, query, now), await _binned(db, binned_parts, query, now))
                 check(same, f"binned SPC, {points} points: the rollup path's answer differs from the rows'")
                 figures[f"binned_{points}_raw_s"] = await _best(_binned, db, raw_parts, query, now)
                 figures[f"binned_{points}_rollup_s"] = await _best(_binned, db, binned_parts, query, now)

@@ -19,6 +19,7 @@ import os
 import sys
 import urllib.parse
 from collections.abc import Iterator
+from typing import Any
 
 import asyncpg
 import attrs
@@ -130,3 +131,18 @@ def check(condition: bool, message: str) -> None:
 def chunks(items: list, size: int) -> Iterator[list]:  # type: ignore[type-arg]
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def same_drift(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two binned drift answers with the same features and buckets, and means equal to 1e-9 (relative): answers
+    merged from different parts round differently."""
+    if a["features"].keys() != b["features"].keys():
+        return False
+    for feature, series in a["features"].items():
+        other = b["features"][feature]
+        if series["created_at"] != other["created_at"]:
+            return False
+        pairs = zip(series["values"], other["values"], strict=True)
+        if any(abs(x - y) > 1e-9 * max(1.0, abs(x), abs(y)) for x, y in pairs):
+            return False
+    return True

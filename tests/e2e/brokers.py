@@ -18,29 +18,40 @@ from pathlib import Path
 
 import aio_pika
 import asyncpg
+import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.actors.brokers import publish_as_the_client
-from tests.e2e.conftest import ROOT, LiveServer, clean_environment, free_port_pair
+from tests.e2e.conftest import ROOT, LiveServer, server_environment
+from tests.services import free_port_pair
 
 
 def server_env(dsn: str, scratch: Path, **extra: str) -> dict[str, str]:
-    port = free_port_pair()
-    return {
-        **clean_environment(),
-        "DATABASE_URI": dsn,
-        "SCOUTER_SERVER_HOST": "127.0.0.1",
-        "SCOUTER_SERVER_PORT": str(port),
-        "SCOUTER_DATA_DIR": str(scratch / "data"),
-        "SCOUTER_STORAGE_URI": str(scratch / "storage"),
-        "POLLING_WORKER_COUNT": "0",
-        "LOG_LEVEL": "info",
+    """A broker test server's environment: no drift pollers, Kafka group joins as quick as tansu allows."""
+    return server_environment(
+        dsn,
+        free_port_pair(),
+        scratch,
+        POLLING_WORKER_COUNT="0",
         # tansu makes every group join wait half the session timeout (dependencies.md §3.2)
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        KAFKA_SESSION_TIMEOUT_MS="6000",
+        KAFKA_HEARTBEAT_INTERVAL_MS="500",
         **extra,
-    }
+    )
+
+
+def broker_settings(request: pytest.FixtureRequest, transport: str, name: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The server's settings and the client's environment for a queue over `transport` ("kafka": a new topic of two
+    partitions, else RabbitMQ) named `name`."""
+    if transport == "kafka":
+        brokers = request.getfixturevalue("kafka_brokers")
+        create_topic(brokers, name, 2)
+        server = {"KAFKA_BROKERS": brokers, "KAFKA_TOPIC": name, "KAFKA_GROUP": name, "KAFKA_WORKER_COUNT": "1"}
+        return server, {"KAFKA_BROKERS": brokers, "KAFKA_TOPIC": name}
+    url = request.getfixturevalue("rabbitmq_url")
+    server = {"RABBITMQ_ADDR": url, "RABBITMQ_QUEUE": name, "RABBITMQ_CONSUMER_COUNT": "2"}
+    return server, {"RABBITMQ_ADDR": url, "RABBITMQ_QUEUE": name}
 
 
 class ScriptServer(LiveServer):

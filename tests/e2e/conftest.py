@@ -10,9 +10,9 @@ Python snippet with the client venv's interpreter, from a temporary directory so
 
 from __future__ import annotations
 
+import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,9 +20,12 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
+from tests.services import free_port_pair
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The client venv's python; `make test` sets SCOUTER_CLIENT_PYTHON, `make client` creates the default one.
@@ -39,20 +42,19 @@ def clean_environment() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if not key.startswith(_FOREIGN)}
 
 
-def free_port_pair() -> int:
-    """A port that is free now with the next one free too (metrics listen on port + 1)."""
-    while True:
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-        if port >= 65000:
-            continue
-        with socket.socket() as second:
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
+def server_environment(dsn: str, port: int, scratch: Path, **extra: str) -> dict[str, str]:
+    """The environment of a test server on 127.0.0.1:`port` (metrics on the next port) storing in `dsn`, its folders
+    under `scratch`, with `extra` settings added."""
+    return {
+        **clean_environment(),
+        "DATABASE_URI": dsn,
+        "SCOUTER_SERVER_HOST": "127.0.0.1",
+        "SCOUTER_SERVER_PORT": str(port),
+        "SCOUTER_DATA_DIR": str(scratch / "data"),
+        "SCOUTER_STORAGE_URI": str(scratch / "storage"),
+        "LOG_LEVEL": "info",
+        **extra,
+    }
 
 
 class LiveServer:
@@ -118,22 +120,48 @@ def live_server(fresh_database_dsn: str) -> Iterator[LiveServer]:
     """The real server on a free port with its own empty database; must stop with exit status 0."""
     port = free_port_pair()
     with tempfile.TemporaryDirectory(prefix="scouter-e2e-") as scratch:
-        env = {
-            **clean_environment(),
-            "DATABASE_URI": fresh_database_dsn,
-            "SCOUTER_SERVER_HOST": "127.0.0.1",
-            "SCOUTER_SERVER_PORT": str(port),
-            "SCOUTER_DATA_DIR": str(Path(scratch) / "data"),
-            "SCOUTER_STORAGE_URI": str(Path(scratch) / "storage"),
-            "LOG_LEVEL": "info",
-        }
-        server = LiveServer(env, f"http://127.0.0.1:{port}")
+        server = LiveServer(server_environment(fresh_database_dsn, port, Path(scratch)), f"http://127.0.0.1:{port}")
         try:
             server.wait_ready()
             yield server
         finally:
             code = server.stop()
         assert 0 == code, f"server exit status {code}; log:\n{server.log()}"
+
+
+class AdminApi:
+    """The API as a client uses it: an admin token, JSON in and out, every call must succeed. Close `http` after use
+    (not with `with api.http`: httpx refuses to enter a client that has already sent its login request)."""
+
+    def __init__(self, url: str) -> None:
+        self.http = httpx.Client(base_url=url, timeout=30)
+        response = self.http.get("/scouter/auth/login", headers={"Username": "admin", "Password": "admin"})
+        response.raise_for_status()
+        self.http.headers["Authorization"] = f"Bearer {response.json()['token']}"
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, path, **kwargs)
+        assert 200 == response.status_code, f"{method} {path} {kwargs}: {response.text}"
+        return response.json()
+
+    def register(self, profile: dict[str, Any]) -> None:
+        """Register `profile` (a drift profile document) and make it active."""
+        config = profile["config"]
+        body = {"space": config["space"], "drift_type": config["drift_type"], "profile": json.dumps(profile)}
+        self.call("POST", "/scouter/profile", json=body)
+        status = {
+            "space": config["space"],
+            "name": config["name"],
+            "version": config["version"],
+            "active": True,
+            "drift_type": config["drift_type"],
+            "deactivate_others": False,
+        }
+        self.call("PUT", "/scouter/profile/status", json=status)
+
+    def records(self, records: list[dict[str, Any]]) -> None:
+        """Send `records` through ``POST /scouter/drift``."""
+        self.call("POST", "/scouter/drift", json={"records": records})
 
 
 def run_client(

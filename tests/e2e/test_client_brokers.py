@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.brokers import create_topic, query, running_server, wait_until
+from tests.e2e.brokers import broker_settings, query, running_server, wait_until
 from tests.e2e.conftest import run_client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
@@ -82,15 +82,7 @@ def test_client_queue_over_a_broker(
     with the means the client computed, and the broker's bookkeeping shows they came that way."""
     space = f"e2e_{transport}_{secrets.token_hex(3)}"
     name = f"scouter_e2e_{secrets.token_hex(4)}"
-    if transport == "kafka":
-        brokers = request.getfixturevalue("kafka_brokers")
-        create_topic(brokers, name, 2)
-        server_extra = {"KAFKA_BROKERS": brokers, "KAFKA_TOPIC": name, "KAFKA_GROUP": name, "KAFKA_WORKER_COUNT": "1"}
-        client_env = {"KAFKA_BROKERS": brokers, "KAFKA_TOPIC": name}
-    else:
-        url = request.getfixturevalue("rabbitmq_url")
-        server_extra = {"RABBITMQ_ADDR": url, "RABBITMQ_QUEUE": name, "RABBITMQ_CONSUMER_COUNT": "2"}
-        client_env = {"RABBITMQ_ADDR": url, "RABBITMQ_QUEUE": name}
+    server_extra, client_env = broker_settings(request, transport, name)
     done = tmp_path / "done"
     dsn = fresh_database_dsn
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.brokers import create_topic, query, running_server, wait_until
+from tests.e2e.brokers import broker_settings, query, running_server, wait_until
 from tests.e2e.conftest import CLIENT_V025_PYTHON, LiveServer, run_client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
@@ -372,15 +372,7 @@ def test_v025_queue_over_a_broker(
     entities of their uids, nothing quarantined."""
     space = f"e2e25_{transport}_{secrets.token_hex(3)}"
     name = f"scouter_e2e25_{secrets.token_hex(4)}"
-    if transport == "kafka":
-        brokers = request.getfixturevalue("kafka_brokers")
-        create_topic(brokers, name, 2)
-        server_extra = {"KAFKA_BROKERS": brokers, "KAFKA_TOPIC": name, "KAFKA_GROUP": name, "KAFKA_WORKER_COUNT": "1"}
-        client_env = {"KAFKA_BROKERS": brokers, "KAFKA_TOPIC": name}
-    else:
-        url = request.getfixturevalue("rabbitmq_url")
-        server_extra = {"RABBITMQ_ADDR": url, "RABBITMQ_QUEUE": name, "RABBITMQ_CONSUMER_COUNT": "2"}
-        client_env = {"RABBITMQ_ADDR": url, "RABBITMQ_QUEUE": name}
+    server_extra, client_env = broker_settings(request, transport, name)
     done = tmp_path / "done"
     dsn = fresh_database_dsn
 

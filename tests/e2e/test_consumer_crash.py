@@ -23,7 +23,8 @@ import pytest
 
 from tests.actors.brokers import observability_message, spc_message
 from tests.e2e.brokers import create_topic, produce, publish, query, server_env, start_server, wait_until
-from tests.e2e.conftest import LiveServer, free_port_pair
+from tests.e2e.conftest import LiveServer
+from tests.services import free_port_pair
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
 

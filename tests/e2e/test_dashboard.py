@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from tests import services
 from tests.drift_profiles import custom_profile, psi_profile, spc_profile
-from tests.e2e.conftest import LiveServer
+from tests.e2e.conftest import AdminApi, LiveServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.slow]
 
@@ -80,43 +79,11 @@ def _wire(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class Seeder:
-    """The API as a client uses it: an admin token, JSON in and out, every call must succeed."""
-
-    def __init__(self, url: str) -> None:
-        self.http = httpx.Client(base_url=url, timeout=30)
-        response = self.http.get("/scouter/auth/login", headers={"Username": "admin", "Password": "admin"})
-        response.raise_for_status()
-        self.http.headers["Authorization"] = f"Bearer {response.json()['token']}"
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, path, **kwargs)
-        assert 200 == response.status_code, f"{method} {path}: {response.text}"
-        return response.json()
-
-    def register(self, profile: dict[str, Any]) -> None:
-        config = profile["config"]
-        body = {"space": config["space"], "drift_type": config["drift_type"], "profile": json.dumps(profile)}
-        self.call("POST", "/scouter/profile", json=body)
-        status = {
-            "space": config["space"],
-            "name": config["name"],
-            "version": config["version"],
-            "active": True,
-            "drift_type": config["drift_type"],
-            "deactivate_others": False,
-        }
-        self.call("PUT", "/scouter/profile/status", json=status)
-
-    def records(self, records: list[dict[str, Any]]) -> None:
-        self.call("POST", "/scouter/drift", json={"records": records})
-
-
 def _record(kind: str, at: datetime, **fields: Any) -> dict[str, Any]:
     return {kind: {"created_at": _wire(at), "space": SPACE, "name": NAME, "version": VERSION, **fields}}
 
 
-def _seed(seeder: Seeder, now: datetime) -> list[datetime]:
+def _seed(seeder: AdminApi, now: datetime) -> list[datetime]:
     """Three profiles of space `web` with data, one of space `hidden` the viewer may not read; the record times."""
     seeder.register(spc_profile({"feature_0": (0.0, 1.0), "feature_1": (10.0, 2.0)}, space=SPACE, name=NAME))
     seeder.register(psi_profile({"feature_0": BINS}, space=SPACE, name=NAME))
@@ -203,9 +170,10 @@ def _card(page: Page, title: str) -> Any:
 
 
 @pytest.fixture
-def seeder(live_server: LiveServer) -> Iterator[Seeder]:
-    """A Seeder on the live server; its HTTP client is closed afterwards (else an unclosed socket is reported)."""
-    seeder = Seeder(live_server.url)
+def seeder(live_server: LiveServer) -> Iterator[AdminApi]:
+    """The admin's API on the live server; its HTTP client is closed afterwards (else an unclosed socket is
+    reported)."""
+    seeder = AdminApi(live_server.url)
     try:  # not `with seeder.http`: httpx refuses to enter a client that has already sent its login request
         yield seeder
     finally:
@@ -213,7 +181,7 @@ def seeder(live_server: LiveServer) -> Iterator[Seeder]:
 
 
 def test_dashboard_logs_in_charts_drift_and_acknowledges_an_alert(
-    live_server: LiveServer, seeder: Seeder, fresh_database_dsn: str, browser: Browser, tmp_path: Path
+    live_server: LiveServer, seeder: AdminApi, fresh_database_dsn: str, browser: Browser, tmp_path: Path
 ) -> None:
     """A read/write user of one space logs in, sees that space's profiles only, sees SPC, PSI and custom charts with
     one point per record time, and acknowledges an alert, which the API then reports inactive."""

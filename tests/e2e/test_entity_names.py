@@ -20,13 +20,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.actors.archive_support import S3Server, s3_server
 from tests.drift_profiles import spc_profile
 from tests.e2e.brokers import publish, query, server_env, start_server, wait_until
-from tests.e2e.conftest import CLIENT_PYTHON, ROOT, LiveServer, clean_environment
+from tests.e2e.conftest import CLIENT_PYTHON, ROOT, AdminApi, LiveServer, clean_environment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -46,19 +45,6 @@ def _record(name: str, minute: int, value: float) -> dict[str, Any]:
     moment = OLD + timedelta(minutes=minute)
     fields = {"created_at": _wire(moment), "space": name, "name": name, "version": name}
     return {"Spc": {**fields, "feature": "f", "value": value}}
-
-
-class Api:
-    def __init__(self, url: str) -> None:
-        self.http = httpx.Client(base_url=url, timeout=30)
-        response = self.http.get("/scouter/auth/login", headers={"Username": "admin", "Password": "admin"})
-        response.raise_for_status()
-        self.http.headers["Authorization"] = f"Bearer {response.json()['token']}"
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, path, **kwargs)
-        assert 200 == response.status_code, f"{method} {path} {kwargs}: {response.text}"
-        return response.json()
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -111,18 +97,13 @@ def test_names_upstream_accepts_go_through_http_rabbitmq_archive_and_read_back(
     )
     server = start_server(env)
     try:
-        api = Api(server.url)
+        api = AdminApi(server.url)
         for name in NAMES:
-            profile = spc_profile({"f": (0.0, 1.0)}, space=name, name=name, version=name)
-            body = {"space": name, "drift_type": "Spc", "profile": json.dumps(profile)}
-            api.call("POST", "/scouter/profile", json=body)
-            status = {"space": name, "name": name, "version": name, "active": True, "drift_type": "Spc",
-                      "deactivate_others": False}  # fmt: skip
-            api.call("PUT", "/scouter/profile/status", json=status)
+            api.register(spc_profile({"f": (0.0, 1.0)}, space=name, name=name, version=name))
             params = {"space": name, "name": name, "version": name, "drift_type": "Spc"}
             downloaded = api.call("GET", "/scouter/profile", params=params)
             assert (name, name, name) == tuple(downloaded["Spc"]["config"][k] for k in ("space", "name", "version"))
-            api.call("POST", "/scouter/drift", json={"records": [_record(name, 1, 1.0), _record(name, 2, 3.0)]})
+            api.records([_record(name, 1, 1.0), _record(name, 2, 3.0)])
         publish(rabbitmq_url, queue, [json.dumps({"records": [_record(n, 3, 5.0)]}).encode() for n in NAMES])
 
         def stored() -> int:

@@ -14,7 +14,9 @@ import asyncpg
 import httpx
 import pytest
 
-from .conftest import LiveServer, clean_environment, free_port_pair
+from tests.services import free_port_pair
+
+from .conftest import LiveServer, server_environment
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -59,15 +61,7 @@ def test_server_starts_and_reports_rows_stored_before_the_bound(fresh_database_d
     show in the log and in scouter_partition_default_rows / scouter_archive_groups_failed_total."""
     port = free_port_pair()
     with tempfile.TemporaryDirectory(prefix="scouter-hostile-") as scratch:
-        env = {
-            **clean_environment(),
-            "DATABASE_URI": fresh_database_dsn,
-            "SCOUTER_SERVER_HOST": "127.0.0.1",
-            "SCOUTER_SERVER_PORT": str(port),
-            "SCOUTER_STORAGE_URI": str(Path(scratch) / "storage"),
-            "POLLING_WORKER_COUNT": "1",
-            "LOG_LEVEL": "info",
-        }
+        env = server_environment(fresh_database_dsn, port, Path(scratch), POLLING_WORKER_COUNT="1")
         first = LiveServer(env, f"http://127.0.0.1:{port}")
         try:
             first.wait_ready()

@@ -74,17 +74,6 @@ class Server:
             self.proc.stderr.close()  # else an unclosed file is reported when the Popen is collected
 
 
-@pytest.fixture
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def server_env(port: int, fresh_database_dsn: str) -> dict[str, str]:
-    """Environment of a server on ``port`` with its own empty database."""
-    return env_for(port, DATABASE_URI=fresh_database_dsn)
-
-
 def run_scouter(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*SCOUTER, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 

@@ -149,15 +149,22 @@ def test_a_renamed_database_is_waited_out(
 def test_a_database_not_created_yet_is_waited_for(
     postgres_dsn: str, fresh_database_dsn: str, serve: Callable[[str], tuple[Server, Probe]]
 ) -> None:
-    """Started before its database exists: the server keeps retrying (it cannot serve before its schema exists,
-    so the HTTP front-end waits too) and becomes ready once the database is created."""
+    """Started before its database exists: the server keeps retrying and becomes ready once the database is
+    created. Meanwhile its port answers (the API cannot serve before its schema exists, but a probe must tell
+    "waiting" from "dead"): liveness 200 "starting", readiness 503 naming the database, any API call a JSON 503."""
     dsn = fresh_database_dsn.replace(database_of(fresh_database_dsn), database_of(fresh_database_dsn) + "_later")
     name = database_of(dsn)
     server, probe = serve(dsn)
     try:
         server.wait_for_log("does not exist", timeout=30)
-        time.sleep(SURVIVE)
-        assert server.proc.poll() is None, f"the server exited; log:\n{server.log()}"
+        body = probe.stays_unready(SURVIVE)
+        assert "InvalidCatalogName" in str(body["problems"]), body
+        base = probe.url.removesuffix("/scouter/readyz")
+        alive = httpx.get(f"{base}/scouter/healthcheck", timeout=5)
+        assert (200, {"alive": True, "status": "starting"}) == (alive.status_code, alive.json())
+        call = httpx.post(f"{base}/scouter/drift", json={"records": []}, timeout=5)
+        assert 503 == call.status_code, call.text
+        assert "database" in call.json()["message"], call.text
         sql(postgres_dsn, f"CREATE DATABASE {name}")
         probe.wait(200)
         stop_gracefully(server)

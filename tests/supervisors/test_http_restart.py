@@ -8,19 +8,9 @@ import time
 import httpx
 import pytest
 
-from tests.supervisors.test_cli import Server, env_for, free_port
+from tests.supervisors.test_cli import Server
 
 KILLABLE = [sys.executable, "-m", "tests.supervisors.server_script", "killable"]
-
-
-@pytest.fixture
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def server_env(port: int, fresh_database_dsn: str) -> dict[str, str]:
-    return env_for(port, DATABASE_URI=fresh_database_dsn)
 
 
 def wait_for(url: str, code: int, server: Server, timeout: float = 30) -> httpx.Response:

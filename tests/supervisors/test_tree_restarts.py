@@ -43,6 +43,7 @@ CHILDREN = (
     "scouter/archiver",
     "scouter/maintenance",
     "scouter/writer",
+    "scouter/ports",
     "scouter/database",
     "scouter/http",
 )
