@@ -6,9 +6,10 @@ The message is the same on every transport (HTTP body, Kafka payload, RabbitMQ b
 
 A record names its entity by ``space``/``name``/``version`` (scouter-ml 0.6.4) or by ``uid`` alone (0.25,
 server-v025.md §8): both flavours are accepted in one message. A record naming ``space``, ``name`` and ``version``
-is read as 0.6.4 (even with a ``uid`` beside them); one with a ``uid`` and not all three as 0.25, kept in `DecodedBatch.uid_rows` until `scouter.entities.resolve_uids` files it under its
-entity. Trace batches, tag records and GenAI records (0.25 features this server does not serve) are counted in
-`DecodedBatch.dropped`, not stored and not an error.
+is read as 0.6.4 (even with a ``uid`` beside them); one with a ``uid`` and not all three as 0.25, kept in
+`DecodedBatch.uid_rows` until `scouter.entities.resolve_uids` files it under its entity. Trace batches, tag records
+and GenAI records (0.25 features this server does not serve) are counted in `DecodedBatch.dropped`, not stored and
+not an error.
 
 Choices that differ from upstream v0.6.4, on purpose:
 
