@@ -421,7 +421,7 @@ def _convert(index: int, kind: str, body: object, shape: type[Any]) -> Any:
     try:
         return msgspec.convert(body, shape)
     except msgspec.ValidationError as exc:
-        path, problem = worded(exc, body)
+        path, problem = worded(exc, body, shape)
         raise DecodeError(f"records[{index}].{kind}{'.' if path else ''}{path}: {problem}") from None
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal, NamedTuple, TypeVar
+from types import NoneType, UnionType
+from typing import Annotated, Any, Final, Literal, NamedTuple, TypeVar, Union, get_args, get_origin
 
 import msgspec
 import orjson
@@ -165,39 +166,71 @@ _PATH: Final = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+|\.\.\.)\]")
 _BOUND: Final = re.compile(r"<= (\d+)")
 
 
-def worded(error: msgspec.ValidationError, data: object) -> tuple[str, str]:
-    """``(path, problem)`` of a msgspec error met converting `data`: the path as ``a.b[0].c`` (empty for the root)
-    and the problem in the wording the API has always answered, ending with the offending value.
+def worded(error: msgspec.ValidationError, data: object, shape: Any) -> tuple[str, str]:
+    """``(path, problem)`` of a msgspec error met converting `data` to `shape`: the path as ``a.b[0].c`` (empty for
+    the root) and the problem in the wording the API has always answered, ending with the offending value.
 
     msgspec says where (``- at `$.a[0]` ``) and what it expected; the value is looked up in `data`. A dict entry is
-    reported by msgspec as ``[...]``; the entry at fault is found again here so the message names its key.
+    reported by msgspec as ``[...]``: the entry at fault is found again (the first whose key or value does not
+    convert to the dict's declared types) so the message names its key.
     """
     message = str(error)
     head, _, where = message.partition(" - at `")
     where = where.rstrip("`")
-    if where.startswith("key` in `"):  # a bad dict key: msgspec names the dict
-        where = where.removeprefix("key` in `")
-        head = "bad key"
+    bad_key = where.startswith("key` in `")  # msgspec names the dict
+    where = where.removeprefix("key` in `")
     segments: list[str | int] = []
     value: Any = data
+    kind: Any = shape
     for match in _PATH.finditer(where.removeprefix("$")):
         name, index = match.groups()
+        kind = _bare(kind)
         if name is not None:
             segments.append(name)
             value = value[name]
+            kind = {field.encode_name: field.type for field in msgspec.structs.fields(kind)}[name]
         elif index == "...":
-            key, value = _entry_at_fault(value, head)
+            key_kind, kind = get_args(kind)
+            key, value = next((k, v) for k, v in value.items() if not _converts(v, kind) or not _converts(k, key_kind))
             segments.append(key)
         else:
             segments.append(int(index))
             value = value[int(index)]
-    if head == "bad key":
-        key, _ = _entry_at_fault(value, head)
+            kind = get_args(kind)[0]
+    if bad_key:
+        key_kind = get_args(_bare(kind))[0]
+        key = next(key for key in value if not _converts(key, key_kind))
         return _join(segments), f"keys must be status codes (digits), got {show(key)}"
     if head.startswith("Object missing required field `"):
         segments.append(head.split("`")[1])
         return _join(segments), "missing field"
     return _join(segments), _problem(head, segments[-1] if segments else "", value)
+
+
+def _bare(kind: Any) -> Any:
+    """`kind` without its annotations, and without ``| None`` when one type is left."""
+    while True:
+        if get_origin(kind) is Annotated:
+            kind = get_args(kind)[0]
+        elif (
+            get_origin(kind) in (Union, UnionType)
+            and len(rest := [a for a in get_args(kind) if a is not NoneType]) == 1
+        ):
+            kind = rest[0]
+        else:
+            return kind
+
+
+def _without_none(union: Any) -> list[Any]:
+    return [member for member in get_args(union) if member is not NoneType]
+
+
+def _converts(value: object, kind: Any) -> bool:
+    try:
+        msgspec.convert(value, kind)
+    except msgspec.ValidationError:
+        return False
+    return True
 
 
 def _problem(head: str, field: str | int, value: object) -> str:
@@ -224,17 +257,6 @@ def _problem(head: str, field: str | int, value: object) -> str:
     else:
         expected = head[:1].lower() + head[1:]
     return f"{expected}, got {show(value)}"
-
-
-def _entry_at_fault(mapping: dict[Any, Any], head: str) -> tuple[Any, Any]:
-    """The first entry of a ``dict[StatusCode, Count64]`` that breaks it (the only dicts the records hold)."""
-    for key, count in mapping.items():
-        if head == "bad key":
-            if not (type(key) is str and key.isascii() and key.isdigit()):
-                return key, count
-        elif not (type(count) is int and 0 <= count <= INT64_MAX):
-            return key, count
-    return "", None  # pragma: no cover - msgspec only reports a dict that has a bad entry
 
 
 def _join(segments: list[str | int]) -> str:

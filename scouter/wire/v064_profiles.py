@@ -1,9 +1,11 @@
-"""The drift profile documents (server.md §3, client.md §4), as the OpenAPI document describes them: the stored
+"""The drift profile documents (server.md §3, client.md §4), each declared once as msgspec structs: the stored
 profile, externally tagged by its drift type, as `GET /scouter/profile` answers it and `POST /scouter/profile` takes
-it (as JSON text in ``profile``).
+it (as JSON text in ``profile``). `scouter.profiles` decodes the documents with these structs (after screening the
+whole document for what jsonb cannot store) and checks what a type cannot say: entity names, unique bin ids, the
+tagged variants of ``dispatch_config`` and ``threshold`` (whose bodies are declared here too).
 
-Unknown fields are allowed (the 0.25 superset adds ``config.uid``, PSI ``binning_strategy`` and a second spelling of
-custom alert conditions; see `scouter.profile_superset`). `scouter.profiles` reads the documents themselves.
+Unknown fields are allowed and kept (the 0.25 superset adds ``config.uid``, PSI ``binning_strategy`` and a second
+spelling of custom alert conditions; see `scouter.profile_superset`).
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from typing import Annotated, Any, Final, Literal
 
 from msgspec import Meta, Struct
 
-from scouter.wire.common import DateTime
+from scouter.wire.common import Timestamp
 
 __all__ = [
+    "DISPATCH_VARIANTS",
     "SHAPES",
     "TAGGED_DRIFT_PROFILES",
     "TAGGED_DRIFT_PROFILE_EXAMPLE",
+    "THRESHOLD_VARIANTS",
     "CustomDriftProfile",
     "CustomTagged",
     "PsiDriftProfile",
@@ -45,6 +49,43 @@ class SpcAlertConfig(Struct):
     ]
 
 
+class ConsoleDispatch(Struct):
+    enabled: bool
+
+
+class SlackDispatch(Struct):
+    channel: str
+
+
+class OpsGenieDispatch(Struct):
+    team: str
+    priority: str
+
+
+#: The body of each ``dispatch_config`` variant this server knows (an unknown variant is kept as it is).
+DISPATCH_VARIANTS: Final[dict[str, type[Struct]]] = {
+    "Console": ConsoleDispatch,
+    "Slack": SlackDispatch,
+    "OpsGenie": OpsGenieDispatch,
+}
+
+
+class AlphaThreshold(Struct):
+    alpha: float
+
+
+class FixedThreshold(Struct):
+    threshold: float
+
+
+#: The body of each PSI ``threshold`` variant.
+THRESHOLD_VARIANTS: Final[dict[str, type[Struct]]] = {
+    "ChiSquare": AlphaThreshold,
+    "Normal": AlphaThreshold,
+    "Fixed": FixedThreshold,
+}
+
+
 class FeatureMap(Struct):
     features: dict[str, dict[str, int]]
 
@@ -69,7 +110,7 @@ class SpcFeatureDriftProfile(Struct):
     two_lcl: float
     three_ucl: float
     three_lcl: float
-    timestamp: DateTime
+    timestamp: Timestamp
 
 
 class SpcDriftProfile(Struct):
@@ -92,8 +133,8 @@ class PsiBin(Struct):
 
 class PsiFeatureDriftProfile(Struct):
     id: str
-    bins: list[PsiBin]
-    timestamp: DateTime
+    bins: Annotated[list[PsiBin], Meta(min_length=1)]
+    timestamp: Timestamp
     bin_type: Literal["Numeric", "Category"]
 
 
@@ -128,8 +169,13 @@ class PsiDriftProfile(Struct):
 
 
 class CustomAlertCondition(Struct):
+    """A metric's condition in either spelling: 0.6.4 ``alert_threshold_value``, 0.25 ``delta`` (the same margin)
+    and ``baseline_value``."""
+
     alert_threshold: Literal["Below", "Above", "Outside"]
     alert_threshold_value: float | None = None
+    delta: float | None = None
+    baseline_value: float | None = None
 
 
 class CustomAlertConfig(Struct):

@@ -47,4 +47,4 @@ def test_dict_entries_are_named_by_their_key(codes: dict[str, int], expected: tu
     record["route_metrics"] = [{**route, "status_codes": codes}]
     with pytest.raises(msgspec.ValidationError) as caught:
         msgspec.convert(record, ObservabilityServerRecord)
-    assert expected == worded(caught.value, record)
+    assert expected == worded(caught.value, record, ObservabilityServerRecord)
