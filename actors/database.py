@@ -134,7 +134,16 @@ async def _create_pool(uri: str, settings: DatabaseSettings) -> Database:
         # The server enforces the statement bound instead; trio deadlines bound the callers.
         command_timeout=None,
         max_inactive_connection_lifetime=0,
-        server_settings={"application_name": "scouter-py", "timezone": "UTC", "statement_timeout": "300s"},
+        # jit off: PostgreSQL compiles a query when the planner's cost estimate is high, and the estimates of the
+        # range-by-range reads (rollup grains, raw edges: a lateral join over an array of ranges) are far too high,
+        # so a 20 ms read paid 0.3-1.5 s of compilation; over a million raw rows it gained nothing measurable
+        # (tests/bench/bench_rollups.py).
+        server_settings={
+            "application_name": "scouter-py",
+            "timezone": "UTC",
+            "statement_timeout": "300s",
+            "jit": "off",
+        },
     )
     return Database(pool, settings.acquire_timeout)
 

@@ -54,7 +54,7 @@ from scouter.checks import (
     spc_findings,
 )
 from scouter.profiles import CustomDriftProfile, DriftProfile, PsiDriftProfile, SpcDriftProfile, profile_from_data
-from scouter.rollups import plan
+from scouter.rollups import GRAIN, HOUR, plan
 from scouter.sql import (
     CLAIM_DUE_PROFILE,
     CUSTOM_CHECK_MEANS,
@@ -181,14 +181,15 @@ async def _spc_columns(conn: asyncpg.Connection, c: ClaimedCheck, w: CheckWindow
 
 
 async def _rollup_args(conn: asyncpg.Connection, c: ClaimedCheck, w: CheckWindow, names: Sequence[str]) -> Any:
-    """`_window_args` and the window's split (`scouter.rollups.plan`): its whole minutes from the rollups, the rest
-    from the rows. A window from the beginning of time (a profile never checked) reads the rows only."""
+    """`_window_args` and the window's split (`scouter.rollups.plan`): its whole hours and minutes from the rollups,
+    the rest from the rows (see `CUSTOM_CHECK_MEANS` for the order). A window from the beginning of time (a profile
+    never checked) reads the rows only."""
     if w.start is None:
-        lo, hi, starts, stops = None, None, [None], [w.end]
-    else:
-        split = plan(w.start, w.end, None, await conn.fetchval(ROLLUP_SINCE), end_inclusive=False)
-        lo, hi, starts, stops = split.lo, split.hi, split.raw_starts, split.raw_stops
-    return (*_window_args(c, w, names), lo, hi, starts, stops)
+        return (*_window_args(c, w, names), [], [], [None], [w.end], [], [])
+    split = plan(w.start, w.end, None, await conn.fetchval(ROLLUP_SINCE), end_inclusive=False)
+    minutes = (split.starts(GRAIN), split.stops(GRAIN))
+    hours = (split.starts(HOUR), split.stops(HOUR))
+    return (*_window_args(c, w, names), *minutes, split.raw_starts, split.raw_stops, *hours)
 
 
 async def _psi_rows(conn: asyncpg.Connection, c: ClaimedCheck, w: CheckWindow, features: Sequence[str]) -> Any:

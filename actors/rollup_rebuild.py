@@ -3,10 +3,11 @@ keeps serving.
 
 Migration 300 creates the rollup tables empty from the current minute on (`scouter.sql._rollups`); reads take
 the grains before ``rollup_coverage.since`` from the rows, as before. The rebuild walks back from ``since`` one UTC
-day at a time, newest first. Each day is one transaction: lock the three rollup tables (in the writer's order, so
-no deadlock; writers adding to them wait for that one day, reads go on), replace the day's rollup rows by the
-aggregate of its rows, and lower ``since`` to the day's start. So an interrupted rebuild keeps what it finished and
-a rerun carries on; a running one never shows a half-built day.
+day at a time, newest first. Each day is one transaction: lock the rollup tables (in the writer's order, so no
+deadlock; writers adding to them wait for that one day, reads go on), replace the day's minute rollups by the
+aggregate of its rows and its hourly rollups by the merge of those minutes (`scouter.sql.derive_hours`: exact, and
+cheaper than the rows again), and lower ``since`` to the day's start. So an interrupted rebuild keeps what it
+finished and a rerun carries on; a running one never shows a half-built day.
 
 It stops at a day whose rows were archived and then dropped with their partition (``archive_log`` counts more rows
 than PostgreSQL still holds as archived): those days keep being read from the rows and the archive.
@@ -20,12 +21,14 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import attrs
 
+from scouter.rollups import HOUR, ceil_grain
 from scouter.sql import (
     LOWER_SINCE,
     OLDEST_UNCOVERED,
     RAW_SINCE,
     ROLLUP_KINDS,
     clear_rollup,
+    derive_hours,
     lock_rollup,
     rebuild_rollup,
     rows_gone,
@@ -65,9 +68,14 @@ async def _rebuild_day(conn: asyncpg.Connection, lo: datetime, hi: datetime) -> 
                 return False
         for kind in ROLLUP_KINDS:
             await conn.execute(lock_rollup(kind))
+        # the hours from the day's minutes, up to the end of the hour holding `hi` (the coverage start, perhaps
+        # within an hour): the minutes after `hi` are complete already, so every hour derived is whole
+        hours_end = ceil_grain(hi, HOUR)
         for kind in ROLLUP_KINDS:
             await conn.execute(clear_rollup(kind), lo, hi)
             await conn.execute(rebuild_rollup(kind), lo, hi)
+            await conn.execute(clear_rollup(kind, HOUR), lo, hours_end)
+            await conn.execute(derive_hours(kind), lo, hours_end)
         await conn.execute(LOWER_SINCE, lo)
     return True
 

@@ -107,6 +107,7 @@ from ._rollups import (
     CUSTOM_RANGE_BUCKETS,
     CUSTOM_RANGE_UNARCHIVED_BUCKETS,
     CUSTOM_ROLLUP_BUCKETS,
+    HOURLY_ROLLUP_TABLES,
     LOWER_SINCE,
     OLDEST_UNCOVERED,
     PSI_CHECK_DISTRIBUTIONS,
@@ -120,8 +121,11 @@ from ._rollups import (
     SPC_RANGE_UNARCHIVED_BUCKETS,
     SPC_ROLLUP_BUCKETS,
     clear_rollup,
+    derive_hours,
     lock_rollup,
     rebuild_rollup,
+    rollup_density,
+    rollup_table,
     rows_gone,
 )
 from ._writer import CURRENT_XACT_ID, END_ORPHANED_TRANSACTION, XACT_STATUS
@@ -157,6 +161,7 @@ __all__ = [
     "FAMILY_VERSIONS",
     "FORGET_RETIRED",
     "GET_PROFILE",
+    "HOURLY_ROLLUP_TABLES",
     "INSERT_ALERTS",
     "INSERT_ARCHIVE_LOG",
     "INSERT_DAY_ENTRY",
@@ -229,6 +234,7 @@ __all__ = [
     "default_rows_outside",
     "delete_default_rows_before",
     "delete_group",
+    "derive_hours",
     "drop_partition",
     "has_unarchived",
     "lock_for_drop",
@@ -237,5 +243,7 @@ __all__ = [
     "partition_day",
     "partition_name",
     "rebuild_rollup",
+    "rollup_density",
+    "rollup_table",
     "rows_gone",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from ._rollups import ROLLUP_TABLES
+from ._rollups import HOURLY_ROLLUP_TABLES, ROLLUP_TABLES
 
 #: pg_advisory_lock key taken while migrating ("scouter" in ASCII), so replicas starting together take turns.
 MIGRATION_LOCK_KEY = 0x73636F75746572
@@ -348,4 +348,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(300, "rollups", ROLLUP_TABLES),
     Migration(310, "daily compaction of the archive", _ARCHIVE_COMPACTION),
     Migration(350, "access tokens end at a password change", _TOKEN_CUTOFF),
+    Migration(360, "hourly rollups", HOURLY_ROLLUP_TABLES),
 )

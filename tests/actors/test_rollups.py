@@ -29,7 +29,7 @@ from scouter.binned import merge_custom, merge_psi, merge_spc
 from scouter.checks import CheckWindow
 from scouter.queries import DriftQuery, Window, bucket_width
 from scouter.records import DecodedBatch
-from scouter.rollups import plan
+from scouter.rollups import HOUR, plan
 from scouter.sql import (
     CUSTOM_AVERAGES,
     CUSTOM_CHECK_MEANS,
@@ -86,38 +86,42 @@ async def write_all(db: Database, batches: Sequence[DecodedBatch], writers: int 
             stop.set()
 
 
-RAW_GRAINS = {
-    "spc": """SELECT space, name, version, feature, date_bin('1 minute', created_at, 'epoch') AS grain,
-                     count(*) AS count, avg(value) AS mean, coalesce(var_pop(value) * count(*), 0) AS m2
-              FROM scouter.spc_drift GROUP BY 1, 2, 3, 4, 5""",
-    "custom": """SELECT space, name, version, metric, date_bin('1 minute', created_at, 'epoch') AS grain,
-                     count(*) AS count, avg(value) AS mean, coalesce(var_pop(value) * count(*), 0) AS m2
-              FROM scouter.custom_drift GROUP BY 1, 2, 3, 4, 5""",
-    "psi": """SELECT space, name, version, feature, bin_id, date_bin('1 minute', created_at, 'epoch') AS grain,
-                     sum(bin_count) AS count FROM scouter.psi_drift GROUP BY 1, 2, 3, 4, 5, 6""",
-}
+def raw_grains(kind: str, interval: str) -> str:
+    """The aggregate of the rows of `kind` per grain of `interval`, straight from the record table."""
+    if kind == "psi":
+        return f"""SELECT space, name, version, feature, bin_id, date_bin('{interval}', created_at, 'epoch') AS grain,
+                          sum(bin_count) AS count FROM scouter.psi_drift GROUP BY 1, 2, 3, 4, 5, 6"""
+    key = "feature" if kind == "spc" else "metric"
+    return f"""SELECT space, name, version, {key}, date_bin('{interval}', created_at, 'epoch') AS grain,
+                      count(*) AS count, avg(value) AS mean, coalesce(var_pop(value) * count(*), 0) AS m2
+               FROM scouter.{kind}_drift GROUP BY 1, 2, 3, 4, 5"""
+
+
+#: Each rollup table and the grain it holds.
+ROLLUP_TABLES = {"": "1 minute", "_hour": "1 hour"}
 
 
 async def assert_rollups_match_rows(db: Database) -> int:
-    """Every rollup row equals the aggregate of its grain's rows (float tolerance for mean and M2), and no grain is
-    missing on either side; returns the number of rollup rows compared."""
+    """Every rollup row, of both grains, equals the aggregate of its grain's rows (float tolerance for mean and M2),
+    and no grain is missing on either side; returns the number of rollup rows compared."""
     compared = 0
-    for kind, sql in RAW_GRAINS.items():
-        expected = {tuple(r)[: -3 if kind != "psi" else -1]: tuple(r) for r in await db.fetch(sql)}
-        stored = {tuple(r)[:-3 if kind != "psi" else -1]: tuple(r) for r in await db.fetch(
-            f"SELECT * FROM scouter.{kind}_rollup")}  # fmt: skip
-        assert sorted(expected) == sorted(stored), kind
-        for key, row in expected.items():
-            got = stored[key]
-            if kind == "psi":
-                assert row[-1] == got[-1]
-                continue
-            count, mean, m2 = row[-3:]
-            assert count == got[-3]
-            assert math.isclose(mean, got[-2], rel_tol=1e-12), (kind, key)
-            # M2 of n values spread ~1 around 1e6: Chan's merge loses at most a few ulps of mean² per merge
-            assert math.isclose(m2, got[-1], rel_tol=1e-6, abs_tol=1e-6 * count), (kind, key, m2, got[-1])
-        compared += len(stored)
+    for kind in ("spc", "custom", "psi"):
+        for suffix, interval in ROLLUP_TABLES.items():
+            n = -3 if kind != "psi" else -1
+            expected = {tuple(r)[:n]: tuple(r) for r in await db.fetch(raw_grains(kind, interval))}
+            stored = {tuple(r)[:n]: tuple(r) for r in await db.fetch(f"SELECT * FROM scouter.{kind}_rollup{suffix}")}
+            assert sorted(expected) == sorted(stored), (kind, interval)
+            for key, row in expected.items():
+                got = stored[key]
+                if kind == "psi":
+                    assert row[-1] == got[-1]
+                    continue
+                count, mean, m2 = row[-3:]
+                assert count == got[-3]
+                assert math.isclose(mean, got[-2], rel_tol=1e-12), (kind, key)
+                # M2 of n values spread ~1 around 1e6: Chan's merge loses at most a few ulps of mean² per merge
+                assert math.isclose(m2, got[-1], rel_tol=1e-6, abs_tol=1e-6 * count), (kind, key, m2, got[-1])
+            compared += len(stored)
     return compared
 
 
@@ -174,7 +178,7 @@ async def test_rollup_rebuild_builds_rollups_of_rows_stored_before_them(
         await migrate(db)
         assert 0 == await db.fetchval("SELECT count(*) FROM scouter.spc_rollup")
         assert await db.fetchval(ROLLUP_SINCE) > start + timedelta(days=3)
-        assert await compare_random_windows(db, rng, start, 3 * 24 * 60, None, 5) == 0  # all from the rows
+        assert await compare_random_windows(db, rng, start, 3 * 24 * 60, None, 5) == (0, 0)  # all from the rows
 
         progress: list[RebuildProgress] = []
         report = await rebuild_rollups(db, progress.append)
@@ -182,8 +186,30 @@ async def test_rollup_rebuild_builds_rollups_of_rows_stored_before_them(
         assert [p.days_done for p in progress] == list(range(1, report.days + 1))
         assert await db.fetchval(ROLLUP_SINCE) <= start
         assert await assert_rollups_match_rows(db) > 1000
-        assert await compare_random_windows(db, rng, start, 3 * 24 * 60, None, 10) > 5
+        used, hourly = await compare_random_windows(db, rng, start, 3 * 24 * 60, None, 10)
+        assert used > 5
+        assert hourly > 3
         assert (await rebuild_rollups(db)).days == 0  # nothing left: a rerun does nothing
+    finally:
+        await close_pool(db)
+
+
+async def test_hourly_rollups_are_derived_from_the_minutes_of_an_upgraded_database(
+    aio_loop: None, fresh_database_dsn: str
+) -> None:
+    """A database whose writer kept only minute rollups (before migration 360): the migration derives every hour
+    from those minutes, and the writer then keeps both grains equal to the rows."""
+    db = await open_pool(fresh_database_dsn, DatabaseSettings(max_pool_size=4, min_pool_size=1))
+    try:
+        await migrate(db, tuple(m for m in MIGRATIONS if m.version < 360))
+        rng = random.Random(360)
+        await write_all(db, [random_batch(rng, RECENT - timedelta(minutes=20), 200, 50) for _ in range(20)])
+        assert await db.fetchval("SELECT to_regclass('scouter.spc_rollup_hour')") is None
+        await migrate(db)
+        assert await db.fetchval("SELECT count(*) FROM scouter.spc_rollup_hour") >= 4
+        await assert_rollups_match_rows(db)
+        await write_all(db, [random_batch(rng, RECENT, 200, 50) for _ in range(10)])
+        await assert_rollups_match_rows(db)
     finally:
         await close_pool(db)
 
@@ -210,34 +236,39 @@ def _close(expected: list[tuple[Any, ...]], got: list[tuple[Any, ...]], kind: st
 
 async def compare_random_windows(
     db: Database, rng: random.Random, start: datetime, minutes: int, archive: ArchiveReader | None, rounds: int
-) -> int:
+) -> tuple[int, int]:
     """`rounds` random windows and bucket widths within `minutes` from `start`: the rollup path equals the raw one
-    for every kind. Returns how many of them used the rollups."""
+    for every kind. Returns how many of them used the rollups, and how many of those the hourly ones."""
     now = datetime.now(UTC)
     since = await db.fetchval(ROLLUP_SINCE)
-    used = 0
+    used = hourly = 0
     for _ in range(rounds):
         a, b = sorted(rng.randrange(-60_000_000, (minutes + 1) * 60_000_000) for _ in range(2))
         begin, end = start + timedelta(microseconds=a), start + timedelta(microseconds=b + 1)
         points = rng.choice([1, 2, 3, 7, 10, 60, 100, 1000, rng.randrange(1, 500)])
-        width = rng.choice([bucket_width(end - begin, points), timedelta(minutes=rng.choice([1, 5, 60]))])
-        used += plan(begin, end, width, since).lo is not None
+        # whole minutes, whole hours, and hours and a half (their boundaries cut every other hour)
+        width = rng.choice([bucket_width(end - begin, points), timedelta(minutes=rng.choice([1, 5, 60, 90, 120]))])
+        split = plan(begin, end, width, since)
+        used += split.uses_rollups
+        hourly += bool(split.ranges(HOUR))
         for kind, (source, merge) in _SOURCES.items():
             query = DriftQuery(*ENTITY, kind.capitalize(), Window(begin, end), width, points)
             extra = (["f0", "f1"],) if kind == "psi" else ()
             expected = sorted(merge(await raw_parts(db, archive, source, query, now, *extra)))
             parts = await binned_parts(db, archive, source, query, now, *extra)
             _close(expected, sorted(merge(parts)), kind)
-    return used
+    return used, hourly
 
 
 async def test_binned_reads_through_rollups_equal_the_rows(db: Database) -> None:
-    """Seeded random windows (edges anywhere, down to the microsecond), bucket widths (whole minutes, odd widths
-    whose boundaries cut grains, one bucket) and record times: SPC, custom and PSI answers through the rollups
-    equal those from the rows."""
+    """Seeded random windows over eight hours (edges anywhere, down to the microsecond), bucket widths (whole
+    minutes, whole hours, odd widths whose boundaries cut minutes or hours, one bucket) and record times: SPC,
+    custom and PSI answers through the hourly and minute rollups equal those from the rows."""
     rng = random.Random(1818)
-    await write_all(db, [random_batch(rng, RECENT, 180, 100) for _ in range(20)])
-    assert await compare_random_windows(db, rng, RECENT, 180, None, 40) > 20
+    await write_all(db, [random_batch(rng, RECENT, 480, 100) for _ in range(20)])
+    used, hourly = await compare_random_windows(db, rng, RECENT, 480, None, 50)
+    assert used > 25
+    assert hourly > 10
 
 
 async def test_binned_reads_across_the_archive_boundary_equal_the_rows(db: Database) -> None:
@@ -246,15 +277,40 @@ async def test_binned_reads_across_the_archive_boundary_equal_the_rows(db: Datab
     ranges) equal the rows' answer from PostgreSQL and Parquet."""
     rng = random.Random(1815)
     start = OLD - timedelta(hours=1)
-    batches = [random_batch(rng, start, 240, 60) for _ in range(10)]
+    batches = [random_batch(rng, start, 480, 60) for _ in range(10)]
     await write_all(db, batches)
     store = MemoryStore()
     await archiver(db, store).run_once()
     for table in ("spc_drift", "custom_drift", "psi_drift"):
         await db.execute(f"DELETE FROM scouter.{table} WHERE archived")
-    await write_all(db, [random_batch(rng, start, 240, 20) for _ in range(3)])  # late rows, not archived yet
+    await write_all(db, [random_batch(rng, start, 480, 20) for _ in range(3)])  # late rows, not archived yet
     reader = ArchiveReader(StoreHandle.of(store), 30)
-    assert await compare_random_windows(db, rng, start, 240, reader, 25) > 10
+    used, hourly = await compare_random_windows(db, rng, start, 480, reader, 30)
+    assert used > 10
+    assert hourly > 5
+
+
+async def test_buckets_narrower_than_an_hour_read_minutes_only_where_records_are_dense(db: Database) -> None:
+    """10-minute buckets over three hours are read from minutes: through the minute rollups for a model sending
+    dozens of records a minute per feature, but from the rows for one sending a record every three minutes (as many
+    minute rollup rows as records there, and a rollup row costs more to read). Both answer as the rows do."""
+    rows = []
+    for name, every in (("dense", timedelta(seconds=2)), ("sparse", timedelta(minutes=3))):
+        t = RECENT
+        while t < RECENT + timedelta(hours=3):
+            rows += [(t, ENTITY[0], name, ENTITY[2], f"f{i}", 1e6 + i + t.second / 60) for i in range(2)]
+            t += every
+    await insert(db, "spc_drift", rows)
+    now = datetime.now(UTC)
+    window = Window(RECENT + timedelta(seconds=7), RECENT + timedelta(hours=2, minutes=50, seconds=3))
+    parts = {}
+    for name in ("dense", "sparse"):
+        query = DriftQuery(ENTITY[0], name, ENTITY[2], "Spc", window, timedelta(minutes=10), 100)
+        parts[name] = await binned_parts(db, None, SPC, query, now)
+        expected = sorted(merge_spc(await raw_parts(db, None, SPC, query, now)))
+        _close(expected, sorted(merge_spc(parts[name])), "spc")
+    assert 2 == len(parts["dense"])  # the minutes, and the rows of the two partial minutes at the edges
+    assert 1 == len(parts["sparse"])  # the rows of the whole window
 
 
 # --- drift checks ----------------------------------------------------------------------------------------------------
@@ -273,7 +329,8 @@ async def _check_aggregates(conn: Any, window: CheckWindow, rollups: bool) -> tu
 
 
 async def test_check_aggregates_through_rollups_equal_the_rows(db: Database) -> None:
-    """Custom means and PSI distributions of seeded random check windows ([start, end), edges anywhere), including
+    """Custom means and PSI distributions of seeded random check windows over five hours ([start, end), edges
+    anywhere, so most cross hour edges and many hold whole hours), including
     rows committed after the previous check's snapshot with created_at before the window (late rows, read raw):
     through the rollups they equal the rows' (means to float tolerance, PSI counts and proportions exactly)."""
     for drift_type in ("Custom", "Psi"):
@@ -284,12 +341,12 @@ async def test_check_aggregates_through_rollups_equal_the_rows(db: Database) -> 
             drift_type,
         )
     rng = random.Random(99)
-    await write_all(db, [random_batch(rng, RECENT, 120, 100) for _ in range(10)])
+    await write_all(db, [random_batch(rng, RECENT, 300, 100) for _ in range(10)])
     snapshot = await db.fetchval("SELECT pg_current_snapshot()::text")
     await write_all(db, [random_batch(rng, RECENT - timedelta(minutes=30), 60, 30) for _ in range(3)])
-    checked = 0
+    checked = hourly = 0
     for _ in range(30):
-        a, b = sorted(rng.randrange(0, 120 * 60_000_000) for _ in range(2))
+        a, b = sorted(rng.randrange(0, 300 * 60_000_000) for _ in range(2))
         start, end = RECENT + timedelta(microseconds=a), RECENT + timedelta(microseconds=b + 1)
         window = CheckWindow(start, end, snapshot, rng.choice([None, snapshot]))
         raw_custom, raw_psi = await db.run(_check_aggregates, window, False)
@@ -298,5 +355,8 @@ async def test_check_aggregates_through_rollups_equal_the_rows(db: Database) -> 
         for e, g in zip(raw_custom, custom, strict=True):
             assert math.isclose(e[1], g[1], rel_tol=1e-12), (e, g)
         assert raw_psi == psi
-        checked += plan(start, end, None, await db.fetchval(ROLLUP_SINCE), end_inclusive=False).lo is not None
+        split = plan(start, end, None, await db.fetchval(ROLLUP_SINCE), end_inclusive=False)
+        checked += split.uses_rollups
+        hourly += bool(split.ranges(HOUR))
     assert checked > 15
+    assert hourly > 5

@@ -57,8 +57,9 @@ def test_every_acknowledged_batch_survives_kill_9(fresh_database_dsn: str) -> No
 
 
 def test_rows_and_rollups_agree_after_kill_9(fresh_database_dsn: str) -> None:
-    """The writer killed with SIGKILL mid-stream (transactions in flight): every grain's rollup counts exactly the
-    rows stored, and the rollup sums equal the rows' (no rows without their rollup, no rollup without its rows)."""
+    """The writer killed with SIGKILL mid-stream (transactions in flight): every grain's rollup (minutes and hours)
+    counts exactly the rows stored, and the rollup sums equal the rows' (no rows without their rollup, no rollup
+    without its rows)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.actors.writer_script", fresh_database_dsn],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
@@ -82,21 +83,24 @@ def test_rows_and_rollups_agree_after_kill_9(fresh_database_dsn: str) -> None:
 
     async def disagreements() -> list[tuple[object, ...]]:
         conn = await asyncpg.connect(fresh_database_dsn)
+        found: list[tuple[object, ...]] = []
         try:
-            rows = await conn.fetch("""
-                WITH raw AS (
-                    SELECT feature, date_bin('1 minute', created_at, 'epoch') AS grain, count(*) AS n,
-                           sum(value) AS total
-                    FROM scouter.spc_drift WHERE space = 'kill' GROUP BY 1, 2
-                ), rolled AS (
-                    SELECT feature, grain, count AS n, count * mean AS total FROM scouter.spc_rollup
-                    WHERE space = 'kill'
-                )
-                SELECT * FROM raw FULL JOIN rolled USING (feature, grain)
-                WHERE raw.n IS DISTINCT FROM rolled.n OR abs(raw.total - rolled.total) > 1e-9 * raw.n
-            """)
+            for interval, table in (("1 minute", "spc_rollup"), ("1 hour", "spc_rollup_hour")):
+                rows = await conn.fetch(f"""
+                    WITH raw AS (
+                        SELECT feature, date_bin('{interval}', created_at, 'epoch') AS grain, count(*) AS n,
+                               sum(value) AS total
+                        FROM scouter.spc_drift WHERE space = 'kill' GROUP BY 1, 2
+                    ), rolled AS (
+                        SELECT feature, grain, count AS n, count * mean AS total FROM scouter.{table}
+                        WHERE space = 'kill'
+                    )
+                    SELECT '{table}', * FROM raw FULL JOIN rolled USING (feature, grain)
+                    WHERE raw.n IS DISTINCT FROM rolled.n OR abs(raw.total - rolled.total) > 1e-9 * raw.n
+                """)
+                found += [tuple(r) for r in rows]
         finally:
             await conn.close()
-        return [tuple(r) for r in rows]
+        return found
 
     assert [] == asyncio.run(disagreements())

@@ -6,6 +6,11 @@
    time split into the aggregate query and the evaluation. Target <= 1 s.
 2. `profiles` due profiles (default 1,000; a third each SPC, PSI, custom, each with data) drained by `workers`
    pollers (default 4). Target <= 30 s.
+3. The custom and PSI checks' aggregate query (in the check's snapshot, as the poller runs it) over a 12-hour window
+   of `spc_rows` / 10 and then `spc_rows` records each: through the rollups (whole hours, edge minutes, partial
+   minutes from rows) ÷ over the raw rows (target <= 0.1 at the larger size), and the rollup path at 10x the rows
+   ÷ at 1x (flat). The SPC check has no such figure: its zone rules judge every value in order, which no
+   aggregate of a grain can answer, so it reads the raw values (1. above).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import trio
@@ -23,11 +30,12 @@ from actors.alert_channel import AlertChannel, open_alert_channel
 from actors.database import Database, DatabaseHandle, close_pool, migrate, open_pool
 from actors.maintenance import MaintenanceActor
 from actors.metrics import ScouterMetrics
-from actors.poller import ClaimedCheck, Poller, PollerConfig, _read_window, _spc_columns
+from actors.poller import ClaimedCheck, Poller, PollerConfig, _read_window, _rollup_args, _spc_columns, _window_args
 from config import DatabaseSettings
-from scouter.checks import spc_findings
+from scouter.checks import CheckWindow, spc_findings
 from scouter.profiles import SpcDriftProfile, profile_from_data
-from tests.bench.common import SMOKE, Verdicts, bench_postgres, sizes
+from scouter.sql import CUSTOM_AVERAGES, CUSTOM_CHECK_MEANS, PSI_CHECK_DISTRIBUTIONS, PSI_DISTRIBUTIONS
+from tests.bench.common import SMOKE, Verdicts, bench_postgres, check, sizes
 from tests.drift_profiles import (
     CUSTOM_COLUMNS,
     PSI_COLUMNS,
@@ -148,6 +156,84 @@ async def bench_drain(db: Database, profiles: int, workers: int, verdicts: Verdi
     verdicts.target(f"{profiles:,} due profiles drained", elapsed, " s", 30, at_most=True)
 
 
+#: The check statements: (through the rollups, over the raw rows).
+_CHECK_SQL = {"custom": (CUSTOM_CHECK_MEANS, CUSTOM_AVERAGES), "psi": (PSI_CHECK_DISTRIBUTIONS, PSI_DISTRIBUTIONS)}
+
+
+async def _check_query(conn: Any, kind: str, entity: Any, window: CheckWindow, rollups: bool) -> list[tuple[Any, ...]]:
+    names = [f"{'metric' if kind == 'custom' else 'feature'}_{f}" for f in range(FEATURES)]
+    through_rollups, over_rows = _CHECK_SQL[kind]
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        if rollups:
+            rows = await conn.fetch(through_rollups, *await _rollup_args(conn, entity, window, names))
+        else:
+            rows = await conn.fetch(over_rows, *_window_args(entity, window, names))
+    return sorted(tuple(r) for r in rows)
+
+
+def _alike(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> bool:
+    """The same rows, floats equal to rounding."""
+    return len(a) == len(b) and all(
+        len(x) == len(y)
+        and all(
+            u == v or (isinstance(u, float) and abs(u - v) <= 1e-9 * max(1.0, abs(u)))
+            for u, v in zip(x, y, strict=True)
+        )
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+async def bench_checks_through_rollups(db: Database, rows: int, verdicts: Verdicts) -> None:
+    now: dt.datetime = await db.fetchval("SELECT now()")
+    start = now - dt.timedelta(hours=12)
+    window = CheckWindow(start - dt.timedelta(seconds=1), now, "", None)
+    rng = np.random.default_rng(18)
+    figures: dict[tuple[str, int], tuple[float, float]] = {}
+    for n in (rows // 10, rows):
+        name = f"checks-{n}"
+        entity = SimpleNamespace(space="bench", name=name, version="1.0.0")
+        step = dt.timedelta(hours=12) / n
+        t0 = time.perf_counter()
+        for first in range(0, n, 100_000):
+            index = range(first, min(first + 100_000, n))
+            values = rng.normal(0.0, 1.0, len(index)).tolist()
+            custom = [
+                (start + i * step, "bench", name, "1.0.0", f"metric_{i % FEATURES}", v)
+                for i, v in zip(index, values, strict=True)
+            ]
+            psi = [
+                (start + i * step, "bench", name, "1.0.0", f"feature_{i % FEATURES}", i % 10, 1 + i % 7) for i in index
+            ]
+            await db.run(copy_rows, "custom_drift", CUSTOM_COLUMNS, custom)
+            await db.run(copy_rows, "psi_drift", PSI_COLUMNS, psi)
+        await db.execute("ANALYZE scouter.custom_drift")
+        await db.execute("ANALYZE scouter.psi_drift")
+        elapsed = time.perf_counter() - t0
+        print(f"  loaded {n:,} custom and {n:,} PSI rows (rollups kept by the triggers) in {elapsed:.1f} s")
+        for kind in _CHECK_SQL:
+            rolled = await db.run(_check_query, kind, entity, window, True)
+            raw = await db.run(_check_query, kind, entity, window, False)
+            check(bool(raw) and _alike(raw, rolled), f"{kind} check: the rollup path's answer differs from the rows'")
+            timings = []
+            for rollups in (False, True):
+                best = float("inf")
+                for _ in range(3):
+                    t0 = time.perf_counter()
+                    await db.run(_check_query, kind, entity, window, rollups)
+                    best = min(best, time.perf_counter() - t0)
+                timings.append(best)
+            figures[kind, n] = (timings[0], timings[1])
+            print(f"    {kind:>6} check over {n:,} rows, 12 hours: rows {timings[0] * 1000:8.1f} ms   "
+                  f"rollups {timings[1] * 1000:8.1f} ms")  # fmt: skip
+    small, big = rows // 10, rows
+    for kind in _CHECK_SQL:
+        raw, rolled = figures[kind, big]
+        verdicts.ratio(f"{kind} check rows / rollups at {big:,} rows", raw, rolled, target=10)
+        verdicts.ratio(
+            f"{kind} check through rollups, 10x rows / 1x rows", figures[kind, big][1], figures[kind, small][1]
+        )
+
+
 async def main(dsn: str, rows: int, profiles: int, workers: int) -> None:
     async with trio_asyncio.open_loop():
         db = await open_pool(dsn, DatabaseSettings(max_pool_size=workers + 4, min_pool_size=2))
@@ -158,6 +244,7 @@ async def main(dsn: str, rows: int, profiles: int, workers: int) -> None:
             print(f"drift bench{' (smoke sizes)' if SMOKE else ''}")
             await bench_one_spc(db, rows, verdicts)
             await bench_drain(db, profiles, workers, verdicts)
+            await bench_checks_through_rollups(db, rows, verdicts)
         finally:
             await close_pool(db)
     verdicts.finish()

@@ -1,4 +1,4 @@
-"""Reads through the per-minute rollups against the same reads over the raw rows, in the same run.
+"""Reads through the rollups (hours and minutes) against the same reads over the raw rows, in the same run.
 
     python -m tests.bench.bench_rollups [rows]
 
@@ -6,9 +6,9 @@ For ``rows / 10`` and then ``rows`` (default 1,000,000) SPC and custom rows (one
 spread evenly over the last 30 days, COPied into their daily partitions, with the rollups then built by
 `scouter rollup rebuild`'s code (its time is printed too):
 
-1. a binned SPC query over the 30 days (1,000 points: 43.2-minute buckets whose boundaries cut grains, so the raw
-   part also reads those grains' rows; and 720 points: hourly buckets), through the rollups ÷ from the rows
-   (target <= 0.1);
+1. a binned SPC query over the 30 days (1,000 points: 43.2-minute buckets, narrower than an hour, so only minutes
+   could serve them, and at ~2 records per feature and minute the read goes to the rows (`minutes_pay_off`); and
+   720 points: hourly buckets, read from the hourly rollups), through the rollups ÷ from the rows (target <= 0.1);
 2. one custom drift check over the last day (its aggregate query, in the check's snapshot as the poller runs it)
    through the rollups ÷ from the rows, and how the rollup path grows with 10x the rows (flat: it reads grains).
 
@@ -34,7 +34,8 @@ from config import DatabaseSettings
 from scouter.binned import merge_spc, spc_response
 from scouter.checks import CheckWindow
 from scouter.queries import DriftQuery, Window, bucket_width
-from scouter.sql import CUSTOM_AVERAGES, CUSTOM_CHECK_MEANS, create_partition
+from scouter.rollups import GRAINS
+from scouter.sql import CUSTOM_AVERAGES, CUSTOM_CHECK_MEANS, create_partition, rollup_table
 from tests.bench.common import SMOKE, Verdicts, bench_postgres, check, same_drift, sizes
 from tests.drift_profiles import CUSTOM_COLUMNS, SPC_COLUMNS, copy_rows
 from tests.services import scratch_database
@@ -64,7 +65,8 @@ async def _seed(db: Database, total: int, end: datetime.datetime) -> float:
     await rebuild_rollups(db)
     elapsed = time.perf_counter() - started
     for kind in ("spc", "custom"):
-        await db.execute(f"ANALYZE scouter.{kind}_rollup")
+        for grain in GRAINS:
+            await db.execute(f"ANALYZE {rollup_table(kind, grain)}")
     return elapsed
 
 

@@ -11,8 +11,8 @@ merges whatever is queued into one COPY per transaction (about 8 batches at a ti
   writer put in each of its transactions in this run, one COMMIT each.
 
 Every variant writes its own rows (tagged in the space column), counted afterwards. Both ratios: target >= 0.8.
-The writer's transactions also keep the per-minute rollups (`scouter.rollups`, a statement trigger on the table);
-the baselines are plain COPYs, with that trigger disabled while they run.
+The writer's transactions also keep the rollups of both grains, minutes and hours (`scouter.rollups`, a statement
+trigger on the table); the baselines are plain COPYs, with that trigger disabled while they run.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ async def raw_copy(dsn: str, batches: list[DecodedBatch], merge: int = 1) -> flo
         [row for batch in batches[i : i + merge] for row in batch.spc_rows] for i in range(0, len(batches), merge)
     ]
     conn = await asyncpg.connect(dsn)
-    # the baseline is a plain COPY: without the per-minute rollups the writer's transactions also keep (a trigger)
+    # the baseline is a plain COPY: without the rollups the writer's transactions also keep (a trigger)
     await conn.execute("ALTER TABLE scouter.spc_drift DISABLE TRIGGER spc_drift_rollup")
     try:
         started = time.perf_counter()

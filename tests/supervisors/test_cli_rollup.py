@@ -40,7 +40,8 @@ def _sql(dsn: str, *statements: str) -> list[asyncpg.Record]:
 
 def test_rollup_rebuild_builds_older_days_with_progress(fresh_database_dsn: str) -> None:
     """Rows of three days stored while the coverage started today (as after upgrading a server with data): the
-    command builds their rollups day by day, says so on stderr, and the rollups then count every row."""
+    command builds their rollups day by day, says so on stderr, and the rollups of both grains then count every
+    row."""
     run = subprocess.run(SCOUTER, cwd=ROOT, env=_env(DATABASE_URI=fresh_database_dsn), capture_output=True,
                          text=True, timeout=120)  # fmt: skip  # migrates a fresh database: nothing to do
     assert 0 == run.returncode, run.stderr
@@ -61,9 +62,10 @@ def test_rollup_rebuild_builds_older_days_with_progress(fresh_database_dsn: str)
     assert "rebuilt the rollups of" in result.stdout
     [row] = _sql(
         fresh_database_dsn,
-        "SELECT (SELECT count(*) FROM scouter.spc_drift) AS raw, (SELECT sum(count) FROM scouter.spc_rollup) AS rolled",
+        "SELECT (SELECT count(*) FROM scouter.spc_drift) AS raw, (SELECT sum(count) FROM scouter.spc_rollup) AS rolled,"
+        " (SELECT sum(count) FROM scouter.spc_rollup_hour) AS hourly",
     )
-    assert row["raw"] == row["rolled"] > 600
+    assert row["raw"] == row["rolled"] == row["hourly"] > 600
 
 
 def test_rollup_help_describes_rebuild() -> None:
