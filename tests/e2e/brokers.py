@@ -28,17 +28,11 @@ from tests.services import free_port_pair
 
 
 def server_env(dsn: str, scratch: Path, **extra: str) -> dict[str, str]:
-    """A broker test server's environment: no drift pollers, Kafka group joins as quick as tansu allows."""
-    return server_environment(
-        dsn,
-        free_port_pair(),
-        scratch,
-        POLLING_WORKER_COUNT="0",
-        # tansu makes every group join wait half the session timeout (dependencies.md §3.2)
-        KAFKA_SESSION_TIMEOUT_MS="6000",
-        KAFKA_HEARTBEAT_INTERVAL_MS="500",
-        **extra,
-    )
+    """A broker test server's environment: no drift pollers, Kafka group joins as quick as tansu allows; ``extra``
+    overrides any of these."""
+    # tansu makes every group join wait half the session timeout (dependencies.md §3.2)
+    defaults = {"POLLING_WORKER_COUNT": "0", "KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
+    return server_environment(dsn, free_port_pair(), scratch, **(defaults | extra))
 
 
 def broker_settings(request: pytest.FixtureRequest, transport: str, name: str) -> tuple[dict[str, str], dict[str, str]]:
