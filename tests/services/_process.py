@@ -1,6 +1,6 @@
 """Child processes of the test services: spawned (as another user when root), dying with us, logging to a file.
 
-Also `run_async`, which runs an asyncio client library from any thread, event loop or none.
+Also `_run_async`, which runs an asyncio client library from any thread, event loop or none.
 """
 
 from __future__ import annotations
