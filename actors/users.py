@@ -212,7 +212,7 @@ class LastAdmin(Exception):
 #: Locking their rows serialises concurrent changes: a second transaction re-reads them after the first commits,
 #: so two admins removed at once cannot leave none.
 _ADMINS_FOR_UPDATE = (
-    "SELECT username FROM scouter.\"user\" WHERE active AND group_permissions ? $1 ORDER BY username FOR UPDATE"
+    'SELECT username FROM scouter."user" WHERE active AND group_permissions ? $1 ORDER BY username FOR UPDATE'
 )
 
 _UPDATE = f"""

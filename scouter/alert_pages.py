@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from scouter.drift.spc import AlertZone, SpcAlertType
-from scouter.wire_v025 import (
+from scouter.wire.v025 import (
     AlertCursor,
     AlertItem,
     AlertMap,

@@ -4,7 +4,8 @@
 (required), ``limit_datetime`` (RFC 3339), ``active`` (``true``/``false``), ``limit`` (i32). ``active=false``, like
 an absent ``active``, means every alert (upstream's behaviour, which the client relies on: §12 #15).
 
-``PUT /scouter/alerts`` carries ``UpdateAlertStatus`` ``{"id": i32, "active": bool, "space": str}``.
+``PUT /scouter/alerts`` carries ``UpdateAlertStatus`` ``{"id": i32, "active": bool, "space": str}``, decoded by its
+declaration in `scouter.wire.v064`.
 
 The client parses each alert strictly: every field present with its exact type, ``id`` an integer, ``created_at``
 with an offset, and ``alert`` a map of strings. `alert_document` guarantees that shape whatever a row holds.
@@ -21,6 +22,8 @@ import orjson
 
 from scouter.binned import rfc3339
 from scouter.records import parse_rfc3339
+from scouter.wire.common import FaultyBody, convert_body, show
+from scouter.wire.v064 import UpdateAlertStatus
 
 __all__ = [
     "AlertQuery",
@@ -113,19 +116,20 @@ def parse_alert_query(args: Mapping[str, str]) -> AlertQuery:
     )
 
 
-def parse_alert_update(body: Mapping[str, Any]) -> AlertUpdate:
+#: How each field's fault is worded (serde's words, which the 0.6.4 client has always seen).
+_UPDATE_EXPECTED: Final = {"id": "a 32-bit integer", "active": "a boolean", "space": "a string"}
+
+
+def parse_alert_update(body: dict[str, Any]) -> AlertUpdate:
     """An ``UpdateAlertStatus`` body; `AlertRequestError` names the first bad field (extra fields are ignored)."""
-    for field in ("id", "active", "space"):
-        if field not in body:
-            raise AlertRequestError(f"missing field {field!r}")
-    alert_id, active, space = body["id"], body["active"], body["space"]
-    if type(alert_id) is not int or not INT32_MIN <= alert_id <= INT32_MAX:
-        raise AlertRequestError(f"id: expected a 32-bit integer, got {orjson.dumps(alert_id).decode()}")
-    if type(active) is not bool:
-        raise AlertRequestError(f"active: expected a boolean, got {orjson.dumps(active).decode()}")
-    if type(space) is not str:
-        raise AlertRequestError(f"space: expected a string, got {orjson.dumps(space).decode()}")
-    return AlertUpdate(alert_id, active, space)
+    try:
+        update = convert_body(body, UpdateAlertStatus)
+    except FaultyBody as exc:
+        field, missing, value, _ = exc.fault
+        if missing:
+            raise AlertRequestError(f"missing field {field!r}") from None
+        raise AlertRequestError(f"{field}: expected {_UPDATE_EXPECTED[field]}, got {show(value)}") from None
+    return AlertUpdate(update.id, update.active, update.space)
 
 
 def _string_map(alert: Any) -> dict[str, str]:

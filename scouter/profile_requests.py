@@ -24,6 +24,8 @@ import orjson
 from scouter.profiles import DRIFT_TYPES, DriftProfile, ProfileError, parse_profile, to_json
 from scouter.records import DecodeError, check_entity_name
 from scouter.schedule import ScheduleError, next_fire
+from scouter.wire.common import Fault, FaultyBody, convert_body, show
+from scouter.wire.v064 import GetProfileRequest, ProfileStatusRequest
 
 __all__ = [
     "GetProfile",
@@ -124,28 +126,39 @@ def parse_profile_request(body: object, now: datetime) -> ProfileRegistration:
 
 
 def parse_profile_status(body: object) -> ProfileStatus:
-    """Parse a ProfileStatusRequest body."""
-    data = _body(body)
-    entity = [_entity_name(field, _field(data, field, str, "a string")) for field in ("space", "name", "version")]
-    active = _field(data, "active", bool, "true or false")
-    drift_type = data.get("drift_type")
-    if drift_type is not None:
-        drift_type = _drift_type("drift_type", drift_type)
-    deactivate_others = data.get("deactivate_others", False)
-    if type(deactivate_others) is not bool:
-        raise ProfileRequestError("deactivate_others: expected true or false")
-    return ProfileStatus(entity[0], entity[1], entity[2], active, drift_type, deactivate_others)
+    """Parse a ProfileStatusRequest body, by its declaration in `scouter.wire.v064`."""
+    try:
+        status = convert_body(_body(body), ProfileStatusRequest)
+    except FaultyBody as exc:
+        raise ProfileRequestError(_status_problem(exc.fault)) from None
+    for field in ("space", "name", "version"):
+        _entity_name(field, getattr(status, field))  # NUL, which the declaration documents but does not check
+    return ProfileStatus(
+        status.space, status.name, status.version, status.active, status.drift_type, status.deactivate_others
+    )
+
+
+def _status_problem(fault: Fault) -> str:
+    field, missing, value, expected = fault
+    if missing:
+        return f"{field}: missing field"
+    if field == "drift_type":
+        return f'{field}: unknown drift type {value!r}, expected "Spc", "Psi" or "Custom"'
+    if field == "deactivate_others":
+        return f"{field}: expected true or false"
+    if field == "active":
+        return f"{field}: expected true or false, got {show(value)}"
+    if expected.startswith("Expected `str` of length"):
+        return f"{field}: must not be empty, got {show(value)}"
+    return f"{field}: expected a string, got {show(value)}"
 
 
 def parse_get_profile(args: Mapping[str, str]) -> GetProfile:
-    """Parse a GetProfileRequest query string (each field mapped to its first value)."""
-    values = []
-    for field in ("space", "name", "version", "drift_type"):
-        value = args.get(field)
-        if value is None:
-            raise ProfileRequestError(f"{field}: missing field")
-        values.append(value)
-    space, name, version, drift_type = values
-    for field, value in (("space", space), ("name", name), ("version", version)):
-        _entity_name(field, value)
-    return GetProfile(space, name, version, _drift_type("drift_type", drift_type))
+    """Parse a GetProfileRequest query string (each field mapped to its first value), by its declaration."""
+    try:
+        query = convert_body(dict(args), GetProfileRequest)
+    except FaultyBody as exc:
+        raise ProfileRequestError(_status_problem(exc.fault)) from None
+    for field in ("space", "name", "version"):
+        _entity_name(field, getattr(query, field))
+    return GetProfile(query.space, query.name, query.version, query.drift_type)

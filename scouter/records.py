@@ -5,10 +5,11 @@ The message is the same on every transport (HTTP body, Kafka payload, RabbitMQ b
     {"records": [{"Spc": {...}} | {"Psi": {...}} | {"Custom": {...}} | {"Observability": {...}}, ...]}
 
 A record names its entity by ``space``/``name``/``version`` (scouter-ml 0.6.4) or by ``uid`` alone (0.25,
-server-v025.md §8): both flavours are accepted in one message. A 0.25 record is decoded through its declaration in
-`scouter.wire_v025` and kept in `DecodedBatch.uid_rows` until `scouter.entities.resolve_uids` files it under its
-entity. Trace batches, tag records and GenAI records (0.25 features this server does not serve) are counted in
-`DecodedBatch.dropped`, not stored and not an error.
+server-v025.md §8): both flavours are accepted in one message. A record naming ``space``, ``name`` and ``version``
+is read as 0.6.4 (even with a ``uid`` beside them); one with a ``uid`` and not all three as 0.25, kept in
+`DecodedBatch.uid_rows` until `scouter.entities.resolve_uids` files it under its entity. Trace batches, tag records
+and GenAI records (0.25 features this server does not serve) are counted in `DecodedBatch.dropped`, not stored and
+not an error.
 
 Choices that differ from upstream v0.6.4, on purpose:
 
@@ -25,23 +26,41 @@ Choices that differ from upstream v0.6.4, on purpose:
   (default one day) ahead of the server's clock. Upstream stored anything; a record dated 9999 made daily partitions
   overflow and one message could create hundreds of partitions.
 
-The hot path is plain Python over the dicts orjson returns: exact ``type(x) is ...`` checks (so booleans are not
-numbers), per-message caches for the few distinct entity and feature names, and no regex.
+Every record shape is declared once, as a msgspec struct in `scouter.wire` (0.6.4: `scouter.wire.v064_records`,
+0.25: `scouter.wire.v025`), and decoded by it. A message of one client's records is decoded in one pass by msgspec
+(straight from the bytes, or converted from an already parsed document); anything else (mixed flavours, dropped
+kinds, errors) takes the per-record path, which converts each record by its declaration and words msgspec's errors
+the way the API always has (`scouter.wire.common.worded`). What a type cannot say (``created_at`` within bounds,
+finite floats of parsed documents) is checked here.
 """
 
 from __future__ import annotations
 
-import math
-import operator
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final, TypeAlias
 
 import attrs
 import msgspec
 import orjson
 
-from scouter.wire_v025 import UidCustomRecord, UidPsiRecord, UidSpcRecord
+from scouter.wire.common import INT32_MAX, NAME_CHARS_ALWAYS_FIT, name_problem, show, text_fault, worded
+from scouter.wire.timestamps import (
+    DEFAULT_MAX_FUTURE,
+    EARLIEST_CREATED_AT,
+    CreatedAtBounds,
+    parse_created_at,
+    parse_rfc3339,
+)
+from scouter.wire.v025 import ServerRecordsV025, UidCustomRecord, UidPsiRecord, UidRecordItem, UidSpcRecord
+from scouter.wire.v064_records import (
+    CustomServerRecord,
+    ObservabilityServerRecord,
+    PsiServerRecord,
+    RecordItem,
+    ServerRecords,
+    SpcServerRecord,
+)
 
 __all__ = [
     "CUSTOM_COLUMNS",
@@ -70,8 +89,6 @@ __all__ = [
     "parse_rfc3339",
 ]
 
-INT32_MAX: Final = 2**31 - 1  # bin_id, bin_count, request_count, error_count are postgres `integer`
-_INT64_MAX: Final = 2**63 - 1  # counts inside route_metrics (jsonb; i64 upstream)
 
 # Column order of the rows handed to COPY; the table columns of server.md §4.1.
 SPC_COLUMNS: Final = ("created_at", "name", "space", "version", "feature", "value")
@@ -79,21 +96,21 @@ PSI_COLUMNS: Final = ("created_at", "name", "space", "version", "feature", "bin_
 CUSTOM_COLUMNS: Final = ("created_at", "name", "space", "version", "metric", "value")
 OBSERVABILITY_COLUMNS: Final = ("space", "name", "version", "request_count", "error_count", "route_metrics")
 
-_SEPARATORS: Final = operator.itemgetter(4, 7, 10, 13, 16, 19, 29)
-_NANOS_Z: Final = ("-", "-", "T", ":", ":", ".", "Z")
-_fromisoformat: Final = datetime.fromisoformat
 
-_KINDS: Final = frozenset(("Spc", "Psi", "Custom", "Observability"))
-#: scouter-ml 0.25 records name their entity by uid only (server-v025.md §8.1); each kind's one declaration.
-_UID_SHAPES: Final = {"Spc": UidSpcRecord, "Psi": UidPsiRecord, "Custom": UidCustomRecord}
+#: Each kind's one declaration: 0.6.4 records name their entity by space/name/version, 0.25 ones by uid only
+#: (server-v025.md §8.1).
+_SHAPES: Final[dict[str, type[Any]]] = {
+    "Spc": SpcServerRecord,
+    "Psi": PsiServerRecord,
+    "Custom": CustomServerRecord,
+    "Observability": ObservabilityServerRecord,
+}
+_UID_SHAPES: Final[dict[str, type[Any]]] = {"Spc": UidSpcRecord, "Psi": UidPsiRecord, "Custom": UidCustomRecord}
+_DECODER: Final = msgspec.json.Decoder(ServerRecords)
+_DECODER_V025: Final = msgspec.json.Decoder(ServerRecordsV025)
 #: Record kinds of 0.25 features this server does not serve (§14): dropped with a count, never fatal to the batch.
 _OUT_OF_SCOPE_PREFIX: Final = "GenAI"
 
-#: No record is older than the Unix epoch: earlier values are clock or client bugs (0001-01-01 is stored as
-#: -infinity by asyncpg), and the archive's nanosecond timestamps end in 1677 anyway.
-EARLIEST_CREATED_AT: Final = datetime(1970, 1, 1, tzinfo=UTC)
-#: How far ahead of the server's clock a record may be dated unless configured (SCOUTER_MAX_FUTURE_SECONDS).
-DEFAULT_MAX_FUTURE: Final = timedelta(days=1)
 
 SpcRow: TypeAlias = tuple[datetime, str, str, str, str, float]
 PsiRow: TypeAlias = tuple[datetime, str, str, str, str, int, int]
@@ -163,42 +180,6 @@ class ObservabilityRecord:
 
 
 Record: TypeAlias = SpcRecord | PsiRecord | CustomRecord | ObservabilityRecord
-
-
-@attrs.frozen
-class CreatedAtBounds:
-    """The ``created_at`` values a decoded record may carry: ``earliest <= created_at <= latest``."""
-
-    earliest: datetime
-    latest: datetime
-    max_future: timedelta  # what ``latest`` is ahead of the clock, for the error message
-
-    @classmethod
-    def around(cls, now: datetime, max_future: timedelta = DEFAULT_MAX_FUTURE) -> CreatedAtBounds:
-        """From the epoch to ``max_future`` after ``now`` (the server's clock when the message is decoded)."""
-        return cls(EARLIEST_CREATED_AT, now + max_future, max_future)
-
-    def problem(self, value: datetime) -> str | None:
-        """Why ``value`` is out of bounds, naming the bound; None when it is within."""
-        if value < self.earliest:
-            return f"must not be before {_iso(self.earliest)}"
-        if value > self.latest:
-            ahead = _duration(self.max_future)
-            return f"must not be more than {ahead} in the future (after {_iso(self.latest)})"
-        return None
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def _duration(span: timedelta) -> str:
-    seconds = span.total_seconds()
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = int(seconds // size)
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    return f"{seconds:g} seconds"
 
 
 @attrs.frozen
@@ -280,53 +261,15 @@ class DecodedBatch:
 def check_entity_name(field: str, value: object) -> None:
     """Raise `DecodeError` naming `field` unless `value` can be a space, name or version.
 
-    Rejected: non-strings, the empty string, and NUL (PostgreSQL ``text`` cannot hold it; upstream fails on it too).
-    Everything else is accepted as upstream does: ``/``, ``\\``, ``.`` and ``..``, control characters, unicode.
+    Rejected: non-strings, the empty string, NUL (PostgreSQL ``text`` cannot hold it; upstream fails on it too) and
+    more than `MAX_NAME_BYTES` of UTF-8 (no index row could hold it: upstream answers 500). Everything else is
+    accepted as upstream does: ``/``, ``\\``, ``.`` and ``..``, control characters, unicode.
     """
     if type(value) is not str:
-        raise DecodeError(f"{field}: expected a string, got {_show(value)}")
-    problem = _name_problem(value)
+        raise DecodeError(f"{field}: expected a string, got {show(value)}")
+    problem = "must not be empty" if not value else name_problem(value)
     if problem is not None:
-        raise DecodeError(f"{field}: {problem}, got {_show(value)}")
-
-
-def parse_rfc3339(value: str) -> datetime:
-    """Parse an RFC 3339 timestamp (``Z`` or ``±HH:MM``, 0-9 fractional digits) to an aware UTC datetime.
-
-    The fraction is truncated to microseconds (timestamptz precision). Raises ``ValueError`` with a short reason;
-    a timestamp without an offset (naive) is an error.
-    """
-    # datetime.fromisoformat alone is too lenient for RFC 3339 (it takes '20261122T170550Z', '17:05Z', naive
-    # times, ',5' fractions), so the separators are pinned here and fromisoformat does the digits and ranges.
-    if not value.isascii():
-        raise ValueError("not an RFC 3339 timestamp")
-    n = len(value)
-    if n < 19 or value[4] != "-" or value[7] != "-" or value[10] != "T" or value[13] != ":" or value[16] != ":":
-        raise ValueError("not an RFC 3339 timestamp (expected YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM))")
-    last = value[-1]
-    if last == "Z":
-        zone_at = n - 1
-    elif n >= 25 and value[-6] in "+-" and value[-3] == ":":
-        zone_at = n - 6
-        if not (value[-5:-3].isdigit() and value[-2:].isdigit() and value[-2] < "6"):
-            raise ValueError("invalid UTC offset")
-    elif n == 19 or value[19] == ".":
-        raise ValueError("timestamp has no timezone (naive); expected Z or an offset")
-    else:
-        raise ValueError("not an RFC 3339 timestamp")
-    text = value
-    if zone_at != 19:
-        fraction = value[20:zone_at]
-        if value[19] != "." or not 1 <= len(fraction) <= 9 or not fraction.isdigit():
-            raise ValueError("invalid fractional seconds (expected 1 to 9 digits)")
-        if len(fraction) > 6:
-            # Truncate to microseconds ourselves: do not rely on a Python version's rounding choice.
-            text = value[:26] + value[zone_at:]
-    try:
-        parsed = datetime.fromisoformat(text)
-        return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
-    except (ValueError, OverflowError) as exc:
-        raise ValueError(f"invalid timestamp ({exc})") from None
+        raise DecodeError(f"{field}: {problem}, got {show(value)}")
 
 
 # --- decoding ---------------------------------------------------------------------------------------------------
@@ -339,20 +282,94 @@ def decode_server_records(
 
     ``bounds`` limits ``created_at``; None means `CreatedAtBounds.around` the current time with the default horizon.
     """
+    if bounds is None:
+        bounds = CreatedAtBounds.around(datetime.now(UTC))
+    try:
+        batch = _one_pass(_DECODER.decode(body).records, bounds)
+    except msgspec.MsgspecError:
+        try:
+            batch = _one_pass_v025(_DECODER_V025.decode(body).records, bounds)
+        except msgspec.MsgspecError:
+            batch = None
+    if batch is not None:
+        return batch
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise DecodeError(f"body is not valid JSON: {exc}") from None
-    return decode_records_data(data, bounds)
+    return _per_record(data, bounds)
 
 
 def decode_records_data(data: object, bounds: CreatedAtBounds | None = None) -> DecodedBatch:
     """Decode an already parsed ServerRecords document (as `decode_server_records`, without the JSON step)."""
     if bounds is None:
         bounds = CreatedAtBounds.around(datetime.now(UTC))
-    earliest, latest = bounds.earliest, bounds.latest
+    try:
+        batch = _one_pass(msgspec.convert(data, ServerRecords).records, bounds)
+    except msgspec.ValidationError:
+        try:
+            batch = _one_pass_v025(msgspec.convert(data, ServerRecordsV025).records, bounds)
+        except msgspec.ValidationError:
+            batch = None
+    return batch if batch is not None else _per_record(data, bounds)
+
+
+def _one_pass(items: Sequence[RecordItem], bounds: CreatedAtBounds) -> DecodedBatch | None:
+    """The batch of a message msgspec decoded whole as 0.6.4 records; None when an element holds no kind or several
+    (the per-record path words that)."""
+    spc: list[SpcRow] = []
+    psi: list[PsiRow] = []
+    custom: list[CustomRow] = []
+    observability: list[ObservabilityRow] = []
+    for index, item in enumerate(items):
+        record: Any = item.Spc
+        kinds = (record is not None) + (item.Psi is not None) + (item.Custom is not None)
+        if kinds + (item.Observability is not None) != 1:
+            return None
+        if record is not None:
+            if _suspect(record.feature, record.space, record.name, record.version):
+                _check_texts(index, "Spc", record)
+            value = record.value
+            if value - value != 0.0:  # NaN or ±inf: only a parsed document can hold them
+                raise _not_finite(index, "Spc", value)
+            created = _created_at(index, "Spc", record.created_at, bounds)
+            spc.append((created, record.name, record.space, record.version, record.feature, value))
+        elif (record := item.Psi) is not None:
+            if _suspect(record.feature, record.space, record.name, record.version):
+                _check_texts(index, "Psi", record)
+            created = _created_at(index, "Psi", record.created_at, bounds)
+            psi.append(
+                (created, record.name, record.space, record.version, record.feature, record.bin_id, record.bin_count)
+            )
+        elif (record := item.Custom) is not None:
+            if _suspect(record.metric, record.space, record.name, record.version):
+                _check_texts(index, "Custom", record)
+            value = record.value
+            if value - value != 0.0:
+                raise _not_finite(index, "Custom", value)
+            created = _created_at(index, "Custom", record.created_at, bounds)
+            custom.append((created, record.name, record.space, record.version, record.metric, value))
+        else:
+            observability.append(_observability_row(index, item.Observability))
+    first = items[0] if items else None
+    first_space = None if first is None else (first.Spc or first.Psi or first.Custom or first.Observability).space
+    return DecodedBatch(tuple(spc), tuple(psi), tuple(custom), tuple(observability), first_space)
+
+
+def _one_pass_v025(items: Sequence[UidRecordItem], bounds: CreatedAtBounds) -> DecodedBatch | None:
+    """The batch of a message msgspec decoded whole as 0.25 records (named by uid); None as `_one_pass`."""
+    rows: list[UidRow] = []
+    for index, item in enumerate(items):
+        if (item.Spc is not None) + (item.Psi is not None) + (item.Custom is not None) != 1:
+            return None
+        rows.append(_uid_row(index, item.Spc or item.Psi or item.Custom, bounds))
+    return DecodedBatch(uid_rows=tuple(rows))
+
+
+def _per_record(data: object, bounds: CreatedAtBounds) -> DecodedBatch:
+    """Any document, record by record: mixed flavours and kinds, dropped kinds, and the precise first error."""
     if type(data) is not dict:
-        raise DecodeError(f'body: expected an object with a "records" list, got {_show(data)}')
+        raise DecodeError(f'body: expected an object with a "records" list, got {show(data)}')
     if "records" not in data:
         # The other members of 0.25's MessageRecord union, out of scope here (§14): recognised by their keys.
         if "request" in data:
@@ -362,341 +379,126 @@ def decode_records_data(data: object, bounds: CreatedAtBounds | None = None) -> 
         raise DecodeError("records: missing field")
     items = data["records"]
     if type(items) is not list:
-        raise DecodeError(f"records: expected a list, got {_show(items)}")
-    spc: list[SpcRow] = []
-    psi: list[PsiRow] = []
-    custom: list[CustomRow] = []
-    observability: list[ObservabilityRow] = []
-    uid_rows: list[UidRow] = []
+        raise DecodeError(f"records: expected a list, got {show(items)}")
+    rows: dict[str, list[Any]] = {"Spc": [], "Psi": [], "Custom": [], "Observability": [], "uid": []}
     dropped: dict[str, int] = {}
-    names: set[str] = set()  # space/name/version values already checked in this message
-    texts: set[str] = set()  # feature/metric values already checked in this message
-    kind = ""
-    index = 0
-    try:
-        for index, item in enumerate(items):
-            if type(item) is not dict or len(item) != 1:
-                raise DecodeError(_item_problem(index, item))
-            ((kind, body),) = item.items()
-            if kind not in _KINDS:
-                if type(kind) is str and kind.startswith(_OUT_OF_SCOPE_PREFIX):
-                    dropped[kind] = dropped.get(kind, 0) + 1
-                    continue
-                raise DecodeError(f"records[{index}]: unknown record kind {_show(kind)}")
-            if type(body) is not dict:
-                raise _Invalid("", f"expected an object, got {_show(body)}")
-            if "uid" in body and "space" not in body and kind != "Observability":
-                # a 0.25 record (neither client sends both; a record naming space/name/version is read as 0.6.4)
-                row = _uid_row(kind, body, texts)
-                if not earliest <= row[2] <= latest:
-                    raise _out_of_bounds(body["created_at"], row[2], bounds)
-                uid_rows.append(row)
-            elif kind == "Spc":
-                space, name, version = body["space"], body["name"], body["version"]
-                if space not in names or name not in names or version not in names:
-                    _check_names(body, names)
-                feature = body["feature"]
-                if feature not in texts:
-                    _check_text("feature", feature, texts)
-                value = body["value"]
-                if type(value) is not float:
-                    value = _to_float("value", value)
-                elif value - value != 0.0:  # NaN or ±inf (orjson never yields them; decode_records_data could)
-                    raise _Invalid("value", f"must be a finite number, got {value!r}")
-                created = _created_at(body["created_at"])
-                if not earliest <= created <= latest:
-                    raise _out_of_bounds(body["created_at"], created, bounds)
-                spc.append((created, name, space, version, feature, value))
-            elif kind == "Psi":
-                space, name, version = body["space"], body["name"], body["version"]
-                if space not in names or name not in names or version not in names:
-                    _check_names(body, names)
-                feature = body["feature"]
-                if feature not in texts:
-                    _check_text("feature", feature, texts)
-                bin_id = body["bin_id"]
-                if type(bin_id) is not int or not 0 <= bin_id <= INT32_MAX:
-                    raise _Invalid("bin_id", _int_problem(bin_id, INT32_MAX))
-                bin_count = body["bin_count"]
-                if type(bin_count) is not int or not 0 <= bin_count <= INT32_MAX:
-                    raise _Invalid("bin_count", _int_problem(bin_count, INT32_MAX))
-                created = _created_at(body["created_at"])
-                if not earliest <= created <= latest:
-                    raise _out_of_bounds(body["created_at"], created, bounds)
-                psi.append((created, name, space, version, feature, bin_id, bin_count))
-            elif kind == "Custom":
-                space, name, version = body["space"], body["name"], body["version"]
-                if space not in names or name not in names or version not in names:
-                    _check_names(body, names)
-                metric = body["metric"]
-                if metric not in texts:
-                    _check_text("metric", metric, texts)
-                value = body["value"]
-                if type(value) is not float:
-                    value = _to_float("value", value)
-                elif value - value != 0.0:
-                    raise _Invalid("value", f"must be a finite number, got {value!r}")
-                created = _created_at(body["created_at"])
-                if not earliest <= created <= latest:
-                    raise _out_of_bounds(body["created_at"], created, bounds)
-                custom.append((created, name, space, version, metric, value))
-            else:  # "Observability": rare and small, so the readable path
-                observability.append(_observability(body, names))
-    except _Invalid as exc:
-        suffix = f".{exc.field}" if exc.field else ""
-        raise DecodeError(f"records[{index}].{kind}{suffix}: {exc.message}") from None
-    except KeyError as exc:  # only the record-body lookups above can raise it
-        raise DecodeError(f"records[{index}].{kind}.{exc.args[0]}: missing field") from None
-    except TypeError:  # an unhashable value (list/object) met a cache lookup: find and name the field
-        raise DecodeError(_unhashable_problem(index, kind, items[index][kind])) from None
+    for index, item in enumerate(items):
+        if type(item) is not dict or len(item) != 1:
+            raise DecodeError(_item_problem(index, item))
+        ((kind, body),) = item.items()
+        if kind not in _SHAPES:
+            if type(kind) is str and kind.startswith(_OUT_OF_SCOPE_PREFIX):
+                dropped[kind] = dropped.get(kind, 0) + 1
+                continue
+            raise DecodeError(f"records[{index}]: unknown record kind {show(kind)}")
+        by_uid = type(body) is dict and "uid" in body and kind in _UID_SHAPES and not _names_entity(body)
+        record = _convert(index, kind, body, _UID_SHAPES[kind] if by_uid else _SHAPES[kind])
+        if by_uid:
+            rows["uid"].append(_uid_row(index, record, bounds))
+        else:
+            batch = _one_pass([RecordItem(**{kind: record})], bounds)
+            assert batch is not None  # one record of one kind
+            row = (batch.spc_rows or batch.psi_rows or batch.custom_rows or batch.observability_rows)[0]
+            rows[kind].append(row)
+    first_body = next(iter(items[0].values())) if items else None  # a dropped kind's body may be anything
+    first = first_body.get("space") if type(first_body) is dict else None
     return DecodedBatch(
-        spc_rows=tuple(spc),
-        psi_rows=tuple(psi),
-        custom_rows=tuple(custom),
-        observability_rows=tuple(observability),
-        first_space=_first_space(items),
-        uid_rows=tuple(uid_rows),
+        spc_rows=tuple(rows["Spc"]),
+        psi_rows=tuple(rows["Psi"]),
+        custom_rows=tuple(rows["Custom"]),
+        observability_rows=tuple(rows["Observability"]),
+        first_space=first if type(first) is str else None,
+        uid_rows=tuple(rows["uid"]),
         dropped=tuple(dropped.items()),
     )
 
 
-def _first_space(items: list[Any]) -> str | None:
-    if not items:
-        return None
-    space = next(iter(items[0].values())).get("space")
-    return space if type(space) is str else None
+def _names_entity(body: dict[str, Any]) -> bool:
+    """A record naming space, name and version is read as 0.6.4 even when it also carries a uid."""
+    return "space" in body and "name" in body and "version" in body
 
 
-_LABELS: Final = {"Spc": "feature", "Custom": "metric"}
-
-
-def _uid_row(kind: str, body: dict[str, Any], texts: set[str]) -> UidRow:
-    """A 0.25 record, decoded by its declared shape; its text fields screened as the 0.6.4 ones are.
-
-    The client's own form of an SPC or custom record (every field of its exact type) takes a fast path that accepts
-    exactly what the declaration accepts; anything else is converted through the declaration, which words the error.
-    """
-    label_field = _LABELS.get(kind)
-    if label_field is not None:
-        uid, label, value = body.get("uid"), body.get(label_field), body.get("value")
-        if (
-            type(uid) is str
-            and uid
-            and type(label) is str
-            and type(value) is float
-            and type(body.get("entity_id", 0)) is int
-            and "created_at" in body
-        ):
-            if uid not in texts:
-                _check_text("uid", uid, texts)
-            if label not in texts:
-                _check_text(label_field, label, texts)
-            if value - value != 0.0:
-                raise _Invalid("value", f"must be a finite number, got {value!r}")
-            return (kind, uid, _created_at(body["created_at"]), label, value, None)
+def _convert(index: int, kind: str, body: object, shape: type[Any]) -> Any:
     try:
-        record = msgspec.convert(body, _UID_SHAPES[kind])
+        return msgspec.convert(body, shape)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        field = message.rpartition("at `$.")[2].rstrip("`") if "at `$." in message else ""
-        raise _Invalid(field, message.split(" - at ")[0]) from None
-    if "\x00" in record.uid:
-        raise _Invalid("uid", f"must not contain NUL, got {_show(record.uid)}")
-    created_at = _created_at(record.created_at)
-    if isinstance(record, UidPsiRecord):
-        if record.feature not in texts:
-            _check_text("feature", record.feature, texts)
-        return (kind, record.uid, created_at, record.feature, record.bin_id, record.bin_count)
-    if isinstance(record, UidSpcRecord):
-        name, value = record.feature, record.value
-        field = "feature"
+        path, problem = worded(exc, body, shape)
+        raise DecodeError(f"records[{index}].{kind}{'.' if path else ''}{path}: {problem}") from None
+
+
+def _uid_row(index: int, record: UidSpcRecord | UidPsiRecord | UidCustomRecord, bounds: CreatedAtBounds) -> UidRow:
+    """One 0.25 record's row before its uid is resolved; the checks its declaration documents but leaves to us."""
+    if type(record) is UidSpcRecord:
+        kind, label, value, count = "Spc", record.feature, record.value, None
+    elif type(record) is UidPsiRecord:
+        kind, label, value, count = "Psi", record.feature, record.bin_id, record.bin_count
     else:
-        name, value = record.metric, record.value
-        field = "metric"
-    if name not in texts:
-        _check_text(field, name, texts)
-    if value - value != 0.0:
-        raise _Invalid("value", f"must be a finite number, got {value!r}")
-    return (kind, record.uid, created_at, name, value, None)
+        kind, label, value, count = "Custom", record.metric, record.value, None
+    if "\x00" in label or "\x00" in record.uid or max(len(label), len(record.uid)) > NAME_CHARS_ALWAYS_FIT:
+        _check_texts(index, kind, record)
+    if value - value != 0:  # NaN or ±inf: only a parsed document can hold them
+        raise _not_finite(index, kind, value)
+    return (kind, record.uid, _created_at(index, kind, record.created_at, bounds), label, value, count)
 
 
-class _Invalid(Exception):
-    """A bad field inside the current record; the decode loop prefixes the record path."""
+def _observability_row(index: int, record: ObservabilityServerRecord) -> ObservabilityRow:
+    if _suspect(record.space, record.name, record.version):
+        _check_texts(index, "Observability", record)
+    for position, route in enumerate(record.route_metrics):
+        if "\x00" in route.route_name:
+            path = f"records[{index}].Observability.route_metrics[{position}].route_name"
+            raise DecodeError(f"{path}: expected a string without NUL, got {show(route.route_name)}")
+        metrics = route.metrics
+        for key, number in (
+            ("metrics.p5", metrics.p5),
+            ("metrics.p25", metrics.p25),
+            ("metrics.p50", metrics.p50),
+            ("metrics.p95", metrics.p95),
+            ("metrics.p99", metrics.p99),
+            ("error_latency", route.error_latency),
+        ):
+            if number - number != 0:
+                path = f"records[{index}].Observability.route_metrics[{position}].{key}"
+                raise DecodeError(f"{path}: must be a finite number, got {number!r}")
+    routes_json = msgspec.json.encode(record.route_metrics).decode()
+    return (record.space, record.name, record.version, record.request_count, record.error_count, routes_json)
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(field, message)
-        self.field = field
-        self.message = message
+
+def _suspect(*names: str) -> bool:
+    """Whether a name may hold NUL or be too long: the cheap test every record takes (`_check_texts` words it)."""
+    for name in names:
+        if "\x00" in name or len(name) > NAME_CHARS_ALWAYS_FIT:
+            return True
+    return False
 
 
-def _created_at(value: object) -> datetime:
-    # Fast path for the client's own form, 'YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ': pinning these separators leaves
-    # fromisoformat only RFC 3339 to accept; it checks the remaining digits and ranges.
-    if (
-        type(value) is str
-        and len(value) == 30
-        and _SEPARATORS(value) == _NANOS_Z
-        and value.isascii()
-        and value[26:29].isdigit()
-    ):
-        try:
-            return _fromisoformat(value[:26] + "Z")  # 'Z' yields tzinfo=UTC; the slice truncates to microseconds
-        except ValueError:
-            pass  # the general parser below words the error
-    if type(value) is not str:
-        raise _Invalid("created_at", f"expected an RFC 3339 timestamp string, got {_show(value)}")
+def _check_texts(index: int, kind: str, record: msgspec.Struct) -> None:
+    """Raise `DecodeError` naming the record's first name that cannot be stored and filed (NUL, too long)."""
+    fault = text_fault(record)
+    if fault is not None:
+        field, problem = fault
+        raise DecodeError(f"records[{index}].{kind}.{field}: {problem}, got {show(getattr(record, field))}")
+
+
+def _not_finite(index: int, kind: str, value: float) -> DecodeError:
+    return DecodeError(f"records[{index}].{kind}.value: must be a finite number, got {value!r}")
+
+
+def _created_at(index: int, kind: str, value: str, bounds: CreatedAtBounds) -> datetime:
+    """The record's created_at, parsed and within bounds, or a `DecodeError` naming the record."""
     try:
-        return parse_rfc3339(value)
+        created = parse_created_at(value)
     except ValueError as exc:
-        raise _Invalid("created_at", f"{exc}, got {_show(value)}") from None
-
-
-def _out_of_bounds(raw: object, value: datetime, bounds: CreatedAtBounds) -> _Invalid:
-    return _Invalid("created_at", f"{bounds.problem(value)}, got {_show(raw)}")
-
-
-def _to_float(field: str, value: object) -> float:
-    """The slow path of a float field: ints are accepted, booleans and everything else are not."""
-    if type(value) is int:
-        try:
-            return float(value)
-        except OverflowError:  # not from orjson (64-bit ints at most), but decode_records_data takes any int
-            raise _Invalid(field, f"is too large for a float, got an integer of {value.bit_length()} bits") from None
-    if type(value) is float:
-        raise _Invalid(field, f"must be a finite number, got {value!r}")
-    raise _Invalid(field, f"expected a number, got {_show(value)}")
-
-
-def _int_problem(value: object, maximum: int) -> str:
-    if type(value) is int and value > maximum:
-        return f"must be at most {maximum}, got {value}"
-    return f"must be a non-negative integer, got {_show(value)}"
-
-
-def _check_names(body: Mapping[str, Any], names: set[str]) -> None:
-    for field in ("space", "name", "version"):
-        value = body[field]
-        if type(value) is not str:
-            raise _Invalid(field, f"expected a string, got {_show(value)}")
-        problem = _name_problem(value)
-        if problem is not None:
-            raise _Invalid(field, f"{problem}, got {_show(value)}")
-        names.add(value)
-
-
-def _check_text(field: str, value: object, texts: set[str]) -> None:
-    if type(value) is not str:
-        raise _Invalid(field, f"expected a string, got {_show(value)}")
-    if "\x00" in value:
-        raise _Invalid(field, f"must not contain NUL, got {_show(value)}")
-    texts.add(value)
-
-
-def _name_problem(value: str) -> str | None:
-    if not value:
-        return "must not be empty"
-    if "\x00" in value:
-        return "must not contain NUL"
-    return None
-
-
-def _observability(body: Mapping[str, Any], names: set[str]) -> ObservabilityRow:
-    _check_names(body, names)
-    counts = []
-    for field in ("request_count", "error_count"):
-        value = body[field]
-        if type(value) is not int or not 0 <= value <= INT32_MAX:
-            raise _Invalid(field, _int_problem(value, INT32_MAX))
-        counts.append(value)
-    routes = body["route_metrics"]
-    if type(routes) is not list:
-        raise _Invalid("route_metrics", f"expected a list, got {_show(routes)}")
-    kept = [_route(f"route_metrics[{position}]", route) for position, route in enumerate(routes)]
-    routes_json = orjson.dumps(kept).decode()
-    return (body["space"], body["name"], body["version"], counts[0], counts[1], routes_json)
-
-
-def _route(path: str, route: object) -> dict[str, Any]:
-    """Validate one RouteMetrics object (upstream's struct) and keep only its known fields.
-
-    The jsonb column then only ever holds well-formed data: unknown extra fields are dropped rather than stored, so
-    nothing postgres cannot hold in jsonb (a NUL in some string) sneaks in through them.
-    """
-    route = _object(path, route)
-    route_name = _member(path, route, "route_name")
-    if type(route_name) is not str or "\x00" in route_name:
-        raise _Invalid(f"{path}.route_name", f"expected a string without NUL, got {_show(route_name)}")
-    metrics = _object(f"{path}.metrics", _member(path, route, "metrics"))
-    percentiles = {
-        key: _number(f"{path}.metrics.{key}", _member(f"{path}.metrics", metrics, key))
-        for key in ("p5", "p25", "p50", "p95", "p99")
-    }
-    counts = {}
-    for key in ("request_count", "error_count"):
-        value = _member(path, route, key)
-        if type(value) is not int or not 0 <= value <= _INT64_MAX:
-            raise _Invalid(f"{path}.{key}", _int_problem(value, _INT64_MAX))
-        counts[key] = value
-    error_latency = _number(f"{path}.error_latency", _member(path, route, "error_latency"))
-    codes = _object(f"{path}.status_codes", _member(path, route, "status_codes"))
-    for code, count in codes.items():
-        if type(code) is not str or not (code.isascii() and code.isdigit()):
-            raise _Invalid(f"{path}.status_codes", f"keys must be status codes (digits), got {_show(code)}")
-        if type(count) is not int or not 0 <= count <= _INT64_MAX:
-            raise _Invalid(f"{path}.status_codes.{code}", _int_problem(count, _INT64_MAX))
-    return {
-        "route_name": route_name,
-        "metrics": percentiles,
-        **counts,
-        "error_latency": error_latency,
-        "status_codes": dict(codes),
-    }
-
-
-def _object(path: str, value: object) -> dict[str, Any]:
-    if type(value) is not dict:
-        raise _Invalid(path, f"expected an object, got {_show(value)}")
-    return value
-
-
-def _member(path: str, obj: Mapping[str, Any], key: str) -> Any:
-    if key not in obj:
-        raise _Invalid(f"{path}.{key}", "missing field")
-    return obj[key]
-
-
-def _number(path: str, value: object) -> float | int:
-    if type(value) is int:
-        return value  # kept as given: it is stored as JSON, not as a float column
-    if type(value) is not float:
-        raise _Invalid(path, f"expected a number, got {_show(value)}")
-    if not math.isfinite(value):
-        raise _Invalid(path, f"must be a finite number, got {value!r}")
-    return value
+        raise DecodeError(f"records[{index}].{kind}.created_at: {exc}, got {show(value)}") from None
+    if not bounds.earliest <= created <= bounds.latest:
+        raise DecodeError(f"records[{index}].{kind}.created_at: {bounds.problem(created)}, got {show(value)}")
+    return created
 
 
 def _item_problem(index: int, item: object) -> str:
     if type(item) is not dict:
-        return f'records[{index}]: expected an object like {{"Spc": {{...}}}}, got {_show(item)}'
+        return f'records[{index}]: expected an object like {{"Spc": {{...}}}}, got {show(item)}'
     if not item:
         return f"records[{index}]: expected exactly one record kind, got an empty object"
-    kinds = ", ".join(_show(key) for key in item)
+    kinds = ", ".join(show(key) for key in item)
     return f"records[{index}]: expected exactly one record kind, got {len(item)} ({kinds})"
-
-
-def _unhashable_problem(index: int, kind: str, body: Mapping[str, Any]) -> str:
-    # Reached when a list or object sat where a string was expected: the cache lookups hash before type-checking.
-    for field in ("space", "name", "version", "feature", "metric"):
-        value = body.get(field)
-        if value is not None and type(value) is not str:
-            return f"records[{index}].{kind}.{field}: expected a string, got {_show(value)}"
-    return f"records[{index}].{kind}: malformed record"  # pragma: no cover - every lookup above is covered
-
-
-def _show(value: object, limit: int = 80) -> str:
-    """A short JSON rendering of a bad value for an error message."""
-    try:
-        text = orjson.dumps(value).decode()
-    except TypeError:
-        text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

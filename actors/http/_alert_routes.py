@@ -24,21 +24,12 @@ from scouter.alert_pages import page, query_bounds
 from scouter.alert_requests import AlertRequestError, alert_document, parse_alert_query, parse_alert_update
 from scouter.auth import Requirement, check
 from scouter.sql import ALERTS_PAGE_NEXT, ALERTS_PAGE_PREVIOUS, LIST_ALERTS, SET_ALERT_ACTIVE
-from scouter.wire_v025 import DriftAlertPaginationRequest, DriftAlertPaginationResponse, ShapeError, decode, encode
+from scouter.wire.v025 import DriftAlertPaginationRequest, DriftAlertPaginationResponse, ShapeError, decode, encode
+from scouter.wire.v064 import Alerts, AlertUpdated, DriftAlertRequest, ErrorBody, UpdateAlertStatus
 
 from ._context import context
 from ._guard import guarded, identity, json_object
-from ._openapi import (
-    BEARER,
-    BODY_ERRORS,
-    QUERY_ERRORS,
-    Alerts,
-    AlertUpdated,
-    DriftAlertRequest,
-    ErrorBody,
-    UpdateAlertStatus,
-    documented,
-)
+from ._openapi import BEARER, BODY_ERRORS, QUERY_ERRORS, documented
 from ._responses import DB_ERRORS, database_failure, json_response, raw_json_response
 
 blueprint = Blueprint("alerts", __name__)

@@ -26,10 +26,12 @@ from scouter.auth import (
     verify_access_renewable,
     verify_password,
 )
+from scouter.wire.v064 import ErrorBody
+from scouter.wire.v064_accounts import LoginHeaders, Token, Validated
 
 from .. import users
 from ._context import HttpContext, context
-from ._openapi import BEARER_ONLY, ErrorBody, LoginHeaders, Token, Validated, documented
+from ._openapi import BEARER_ONLY, documented
 
 log = logging.getLogger("actors.http.auth")
 

@@ -24,10 +24,11 @@ from werkzeug.exceptions import NotFound
 from scouter.auth import Requirement, can_read
 from scouter.binned import rfc3339
 from scouter.sql import LIST_PROFILES
+from scouter.wire.v064 import AuthErrorBody, ErrorBody, ProfileList, ProfileListRequest
 
 from ._context import context
 from ._guard import guarded, identity
-from ._openapi import BEARER, AuthErrorBody, ErrorBody, ProfileList, ProfileListRequest, documented, undocumented
+from ._openapi import BEARER, documented, undocumented
 from ._responses import DB_ERRORS, database_failure, json_response
 
 blueprint = Blueprint("dashboard", __name__)

@@ -39,25 +39,16 @@ from scouter.records import CreatedAtBounds, DecodedBatch, DecodeError, decode_r
 from scouter.sql import (
     PSI_PROFILE,
 )
-from scouter.wire_v025 import DriftQueryParams, ShapeError, decode
+from scouter.wire.v025 import DriftQueryParams, ShapeError, decode
+from scouter.wire.v064 import BinnedCustomMetrics, BinnedPsiFeatureMetrics, ErrorBody, ScouterResponse, SpcDriftFeatures
+from scouter.wire.v064_records import ServerRecords
 
 from ..archive_reader import ArchiveLimitExceeded, ArchiveReadError
 from ..rollup_reads import CUSTOM, PSI, SPC, BinnedSource, binned_parts
 from ..writer import write
 from ._context import context
 from ._guard import guarded, identity, json_object
-from ._openapi import (
-    BEARER,
-    BODY_ERRORS,
-    QUERY_ERRORS,
-    BinnedCustomMetrics,
-    BinnedPsiFeatureMetrics,
-    ErrorBody,
-    ScouterResponse,
-    ServerRecords,
-    SpcDriftFeatures,
-    documented,
-)
+from ._openapi import BEARER, BODY_ERRORS, QUERY_ERRORS, documented
 from ._responses import DB_ERRORS, database_failure, json_response, raw_json_response
 
 blueprint = Blueprint("drift", __name__)

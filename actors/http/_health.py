@@ -7,8 +7,10 @@ import hmac
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Blueprint, Response, request
 
+from scouter.wire.v064 import Alive, ErrorBody, Ready
+
 from ._context import context
-from ._openapi import METRICS_TOKEN, Alive, ErrorBody, MetricsText, Ready, documented
+from ._openapi import METRICS_TEXT, METRICS_TOKEN, documented
 
 blueprint = Blueprint("health", __name__)
 
@@ -52,7 +54,7 @@ def metrics_allowed(token: str | None, authorization: str | None) -> bool:
 @blueprint.get("/metrics")
 @documented(
     tags=["health"],
-    responses={200: MetricsText, 401: ErrorBody},
+    responses={200: METRICS_TEXT, 401: ErrorBody},
     security=METRICS_TOKEN,
     content_types={200: "text/plain"},
 )

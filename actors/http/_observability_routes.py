@@ -17,18 +17,12 @@ from scouter.auth import Requirement
 from scouter.binned import observability_response
 from scouter.queries import ObservabilityQuery, QueryError, parse_observability_query
 from scouter.sql import OBSERVABILITY_BUCKETS
+from scouter.wire.v064 import ObservabilityMetricRequest, ObservabilityMetrics
 
 from ..database import Database
 from ._context import context
 from ._guard import guarded
-from ._openapi import (
-    BEARER,
-    QUERY_ERRORS,
-    ObservabilityError,
-    ObservabilityMetricRequest,
-    ObservabilityMetrics,
-    documented,
-)
+from ._openapi import BEARER, OBSERVABILITY_ERROR, QUERY_ERRORS, documented
 from ._responses import DB_ERRORS, database_failure, json_response
 
 blueprint = Blueprint("observability", __name__)
@@ -55,9 +49,9 @@ async def observability_postgres_part(db: Database, query: ObservabilityQuery) -
     responses={
         **QUERY_ERRORS,
         200: ObservabilityMetrics,
-        400: ObservabilityError,
-        500: ObservabilityError,
-        503: ObservabilityError,
+        400: OBSERVABILITY_ERROR,
+        500: OBSERVABILITY_ERROR,
+        503: OBSERVABILITY_ERROR,
     },
 )
 @guarded(Requirement.read())

@@ -2,9 +2,11 @@
 
 Each route declares what it takes and what it answers with `@documented(...)`, which applies quart-schema's
 *documentation-only* decorators (``document_querystring``, ``document_request``, ``document_headers``,
-``document_response``): nothing is validated, so request parsing and error answers stay the routes' own and the
-0.6.4 client sees exactly the bytes it saw before. The pydantic models below exist only for the document; they mirror
-the wire shapes of server.md §2–§3 and client.md §3.
+``document_response``): nothing is validated here, so request parsing and error answers stay the routes' own and the
+0.6.4 client sees exactly the bytes it saw before. The shapes are the msgspec structs of `scouter.wire`, the one
+declaration of each wire shape of both client versions; this module only assembles them into the document (which
+route takes and answers which struct), plus the two kinds of body a struct cannot declare: `OneOf` several structs
+(msgspec has no untagged unions of structs) and `PlainText`.
 
 Only quart-schema's `OpenAPIProvider` is used, not its app extension: `QuartSchema.init_app` would send every
 response through its model converter (a cost on the ingest path) and its documentation pages load scripts from a
@@ -15,12 +17,11 @@ Swagger UI page whose files come from the `swagger-ui-py` package.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final, TypeVar
 
+import attrs
 import msgspec
-from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter
 from quart import Quart
 from quart_schema import (
     Info,
@@ -38,7 +39,8 @@ from quart_schema.conversion import MSGSPEC_REF_TEMPLATE
 from quart_schema.openapi import QUART_SCHEMA_HIDDEN_ATTRIBUTE
 from werkzeug.routing.rules import Rule
 
-from scouter import wire_v025
+from scouter.wire import v025, v064, v064_accounts, v064_profiles, v064_records
+from scouter.wire.v064 import AuthErrorBody, ErrorBody, StatusErrorBody
 
 T = TypeVar("T", bound=Callable[..., Any])
 
@@ -54,647 +56,50 @@ DESCRIPTION = (
 )
 
 
-# --- error bodies ---------------------------------------------------------------------------------------------------
-
-
-class ErrorBody(BaseModel):
-    """An error: `{"error": "<message>"}` (some answers add a `message`)."""
-
-    error: str
-
-
-class AuthErrorBody(BaseModel):
-    """Authentication failed: `{"error": "Unauthorized", "message": "<why>"}`."""
-
-    error: str = Field(examples=["Unauthorized"])
-    message: str = Field(examples=["No access token provided"])
-
-
-class StatusErrorBody(BaseModel):
-    """An error of the observability route: `{"status": "error", "message": "<why>"}`."""
-
-    status: Literal["error"]
-    message: str
-
-
-class ObservabilityError(RootModel[StatusErrorBody | ErrorBody]):
-    """An error: the route's own `{"status": "error", "message"}`, or `{"error"}` from the checks before it."""
-
-
-# --- plain success bodies -------------------------------------------------------------------------------------------
-
-
-class _Closed(BaseModel):
-    """A response body whose every key is listed (nothing else is ever sent)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class ScouterResponse(_Closed):
-    """Success: `{"status": "success", "message": "<what was done>"}`."""
-
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"status": "success", "message": "Drift records queued for processing"}]}
-    )
-
-    status: Literal["success"]
-    message: str = Field(examples=["Drift profile inserted successfully"])
-
-
-class Alive(_Closed):
-    """Liveness: `{"alive": true}`, or `{"alive": false, "status": "draining"}` (503) while shutting down."""
-
-    alive: bool
-    status: Literal["draining"] | None = None
-
-
-class Ready(_Closed):
-    """Readiness: `{"ready": true}`, or `{"ready": false, "problems": {component: problem}}` (503)."""
-
-    ready: bool
-    problems: dict[str, str] | None = None
-
-
-class Token(_Closed):
-    """A new access token (HS256 JWT, valid for an hour)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.e30.c2ln"}]}
-    )
-
-    token: str
-
-
-class Validated(_Closed):
-    """The bearer token is valid."""
-
-    is_authenticated: Literal[True]
-
-
-class MetricsText(RootModel[str]):
-    """Prometheus text exposition format."""
-
-
-# --- request headers and query strings ------------------------------------------------------------------------------
-
-
-class LoginHeaders(BaseModel):
-    """The credentials of `GET /scouter/auth/login`, as headers (ASCII only)."""
-
-    username: str = Field(description="The user name (header `Username`).")
-    password: str = Field(description="The password (header `Password`).")
-
-
-DriftType = Literal["Spc", "Psi", "Custom"]
-_INT32 = 2**31 - 1
-
-#: A space, name or version: any text upstream stores (`org/model`, `..`, unicode), but not empty and no NUL
-#: (scouter.records.check_entity_name); the archive percent-encodes it into one folder name.
-EntityName = Annotated[str, Field(min_length=1, pattern=r"^[^\u0000]+$", examples=["cap"])]
-#: Text PostgreSQL can store: no NUL.
-Text = Annotated[str, Field(pattern=r"^[^\u0000]*$")]
-
-
-class GetProfileRequest(BaseModel):
-    """Which profile to download."""
-
-    name: Annotated[EntityName, Field(examples=["model"])]
-    space: EntityName
-    version: Annotated[EntityName, Field(examples=["1.0.0"])]
-    drift_type: DriftType
-
-
-class DriftAlertRequest(BaseModel):
-    """Which alerts to list: newest first; `active=true` keeps the active ones only (`false` means every alert)."""
-
-    name: Annotated[Text, Field(examples=["model"])]
-    space: Annotated[Text, Field(examples=["cap"])]
-    version: Annotated[Text, Field(examples=["1.0.0"])]
-    limit_datetime: datetime | None = Field(default=None, description="Only alerts created at or after this.")
-    active: bool | None = None
-    limit: int | None = Field(default=None, ge=0, le=_INT32)
-
-
-ObservabilityInterval = Literal[
-    "5minute", "15minute", "30minute", "1hour", "3hour", "6hour", "12hour", "24hour", "2day", "5day"
-]
-
-
-class ObservabilityMetricRequest(BaseModel):
-    """An observability query: the entity, the last `time_interval` (anything else means six hours), points."""
-
-    space: EntityName
-    name: Annotated[EntityName, Field(examples=["model"])]
-    version: Annotated[EntityName, Field(examples=["1.0.0"])]
-    time_interval: str = Field(json_schema_extra={"examples": ["1hour"]})
-    max_data_points: int = Field(ge=1, le=_INT32, examples=[100])
-
-
-class ProfileListRequest(BaseModel):
-    """Restrict the list to one space (a space the caller may not read lists nothing)."""
-
-    space: Text | None = None
-
-
-# --- users ----------------------------------------------------------------------------------------------------------
-
-
-class UserResponse(_Closed):
-    """A user (never its password hash, recovery codes or refresh token)."""
-
-    username: str
-    email: str
-    active: bool
-    role: str
-    permissions: list[str]
-    group_permissions: list[str]
-    favorite_spaces: list[str]
-
-
-class UserList(_Closed):
-    """Every user."""
-
-    users: list[UserResponse]
-
-
-class CreateUserRequest(BaseModel):
-    """A new user; unknown fields are ignored."""
-
-    username: Annotated[Text, Field(min_length=1)]
-    password: Text
-    email: Text
-    permissions: list[Text] | None = Field(default=None, description='Default `["read:all"]`.')
-    group_permissions: list[Text] | None = Field(default=None, description='Default `["user"]`.')
-    role: Text | None = Field(default=None, description='Default `"user"`.')
-    active: bool | None = Field(default=None, description="Default `true`.")
-
-
-class CreateUserResponse(_Closed):
-    """The new user and its four recovery codes, shown this once."""
-
-    user: UserResponse
-    recovery_codes: list[str]
-    message: str
-
-
-class UpdateUserRequest(BaseModel):
-    """What to change; `permissions`, `group_permissions` and `active` are ignored unless an admin asks."""
-
-    password: Text | None = None
-    favorite_spaces: list[Text] | None = None
-    permissions: list[Text] | None = None
-    group_permissions: list[Text] | None = None
-    active: bool | None = None
-
-
-# --- profiles -------------------------------------------------------------------------------------------------------
-
-
-class ProfileStatusRequest(BaseModel):
-    """Activate or deactivate a profile (every drift type of the version when `drift_type` is null), optionally
-    deactivating the other versions of the same space and name."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "model",
-                    "space": "cap",
-                    "version": "1.0.0",
-                    "active": True,
-                    "drift_type": "Custom",
-                    "deactivate_others": False,
-                }
-            ]
-        }
-    )
-
-    name: Annotated[EntityName, Field(examples=["model"])]
-    space: EntityName
-    version: Annotated[EntityName, Field(examples=["1.0.0"])]
-    active: bool
-    drift_type: DriftType | None = None
-    deactivate_others: bool = False
-
-
-class SpcAlertRule(BaseModel):
-    rule: str = Field(examples=["8 16 4 8 2 4 1 1"])
-    zones_to_monitor: list[Literal["Zone1", "Zone2", "Zone3", "Zone4", "NotApplicable"]]
-
-
-class SpcAlertConfig(BaseModel):
-    rule: SpcAlertRule
-    schedule: str = Field(description="Cron, seconds first.", examples=["0 0 0 * * *"])
-    features_to_monitor: list[str]
-    dispatch_config: dict[str, Any] = Field(
-        description='`{"Console": {"enabled": true}}`, `{"Slack": {"channel": …}}` or `{"OpsGenie": {…}}`.'
-    )
-
-
-class FeatureMap(BaseModel):
-    features: dict[str, dict[str, int]]
-
-
-class SpcDriftConfig(BaseModel):
-    sample_size: int = Field(ge=0)
-    sample: bool
-    space: str
-    name: str
-    version: str
-    alert_config: SpcAlertConfig
-    feature_map: FeatureMap | None = None
-    drift_type: Literal["Spc"] | None = None
-
-
-class SpcFeatureDriftProfile(BaseModel):
-    id: str
-    center: float
-    one_ucl: float
-    one_lcl: float
-    two_ucl: float
-    two_lcl: float
-    three_ucl: float
-    three_lcl: float
-    timestamp: datetime
-
-
-class SpcDriftProfile(BaseModel):
-    """An SPC profile: control limits per feature."""
-
-    features: dict[str, SpcFeatureDriftProfile]
-    config: SpcDriftConfig
-    scouter_version: str
-
-
-BinLimit = float | str | None
-
-
-class PsiBin(BaseModel):
-    id: int = Field(ge=0)
-    lower_limit: BinLimit = Field(description='A number, `"-inf"`, or null for a category.')
-    upper_limit: BinLimit = Field(description='A number, `"inf"`, or null for a category.')
-    proportion: float = Field(ge=0, le=1)
-
-
-class PsiFeatureDriftProfile(BaseModel):
-    id: str
-    bins: list[PsiBin]
-    timestamp: datetime
-    bin_type: Literal["Numeric", "Category"]
-
-
-class PsiAlertConfig(BaseModel):
-    schedule: str
-    features_to_monitor: list[str]
-    dispatch_config: dict[str, Any]
-    threshold: dict[str, Any] = Field(
-        description='`{"ChiSquare": {"alpha": 0.05}}`, `{"Normal": {"alpha": …}}` or `{"Fixed": {"threshold": …}}`.'
-    )
-
-
-class PsiDriftConfig(BaseModel):
-    space: str
-    name: str
-    version: str
-    alert_config: PsiAlertConfig
-    feature_map: FeatureMap | None = None
-    drift_type: Literal["Psi"] | None = None
-    categorical_features: list[str] | None = None
-
-
-class PsiDriftProfile(BaseModel):
-    """A PSI profile: reference bins per feature."""
-
-    features: dict[str, PsiFeatureDriftProfile]
-    config: PsiDriftConfig
-    scouter_version: str
-
-
-class CustomAlertCondition(BaseModel):
-    alert_threshold: Literal["Below", "Above", "Outside"]
-    alert_threshold_value: float | None = None
-
-
-class CustomAlertConfig(BaseModel):
-    dispatch_config: dict[str, Any]
-    schedule: str
-    alert_conditions: dict[str, CustomAlertCondition] | None = None
-
-
-class CustomDriftConfig(BaseModel):
-    sample_size: int = Field(ge=0)
-    space: str
-    name: str
-    version: str
-    alert_config: CustomAlertConfig
-    drift_type: Literal["Custom"] | None = None
-
-
-class CustomDriftProfile(BaseModel):
-    """A custom-metrics profile: reference values per metric."""
-
-    config: CustomDriftConfig
-    metrics: dict[str, float]
-    scouter_version: str
-
-
-class SpcTagged(_Closed):
-    Spc: SpcDriftProfile
-
-
-class PsiTagged(_Closed):
-    Psi: PsiDriftProfile
-
-
-class CustomTagged(_Closed):
-    Custom: CustomDriftProfile
-
-
-class TaggedDriftProfile(RootModel[SpcTagged | PsiTagged | CustomTagged]):
-    """The stored profile, externally tagged by its drift type: `{"Spc": {...}}`, `{"Psi": {...}}` or
-    `{"Custom": {...}}`."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "Custom": {
-                        "config": {
-                            "sample_size": 25,
-                            "space": "demo",
-                            "name": "model",
-                            "version": "1.0.0",
-                            "alert_config": {
-                                "dispatch_config": {"Console": {"enabled": True}},
-                                "schedule": "*/5 * * * * *",
-                                "alert_conditions": {
-                                    "accuracy": {"alert_threshold": "Below", "alert_threshold_value": 0.1},
-                                    "mae": {"alert_threshold": "Above", "alert_threshold_value": 0.5},
-                                },
-                            },
-                            "drift_type": "Custom",
-                        },
-                        "metrics": {"mae": 1.0, "accuracy": 0.9},
-                        "scouter_version": "0.6.4",
-                    }
-                }
-            ]
-        }
-    )
-
-
-class ProfileSummary(_Closed):
-    space: str
-    name: str
-    version: str
-    drift_type: DriftType
-    uid: str = Field(description="The entity uid (scouter-ml 0.25 names the profile by it).")
-    active: bool
-    schedule: str
-    next_run: datetime | None
-    previous_run: datetime | None
-    updated_at: datetime | None
-
-
-class ProfileList(_Closed):
-    """The profiles of the spaces the caller may read."""
-
-    profiles: list[ProfileSummary]
-
-
-# --- drift records (ServerRecords) ----------------------------------------------------------------------------------
-
-
-class _Entity(BaseModel):
-    space: EntityName
-    name: Annotated[EntityName, Field(examples=["model"])]
-    version: Annotated[EntityName, Field(examples=["1.0.0"])]
-
-
-class SpcServerRecord(_Entity):
-    created_at: datetime
-    feature: Text
-    value: float
-
-
-class PsiServerRecord(_Entity):
-    created_at: datetime
-    feature: Text
-    bin_id: int = Field(ge=0, le=_INT32)
-    bin_count: int = Field(ge=0, le=_INT32)
-
-
-class CustomServerRecord(_Entity):
-    created_at: datetime
-    metric: Text
-    value: float
-
-
-class LatencyMetrics(BaseModel):
-    p5: float
-    p25: float
-    p50: float
-    p95: float
-    p99: float
-
-
-class RouteMetrics(BaseModel):
-    route_name: Text
-    metrics: LatencyMetrics
-    request_count: int = Field(ge=0)
-    error_count: int = Field(ge=0)
-    error_latency: float
-    status_codes: dict[str, int]
-
-
-class ObservabilityServerRecord(_Entity):
-    request_count: int = Field(ge=0, le=_INT32)
-    error_count: int = Field(ge=0, le=_INT32)
-    route_metrics: list[RouteMetrics]
-
-
-class SpcRecord(BaseModel):
-    Spc: SpcServerRecord
-
-
-class PsiRecord(BaseModel):
-    Psi: PsiServerRecord
-
-
-class CustomRecord(BaseModel):
-    Custom: CustomServerRecord
-
-
-class ObservabilityRecord(BaseModel):
-    Observability: ObservabilityServerRecord
-
-
-class ServerRecords(BaseModel):
-    """Drift records, each externally tagged by its kind; a 0.6.4 record names its entity by space/name/version, a
-    0.25 record by `uid` (those members of the union are `scouter.wire_v025`'s, added when the document is built).
-    Write permission is checked on every record's space."""
-
-    records: list[SpcRecord | PsiRecord | CustomRecord | ObservabilityRecord]
-
-
-# --- binned drift and observability responses -----------------------------------------------------------------------
-
-
-class SpcFeatureSeries(_Closed):
-    created_at: list[datetime] = Field(description="Bucket starts, newest first.")
-    values: list[float] = Field(description="The mean of each bucket.")
-
-
-class SpcDriftFeatures(_Closed):
-    """Per feature, the mean value of each bucket, newest first (`{"features": {}}` when there is no data)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"features": {"feature_0": {"created_at": ["2026-11-22T17:06:39.000000Z"], "values": [-0.0403]}}}
-            ]
-        }
-    )
-
-    features: dict[str, SpcFeatureSeries]
-
-
-class PsiFeatureSeries(_Closed):
-    created_at: list[datetime]
-    psi: list[float]
-    overall_psi: float
-    bins: dict[str, float] = Field(description="Overall proportion per bin id (the id as a string).")
-
-
-class BinnedPsiFeatureMetrics(_Closed):
-    """Per profile feature, the PSI of each bucket (buckets of more than 100 observations), newest first."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "features": {
-                        "feature_0": {
-                            "created_at": ["2026-11-22T17:06:36.000000Z"],
-                            "psi": [0.0365],
-                            "overall_psi": 0.0365,
-                            "bins": {"1": 0.116, "2": 0.096, "3": 0.092, "4": 0.104, "5": 0.1, "6": 0.084},
-                        }
-                    }
-                }
-            ]
-        }
-    )
-
-    features: dict[str, PsiFeatureSeries]
-
-
-class CustomStats(_Closed):
-    avg: float
-    lower_bound: float
-    upper_bound: float
-
-
-class CustomMetricSeries(_Closed):
-    metric: str
-    created_at: list[datetime]
-    stats: list[CustomStats]
-
-
-class BinnedCustomMetrics(_Closed):
-    """Per metric, the mean ∓ the sample standard deviation of each bucket, newest first."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "metrics": {
-                        "mae": {
-                            "metric": "mae",
-                            "created_at": ["2026-11-22T17:06:36.000000Z"],
-                            "stats": [{"avg": 4.5, "lower_bound": 4.0, "upper_bound": 5.0}],
-                        }
-                    }
-                }
-            ]
-        }
-    )
-
-    metrics: dict[str, CustomMetricSeries]
-
-
-class RouteSeries(_Closed):
-    route_name: str
-    created_at: list[datetime]
-    p5: list[float]
-    p25: list[float]
-    p50: list[float]
-    p95: list[float]
-    p99: list[float]
-    total_request_count: list[int]
-    total_error_count: list[int]
-    error_latency: list[float]
-    status_counts: list[dict[str, int]]
-
-
-class ObservabilityMetrics(_Closed):
-    """Per route, bucket aggregates newest first."""
-
-    status: Literal["success"]
-    data: list[RouteSeries]
-
-
-# --- alerts ---------------------------------------------------------------------------------------------------------
-
-
-class Alert(_Closed):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "created_at": "2026-11-22T17:06:43.680899Z",
-                    "name": "model",
-                    "space": "cap",
-                    "version": "1.0.0",
-                    "entity_name": "feature_0",
-                    "alert": {"zone": "Zone 4", "kind": "Out of bounds", "entity_name": "feature_0"},
-                    "id": 1,
-                    "drift_type": "Spc",
-                    "active": True,
-                }
-            ]
-        }
-    )
-
-    created_at: datetime
-    name: str
-    space: str
-    version: str
-    entity_name: str
-    alert: dict[str, str] = Field(description="Every value is a string.")
-    id: int
-    drift_type: str
-    active: bool
-
-
-class Alerts(_Closed):
-    """The alerts, newest first."""
-
-    alerts: list[Alert]
-
-
-class UpdateAlertStatus(BaseModel):
-    """Set an alert's `active` flag; `space` must be the alert's own."""
-
-    id: int = Field(ge=-(2**31), le=_INT32)
-    active: bool
-    space: Text
-
-
-class AlertUpdated(_Closed):
-    """The alert now has the requested status."""
-
-    updated: Literal[True]
+# --- bodies a struct cannot declare ---------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class OneOf:
+    """A body that is one of several structs (``anyOf`` in the document)."""
+
+    description: str
+    alternatives: tuple[type[msgspec.Struct], ...]
+    examples: tuple[Any, ...] = ()
+
+
+@attrs.frozen
+class PlainText:
+    """A body that is text, not JSON (give the route's media type in `documented`'s ``content_types``)."""
+
+    description: str
+
+
+#: The stored profile, as `GET /scouter/profile` answers it.
+TAGGED_DRIFT_PROFILE: Final = OneOf(
+    'The stored profile, externally tagged by its drift type: `{"Spc": {...}}`, `{"Psi": {...}}` or '
+    '`{"Custom": {...}}`.',
+    v064_profiles.TAGGED_DRIFT_PROFILES,
+    (v064_profiles.TAGGED_DRIFT_PROFILE_EXAMPLE,),
+)
+#: The observability route's errors: its own shape, or the guard's before it runs.
+OBSERVABILITY_ERROR: Final = OneOf(
+    'An error: the route\'s own `{"status": "error", "message"}`, or `{"error"}` from the checks before it.',
+    (StatusErrorBody, ErrorBody),
+)
+METRICS_TEXT: Final = PlainText("Prometheus text exposition format.")
+
+#: Every struct the document refers to: quart-schema inlines a route's own struct, not the structs it refers to.
+SHAPES: Final = (
+    *v064.SHAPES,
+    *v064_accounts.SHAPES,
+    *v064_profiles.SHAPES,
+    v064_records.ServerRecords,
+    *v064_records.RECORD_ITEMS,
+    *v025.SHAPES,
+)
+#: ServerRecords takes the records of both clients (the decoder's catch-all element is not the document's).
+RECORD_ITEMS: Final = (*v064_records.RECORD_ITEMS, *v025.UID_RECORD_ITEMS)
 
 
 # --- declaring routes -----------------------------------------------------------------------------------------------
@@ -763,7 +168,7 @@ _EXTRA = "_scouter_openapi"
 def documented(
     *,
     tags: Iterable[str],
-    responses: Mapping[int, type],
+    responses: Mapping[int, type | OneOf | PlainText],
     summary: str | None = None,
     query: type | None = None,
     body: type | None = None,
@@ -774,9 +179,10 @@ def documented(
 ) -> Callable[[T], T]:
     """Declare a route's request and responses for the OpenAPI document; documentation only, nothing is validated.
 
-    `responses` maps each status the route may answer to the model of its body; `content_types` overrides a status's
-    media type (JSON by default). `summary` stands in for the handler's docstring, which is the summary otherwise.
-    Guarded routes also get the `Authorization` response header of a renewed token.
+    `responses` maps each status the route may answer to the struct of its body (or a `OneOf`, a `PlainText`);
+    `content_types` overrides a status's media type (JSON by default). `summary` stands in for the handler's
+    docstring, which is the summary otherwise. Guarded routes also get the `Authorization` response header of a
+    renewed token.
     """
 
     def decorate(view: T) -> T:
@@ -786,7 +192,11 @@ def documented(
             view = document_request(body)(view)
         if headers is not None:
             view = document_headers(headers)(view)
+        bodies: dict[int, OneOf | PlainText] = {}
         for status, model in responses.items():
+            if isinstance(model, OneOf | PlainText):
+                bodies[status] = model  # replaces the placeholder's schema when the document is built
+                model = ErrorBody
             view = document_response(model, status)(view)
         view = tag(tags)(view)
         if security is not None:
@@ -800,7 +210,12 @@ def documented(
         setattr(
             view,
             _EXTRA,
-            {"content_types": dict(content_types or {}), "headers": extra_headers, "summary": summary},
+            {
+                "content_types": dict(content_types or {}),
+                "headers": extra_headers,
+                "summary": summary,
+                "bodies": bodies,
+            },
         )
         return view
 
@@ -867,11 +282,8 @@ def _header_name(name: str) -> str:
 def _mark_required(
     parameters: list[dict[str, Any]], model: type, wire_name: Callable[[str], str]
 ) -> list[dict[str, Any]]:
-    if isinstance(model, type) and issubclass(model, msgspec.Struct):
-        schema = msgspec.json.schema(model)
-        schema = schema["$defs"][model.__name__] if "$defs" in schema else schema
-    else:
-        schema = TypeAdapter(model).json_schema()
+    schema = msgspec.json.schema(model)
+    schema = schema["$defs"][model.__name__] if "$defs" in schema else schema
     required = {wire_name(name) for name in schema.get("required", ())}
     for parameter in parameters:
         parameter["required"] = parameter["name"] in required
@@ -881,6 +293,10 @@ def _mark_required(
 def _response(status: int, response: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     response = copy.deepcopy(response)
     about_body = response["description"]  # the model's docstring
+    body = extra.get("bodies", {}).get(status)
+    if body is not None:
+        about_body = body.description
+        response["content"]["application/json"]["schema"] = _body_schema(body)
     if status == 200:
         response["description"] = about_body or STATUS_TEXT[200]
     else:
@@ -892,6 +308,16 @@ def _response(status: int, response: dict[str, Any], extra: Mapping[str, Any]) -
     if headers:
         response["headers"] = dict(headers)
     return response
+
+
+def _body_schema(body: OneOf | PlainText) -> dict[str, Any]:
+    if isinstance(body, PlainText):
+        return {"type": "string", "description": body.description}
+    refs = [{"$ref": MSGSPEC_REF_TEMPLATE.format(name=shape.__name__)} for shape in body.alternatives]
+    schema: dict[str, Any] = {"description": body.description, "anyOf": refs}
+    if body.examples:
+        schema["examples"] = list(body.examples)
+    return schema
 
 
 def _extension() -> QuartSchema:
@@ -915,25 +341,43 @@ def openapi_document(app: Quart) -> dict[str, Any]:
     cached: dict[str, Any] | None = app.extensions.get("scouter_openapi")
     if cached is None:
         # The provider reads these two settings; QuartSchema.init_app would have set the same defaults.
-        app.config.setdefault("QUART_SCHEMA_CONVERSION_PREFERENCE", "pydantic")
+        app.config.setdefault("QUART_SCHEMA_CONVERSION_PREFERENCE", "msgspec")
         app.config.setdefault("QUART_SCHEMA_CONVERT_CASING", False)
         schema = _Provider(app, _extension()).schema()
-        # quart-schema inlines a msgspec struct's own schema but not the structs it refers to: add them all.
-        _, msgspec_components = msgspec.json.schema_components(wire_v025.SHAPES, ref_template=MSGSPEC_REF_TEMPLATE)
+        _, shapes = msgspec.json.schema_components(SHAPES, ref_template=MSGSPEC_REF_TEMPLATE)
         components = schema["components"]["schemas"]
-        for name, component in msgspec_components.items():
+        for name, component in shapes.items():
             components.setdefault(name, component)
-        # ServerRecords takes the records of both clients: add the 0.25 members to its union.
-        uid_items = [{"$ref": MSGSPEC_REF_TEMPLATE.format(name=item.__name__)} for item in wire_v025.UID_RECORD_ITEMS]
+        items = {"anyOf": [{"$ref": MSGSPEC_REF_TEMPLATE.format(name=item.__name__)} for item in RECORD_ITEMS]}
+        components["ServerRecords"]["properties"]["records"]["items"] = items
         for path in ("/scouter/drift", "/scouter/message"):
             body = schema["paths"].get(path, {}).get("post", {}).get("requestBody")
             if body is not None:
-                records = body["content"]["application/json"]["schema"]["properties"]["records"]
-                records["items"]["anyOf"] = [*records["items"]["anyOf"], *uid_items]
+                body["content"]["application/json"]["schema"]["properties"]["records"]["items"] = items
+        components.pop("RecordItem", None)
+        _add_examples(schema, {shape.__name__: shape.EXAMPLES for shape in SHAPES if hasattr(shape, "EXAMPLES")})
         # written here in OpenAPI's own spelling: quart-schema's scheme classes drop `description`
         schema["components"]["securitySchemes"] = copy.deepcopy(SECURITY_SCHEMES)
         cached = app.extensions["scouter_openapi"] = _plain(schema)
     return copy.deepcopy(cached)
+
+
+def _add_examples(document: dict[str, Any], examples: Mapping[str, list[Any]]) -> None:
+    """A struct's whole-body `EXAMPLES` on its schema, wherever the schema is (a component, or inlined)."""
+    for node in _objects(document):
+        title = node.get("title")
+        if isinstance(title, str) and title in examples and node.get("type") == "object":
+            node["examples"] = copy.deepcopy(examples[title])
+
+
+def _objects(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, Mapping):
+        yield node  # type: ignore[misc]
+        for value in node.values():
+            yield from _objects(value)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            yield from _objects(value)
 
 
 def _plain(value: Any) -> Any:
@@ -950,4 +394,14 @@ def is_hidden(view: Callable[..., Any]) -> bool:
     return bool(getattr(view, QUART_SCHEMA_HIDDEN_ATTRIBUTE, False))
 
 
-__all__ = ["documented", "is_hidden", "openapi_document", "undocumented"]
+__all__ = [
+    "METRICS_TEXT",
+    "OBSERVABILITY_ERROR",
+    "TAGGED_DRIFT_PROFILE",
+    "OneOf",
+    "PlainText",
+    "documented",
+    "is_hidden",
+    "openapi_document",
+    "undocumented",
+]

@@ -45,21 +45,12 @@ from scouter.sql import (
     UPSERT_PROFILE,
 )
 from scouter.versions import VersionError, next_version
-from scouter.wire_v025 import RegisteredProfileResponse, RegisterProfileRequest, ShapeError, decode, encode
+from scouter.wire.v025 import RegisteredProfileResponse, RegisterProfileRequest, ShapeError, decode, encode
+from scouter.wire.v064 import ErrorBody, GetProfileRequest, ProfileStatusRequest, ScouterResponse
 
 from ._context import context
 from ._guard import guarded, json_object
-from ._openapi import (
-    BEARER,
-    BODY_ERRORS,
-    QUERY_ERRORS,
-    ErrorBody,
-    GetProfileRequest,
-    ProfileStatusRequest,
-    ScouterResponse,
-    TaggedDriftProfile,
-    documented,
-)
+from ._openapi import BEARER, BODY_ERRORS, QUERY_ERRORS, TAGGED_DRIFT_PROFILE, documented
 from ._responses import DB_ERRORS, database_failure, json_response, raw_json_response
 
 log = logging.getLogger("actors.http.profiles")
@@ -273,7 +264,7 @@ async def update_profile_status() -> Response:
     summary="Download a drift profile, tagged by its drift type.",
     security=BEARER,
     query=GetProfileRequest,
-    responses={**QUERY_ERRORS, 200: TaggedDriftProfile, 404: ErrorBody},
+    responses={**QUERY_ERRORS, 200: TAGGED_DRIFT_PROFILE, 404: ErrorBody},
 )
 @guarded(Requirement.read())
 async def get_profile() -> Response:

@@ -10,30 +10,20 @@ wrong shape get 422 naming the field; unknown fields are ignored, as serde does.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final, TypeVar
 
 from quart import Blueprint
 from werkzeug.exceptions import UnprocessableEntity
 
 from scouter.auth import Requirement, hash_password, is_admin, new_recovery_codes
+from scouter.wire.common import FaultyBody, convert_body
+from scouter.wire.v064 import ErrorBody, ScouterResponse
+from scouter.wire.v064_accounts import CreateUserRequest, CreateUserResponse, UpdateUserRequest, UserList, UserResponse
 
 from .. import users
 from ._context import context
 from ._guard import guarded, identity, json_object
-from ._openapi import (
-    BEARER,
-    BEARER_OR_BOOTSTRAP,
-    BODY_ERRORS,
-    GUARD_ERRORS,
-    CreateUserRequest,
-    CreateUserResponse,
-    ErrorBody,
-    ScouterResponse,
-    UpdateUserRequest,
-    UserList,
-    UserResponse,
-    documented,
-)
+from ._openapi import BEARER, BEARER_OR_BOOTSTRAP, BODY_ERRORS, GUARD_ERRORS, documented
 
 log = logging.getLogger("actors.http.users")
 
@@ -51,38 +41,49 @@ def _storable(username: str) -> bool:
 
 
 # -- request bodies ---------------------------------------------------------------------------------------------
-def _required_text(body: dict[str, Any], name: str) -> str:
-    value = _text(body, name)
-    if value is None:
-        raise UnprocessableEntity(f"missing field {name!r}")
-    return value
+Body = TypeVar("Body", CreateUserRequest, UpdateUserRequest)
 
 
-def _text(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise UnprocessableEntity(f"field {name!r} must be a string")
-    if "\x00" in value:
-        raise UnprocessableEntity(f"field {name!r} must not contain NUL characters")
-    return value
+def _decoded(body: dict[str, Any], shape: type[Body]) -> Body:
+    """`body` as its declaration (`scouter.wire.v064_accounts`), or a 422 worded as the upstream route words it; a
+    null is an absent field, and NUL (which PostgreSQL text cannot hold) is refused in every string."""
+    body = {key: value for key, value in body.items() if value is not None}
+    try:
+        decoded = convert_body(body, shape)
+    except FaultyBody as exc:
+        field, missing, _, expected = exc.fault
+        name = field.partition("[")[0]
+        if missing:
+            raise UnprocessableEntity(f"missing field {name!r}") from None
+        if expected.startswith("Expected `str` of length >= "):
+            raise UnprocessableEntity(f"field {name!r} must not be empty") from None
+        if expected.startswith("Expected `str` of length <= "):
+            longest = expected.removeprefix("Expected `str` of length <= ").split(" ")[0].rstrip(",")
+            raise UnprocessableEntity(f"field {name!r} must be at most {longest} characters") from None
+        raise UnprocessableEntity(f"field {name!r} must be {_EXPECTED[name]}") from None
+    for name in decoded.__struct_fields__:
+        value = getattr(decoded, name)
+        if isinstance(value, str) and "\x00" in value:
+            raise UnprocessableEntity(f"field {name!r} must not contain NUL characters")
+        if isinstance(value, list) and any("\x00" in item for item in value):
+            raise UnprocessableEntity(f"field {name!r} must be a list of strings")
+    return decoded
 
 
-def _texts(body: dict[str, Any], name: str) -> tuple[str, ...] | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(item, str) and "\x00" not in item for item in value):
-        raise UnprocessableEntity(f"field {name!r} must be a list of strings")
-    return tuple(dict.fromkeys(value))  # de-duplicated, first-seen order
+_EXPECTED: Final = {
+    "username": "a string",
+    "password": "a string",
+    "email": "a string",
+    "role": "a string",
+    "permissions": "a list of strings",
+    "group_permissions": "a list of strings",
+    "favorite_spaces": "a list of strings",
+    "active": "a boolean",
+}
 
 
-def _flag(body: dict[str, Any], name: str) -> bool | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, bool):
-        raise UnprocessableEntity(f"field {name!r} must be a boolean")
-    return value
+def _unique(values: list[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(dict.fromkeys(values))  # de-duplicated, first-seen order
 
 
 # -- routes -----------------------------------------------------------------------------------------------------
@@ -96,16 +97,15 @@ def _flag(body: dict[str, Any], name: str) -> bool | None:
 @guarded(Requirement.admin())
 async def create_user() -> Answer:
     """Create a user (admin group, or the bootstrap key); answer with its four recovery codes, shown once."""
-    body = await json_object()
-    username = _required_text(body, "username")
-    password = _required_text(body, "password")
-    email = _required_text(body, "email")
-    if not username:
-        raise UnprocessableEntity("field 'username' must not be empty")
-    permissions = _texts(body, "permissions")
-    group_permissions = _texts(body, "group_permissions")
-    role = _text(body, "role")
-    active = _flag(body, "active")
+    request = _decoded(await json_object(), CreateUserRequest)
+    username, password, email, role, active = (
+        request.username,
+        request.password,
+        request.email,
+        request.role,
+        request.active,
+    )
+    permissions, group_permissions = _unique(request.permissions), _unique(request.group_permissions)
 
     ctx = context()
     if await users.get_user(ctx.db, username) is not None:
@@ -165,12 +165,10 @@ async def update_user(username: str) -> Answer:
     """Change a user's password or favourite spaces; admins may also change permissions, groups and `active`.
 
     A new password, changed permissions or groups, and a deactivation delete the stored refresh token."""
-    body = await json_object()
-    password = _text(body, "password")
-    favorite_spaces = _texts(body, "favorite_spaces")
-    permissions = _texts(body, "permissions")
-    group_permissions = _texts(body, "group_permissions")
-    active = _flag(body, "active")
+    request = _decoded(await json_object(), UpdateUserRequest)
+    password, active = request.password, request.active
+    favorite_spaces = _unique(request.favorite_spaces)
+    permissions, group_permissions = _unique(request.permissions), _unique(request.group_permissions)
     if not is_admin(identity()):
         # As upstream, a non-admin's values for these fields are silently ignored.
         permissions = group_permissions = active = None

@@ -1,7 +1,7 @@
 """Decode rate of ServerRecords messages, 0.6.4 records (space/name/version) beside 0.25 records (uid).
 
 The 0.25 records take the decoder's fast path for the client's own form (exactly what their msgspec declaration in
-`scouter.wire_v025` accepts; the declaration itself words every error) and are then filed under their entity
+`scouter.wire.v025` accepts; the declaration itself words every error) and are then filed under their entity
 (`scouter.entities.resolve_uids`); the 0.6.4 ones take the hand-written decoder. Both figures are printed so
 the uid path can be compared with the 0.6.4 floor measured in the same run (issue 17: no worse than ~207 k/s).
 
@@ -61,13 +61,13 @@ def main() -> None:
     # the same rows, whichever flavour they came in
     assert decode_server_records(old[0]).spc_rows == resolve_uids(decode_server_records(new[0]), entities).spc_rows
     figures = {
-        "0.6.4 records (hand-written decoder)": rate(old, decode_server_records),
+        "0.6.4 records (space/name/version)": rate(old, decode_server_records),
         "0.25 records (uid), decode only": rate(new, decode_server_records),
         "0.25 records, decode + file under uid": rate(new, lambda p: resolve_uids(decode_server_records(p), entities)),
     }
     for label, value in figures.items():
         print(f"  {label:<48} {value:>10,.0f} records/s")
-    baseline = figures["0.6.4 records (hand-written decoder)"]
+    baseline = figures["0.6.4 records (space/name/version)"]
     print(f"ratio 0.25 decode + file / 0.6.4 decode: {figures['0.25 records, decode + file under uid'] / baseline:.2f}")
 
 

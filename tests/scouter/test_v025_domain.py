@@ -15,7 +15,7 @@ from scouter.profile_superset import superset_document
 from scouter.profiles import CustomDriftProfile, parse_profile
 from scouter.records import DecodeError, decode_server_records
 from scouter.versions import VersionError, next_version
-from scouter.wire_v025 import AlertMap, CustomAlertBody, PsiAlertBody, SpcAlertBody
+from scouter.wire.v025 import AlertMap, CustomAlertBody, PsiAlertBody, SpcAlertBody
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -82,7 +82,7 @@ def test_a_record_is_never_filed_under_a_guess() -> None:
 @pytest.mark.parametrize(
     ("record", "fragment"),
     [
-        (_spc_uid("u1", True), "records[0].Spc.value: Expected `float`, got `bool`"),
+        (_spc_uid("u1", True), "records[0].Spc.value: expected a number, got true"),
         (_spc_uid(""), "records[0].Spc.uid"),
         (_spc_uid("a\x00b"), "records[0].Spc.uid: must not contain NUL"),
         ({"Psi": {"created_at": "2026-12-07T04:22:45Z", "uid": "u", "feature": "f", "bin_id": -1, "bin_count": 1}},
@@ -156,3 +156,9 @@ def test_uid_records_get_the_created_at_bounds_of_every_record() -> None:
             decode_server_records(json.dumps({"records": [record]}))
         assert caught.value.reason.startswith("records[0].Spc.created_at: must not be")
         assert fragment in caught.value.reason
+
+
+def test_a_dropped_first_record_of_any_shape_is_only_counted() -> None:
+    """An out-of-scope GenAI record whose body is not an object is dropped and counted, not a crash."""
+    batch = decode_server_records(b'{"records": [{"GenAIEval": [1]}, {"GenAIEval": null}]}')
+    assert ((("GenAIEval", 2),), None, 0) == (batch.dropped, batch.first_space, batch.total)

@@ -11,11 +11,23 @@ fields are ignored (the client's serde does the same), so a newer client's extra
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Final, Literal, TypeVar
+from typing import Annotated, Final, Literal
 
-import msgspec
 from msgspec import Meta, Struct
+
+from scouter.wire.common import (
+    INT32_MAX,
+    AwareDatetime,
+    Count,
+    DriftTypeName,
+    Int32,
+    ShapeError,
+    Text,
+    Timestamp,
+    Uid,
+    decode,
+    encode,
+)
 
 __all__ = [
     "SHAPES",
@@ -30,12 +42,14 @@ __all__ = [
     "PsiAlertBody",
     "RegisterProfileRequest",
     "RegisteredProfileResponse",
+    "ServerRecordsV025",
     "ShapeError",
     "SpcAlertBody",
     "UidCustomItem",
     "UidCustomRecord",
     "UidPsiItem",
     "UidPsiRecord",
+    "UidRecordItem",
     "UidSpcItem",
     "UidSpcRecord",
     "VersionRequest",
@@ -43,39 +57,7 @@ __all__ = [
     "encode",
 ]
 
-INT32_MAX: Final = 2**31 - 1
-
-Int32 = Annotated[int, Meta(ge=-(2**31), le=INT32_MAX)]
-Count = Annotated[int, Meta(ge=0, le=INT32_MAX)]
-AwareDatetime = Annotated[datetime, Meta(tz=True)]
-#: RFC 3339 text kept as text: the records' created_at is parsed by `scouter.records` (nanoseconds truncated).
-Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
-Uid = Annotated[str, Meta(min_length=1, extra_json_schema={"examples": ["01a24ebd-608d-73a9-be09-51cfaa661a3e"]})]
-DriftTypeName = Literal["Spc", "Psi", "Custom"]
 VersionType = Literal["Major", "Minor", "Patch", "Pre", "Build", "PreBuild"]
-
-T = TypeVar("T")
-
-
-class ShapeError(ValueError):
-    """A value that does not have the declared shape; ``reason`` names the path (``$.records[0].uid``) and why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def decode(data: Any, shape: type[T], *, from_text: bool = False) -> T:
-    """``data`` (parsed JSON, or query-string text values when `from_text`) as `shape`, or `ShapeError`."""
-    try:
-        return msgspec.convert(data, shape, strict=not from_text)
-    except msgspec.ValidationError as exc:
-        raise ShapeError(str(exc)) from None
-
-
-def encode(value: Any) -> bytes:
-    """JSON bytes of a struct (or of plain data holding structs)."""
-    return msgspec.json.encode(value)
 
 
 # --- registration (§5) ----------------------------------------------------------------------------------------------
@@ -117,53 +99,68 @@ class RegisteredProfileResponse(Struct, kw_only=True):
 # --- ingest (§8) ----------------------------------------------------------------------------------------------------
 
 
-class UidSpcRecord(Struct, kw_only=True):
+class UidSpcRecord(Struct, kw_only=True, gc=False):
     """An SPC sample mean of a 0.25 queue: the entity is named by `uid` only; `entity_id` (always 0) is ignored."""
 
     created_at: Timestamp
     uid: Uid
-    feature: str
+    feature: Text
     value: float
     entity_id: int = 0
 
 
-class UidPsiRecord(Struct, kw_only=True):
+class UidPsiRecord(Struct, kw_only=True, gc=False):
     """A PSI bin count of a 0.25 queue."""
 
     created_at: Timestamp
     uid: Uid
-    feature: str
+    feature: Text
     bin_id: Count
     bin_count: Count
     entity_id: int = 0
 
 
-class UidCustomRecord(Struct, kw_only=True):
+class UidCustomRecord(Struct, kw_only=True, gc=False):
     """A custom-metric batch mean of a 0.25 queue."""
 
     created_at: Timestamp
     uid: Uid
-    metric: str
+    metric: Text
     value: float
     entity_id: int = 0
 
 
-class UidSpcItem(Struct):
+class UidSpcItem(Struct, gc=False):
     """A ServerRecords element holding a 0.25 SPC record (externally tagged, as every record)."""
 
     Spc: UidSpcRecord
 
 
-class UidPsiItem(Struct):
+class UidPsiItem(Struct, gc=False):
     Psi: UidPsiRecord
 
 
-class UidCustomItem(Struct):
+class UidCustomItem(Struct, gc=False):
     Custom: UidCustomRecord
 
 
 #: The 0.25 members of the ServerRecords ``records`` union (the 0.6.4 members are documented beside them).
 UID_RECORD_ITEMS: Final = (UidSpcItem, UidPsiItem, UidCustomItem)
+
+
+class UidRecordItem(Struct, forbid_unknown_fields=True, gc=False):
+    """Any 0.25 ServerRecords element, for the decoder's one-pass path over a message of 0.25 records only: exactly
+    one key is present (the decoder checks); an unknown key fails and sends the message to the per-record path."""
+
+    Spc: UidSpcRecord | None = None
+    Psi: UidPsiRecord | None = None
+    Custom: UidCustomRecord | None = None
+
+
+class ServerRecordsV025(Struct):
+    """A ServerRecords message of 0.25 records only (the document lists the element shapes one by one)."""
+
+    records: list[UidRecordItem]
 
 
 # --- binned drift queries (§9) --------------------------------------------------------------------------------------
