@@ -12,8 +12,8 @@ Also stricter than upstream, on purpose:
 
 * ``config.drift_type``, when present, must equal the request's ``drift_type`` (upstream stored a mismatch and then
   served it under the wrong tag);
-* ``config.space``, ``config.name`` and ``config.version`` must not be empty nor hold NUL (anything else is
-  accepted as upstream does; see `scouter.records.check_entity_name`);
+* ``config.space``, ``config.name`` and ``config.version`` must not be empty, hold NUL nor exceed 512 bytes
+  (anything else is accepted as upstream does; see `scouter.records.check_entity_name`);
 * numbers must be finite; PSI bin ids unique per feature; proportions within [0, 1]; thresholds' alpha within [0, 1);
 * no string anywhere may hold NUL (the document is stored as jsonb, which cannot).
 

@@ -44,7 +44,7 @@ import attrs
 import msgspec
 import orjson
 
-from scouter.wire.common import INT32_MAX, nul_field, show, worded
+from scouter.wire.common import INT32_MAX, NAME_CHARS_ALWAYS_FIT, name_problem, show, text_fault, worded
 from scouter.wire.timestamps import (
     DEFAULT_MAX_FUTURE,
     EARLIEST_CREATED_AT,
@@ -261,12 +261,13 @@ class DecodedBatch:
 def check_entity_name(field: str, value: object) -> None:
     """Raise `DecodeError` naming `field` unless `value` can be a space, name or version.
 
-    Rejected: non-strings, the empty string, and NUL (PostgreSQL ``text`` cannot hold it; upstream fails on it too).
-    Everything else is accepted as upstream does: ``/``, ``\\``, ``.`` and ``..``, control characters, unicode.
+    Rejected: non-strings, the empty string, NUL (PostgreSQL ``text`` cannot hold it; upstream fails on it too) and
+    more than `MAX_NAME_BYTES` of UTF-8 (no index row could hold it: upstream answers 500). Everything else is
+    accepted as upstream does: ``/``, ``\\``, ``.`` and ``..``, control characters, unicode.
     """
     if type(value) is not str:
         raise DecodeError(f"{field}: expected a string, got {show(value)}")
-    problem = "must not be empty" if not value else "must not contain NUL" if "\x00" in value else None
+    problem = "must not be empty" if not value else name_problem(value)
     if problem is not None:
         raise DecodeError(f"{field}: {problem}, got {show(value)}")
 
@@ -326,23 +327,23 @@ def _one_pass(items: Sequence[RecordItem], bounds: CreatedAtBounds) -> DecodedBa
         if kinds + (item.Observability is not None) != 1:
             return None
         if record is not None:
-            if "\x00" in record.feature or "\x00" in record.space or "\x00" in record.name or "\x00" in record.version:
-                raise _nul(index, "Spc", record)
+            if _suspect(record.feature, record.space, record.name, record.version):
+                _check_texts(index, "Spc", record)
             value = record.value
             if value - value != 0.0:  # NaN or ±inf: only a parsed document can hold them
                 raise _not_finite(index, "Spc", value)
             created = _created_at(index, "Spc", record.created_at, bounds)
             spc.append((created, record.name, record.space, record.version, record.feature, value))
         elif (record := item.Psi) is not None:
-            if "\x00" in record.feature or "\x00" in record.space or "\x00" in record.name or "\x00" in record.version:
-                raise _nul(index, "Psi", record)
+            if _suspect(record.feature, record.space, record.name, record.version):
+                _check_texts(index, "Psi", record)
             created = _created_at(index, "Psi", record.created_at, bounds)
             psi.append(
                 (created, record.name, record.space, record.version, record.feature, record.bin_id, record.bin_count)
             )
         elif (record := item.Custom) is not None:
-            if "\x00" in record.metric or "\x00" in record.space or "\x00" in record.name or "\x00" in record.version:
-                raise _nul(index, "Custom", record)
+            if _suspect(record.metric, record.space, record.name, record.version):
+                _check_texts(index, "Custom", record)
             value = record.value
             if value - value != 0.0:
                 raise _not_finite(index, "Custom", value)
@@ -433,16 +434,16 @@ def _uid_row(index: int, record: UidSpcRecord | UidPsiRecord | UidCustomRecord, 
         kind, label, value, count = "Psi", record.feature, record.bin_id, record.bin_count
     else:
         kind, label, value, count = "Custom", record.metric, record.value, None
-    if "\x00" in label or "\x00" in record.uid:
-        raise _nul(index, kind, record)
+    if "\x00" in label or "\x00" in record.uid or max(len(label), len(record.uid)) > NAME_CHARS_ALWAYS_FIT:
+        _check_texts(index, kind, record)
     if value - value != 0:  # NaN or ±inf: only a parsed document can hold them
         raise _not_finite(index, kind, value)
     return (kind, record.uid, _created_at(index, kind, record.created_at, bounds), label, value, count)
 
 
 def _observability_row(index: int, record: ObservabilityServerRecord) -> ObservabilityRow:
-    if nul_field(record) is not None:
-        raise _nul(index, "Observability", record)
+    if _suspect(record.space, record.name, record.version):
+        _check_texts(index, "Observability", record)
     for position, route in enumerate(record.route_metrics):
         if "\x00" in route.route_name:
             path = f"records[{index}].Observability.route_metrics[{position}].route_name"
@@ -463,11 +464,20 @@ def _observability_row(index: int, record: ObservabilityServerRecord) -> Observa
     return (record.space, record.name, record.version, record.request_count, record.error_count, routes_json)
 
 
-def _nul(index: int, kind: str, record: msgspec.Struct) -> DecodeError:
-    field = nul_field(record)
-    return DecodeError(
-        f"records[{index}].{kind}.{field}: must not contain NUL, got {show(getattr(record, str(field)))}"
-    )
+def _suspect(*names: str) -> bool:
+    """Whether a name may hold NUL or be too long: the cheap test every record takes (`_check_texts` words it)."""
+    for name in names:
+        if "\x00" in name or len(name) > NAME_CHARS_ALWAYS_FIT:
+            return True
+    return False
+
+
+def _check_texts(index: int, kind: str, record: msgspec.Struct) -> None:
+    """Raise `DecodeError` naming the record's first name that cannot be stored and filed (NUL, too long)."""
+    fault = text_fault(record)
+    if fault is not None:
+        field, problem = fault
+        raise DecodeError(f"records[{index}].{kind}.{field}: {problem}, got {show(getattr(record, field))}")
 
 
 def _not_finite(index: int, kind: str, value: float) -> DecodeError:

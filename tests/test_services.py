@@ -12,6 +12,7 @@ from typing import TypeVar
 import pytest
 
 from tests import services
+from tests.services import _owned, _ports, _postgres, _rabbitmq
 
 pytest_plugins = ["tests.plugins.services"]  # also listed by the top-level conftest; registering twice is a no-op
 
@@ -37,35 +38,38 @@ def test_with_database_replaces_only_the_database() -> None:
     """with_database swaps the path of a DSN and keeps user, host, port and query parameters."""
     dsn = "postgresql://postgres@127.0.0.1:5432/postgres?sslmode=disable"
     assert "postgresql://postgres@127.0.0.1:5432/scouter_test_ab?sslmode=disable" == services.with_database(
-        dsn, "scouter_test_ab")
+        dsn, "scouter_test_ab"
+    )
 
 
 def test_free_port_is_bindable_and_outside_the_ephemeral_range() -> None:
     """_free_port returns a port that binds and that outgoing connections cannot be handed."""
-    port = services._free_port()
-    low, high = services._local_port_range()
-    assert (False, True) == (low <= port <= high, services._port_is_free(port, "127.0.0.1"))
+    port = _ports._free_port()
+    low, high = _ports._local_port_range()
+    assert (False, True) == (low <= port <= high, _ports._port_is_free(port, "127.0.0.1"))
 
 
 def test_forced_private_reads_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
     """SCOUTER_TEST_FORCE_PRIVATE names services, case-insensitively, or `all`."""
-    monkeypatch.setenv(services.ENV_FORCE_PRIVATE, " Postgres , kafka")
-    named = (services._forced_private("postgres"), services._forced_private("rabbitmq"))
-    monkeypatch.setenv(services.ENV_FORCE_PRIVATE, "all")
-    assert ((True, False), True) == (named, services._forced_private("rabbitmq"))
+    monkeypatch.setenv(_owned.ENV_FORCE_PRIVATE, " Postgres , kafka")
+    named = (_owned._forced_private("postgres"), _owned._forced_private("rabbitmq"))
+    monkeypatch.setenv(_owned.ENV_FORCE_PRIVATE, "all")
+    assert ((True, False), True) == (named, _owned._forced_private("rabbitmq"))
 
 
 def test_scratch_database_rejects_a_prefix_that_is_not_an_identifier() -> None:
     """scratch_database refuses prefixes that would need quoting, before touching any server."""
-    with pytest.raises(ValueError, match="lower-case identifier"), services.scratch_database("postgresql://x/y",
-                                                                                             prefix="Bad-Name"):
+    with (
+        pytest.raises(ValueError, match="lower-case identifier"),
+        services.scratch_database("postgresql://x/y", prefix="Bad-Name"),
+    ):
         pass
 
 
 def test_a_server_that_dies_at_start_is_reported_with_its_log(monkeypatch: pytest.MonkeyPatch) -> None:
     """A broker that exits while starting raises ServiceError naming its exit code and log file."""
     monkeypatch.setenv("CALF_TANSU_BIN", "/bin/false")
-    monkeypatch.setattr(services, "_keep_work_dir", services._keep_work_dir)  # this failure is on purpose
+    monkeypatch.setattr(_owned, "_keep_work_dir", _owned._keep_work_dir)  # this failure is on purpose
     broker = services.KafkaBroker()
     try:
         with pytest.raises(services.ServiceError) as caught:
@@ -154,9 +158,9 @@ def test_scratch_database_is_dropped_even_with_a_connection_open(postgres_dsn: s
 @pytest.mark.parametrize("binaries", ["debian", "embedded"])
 def test_private_postgres_keeps_its_data_across_a_restart(monkeypatch: pytest.MonkeyPatch, binaries: str) -> None:
     """A private PostgreSQL (either kind of binaries) serves on TCP and keeps data and port across stop/start."""
-    if binaries == "debian" and services._debian_postgres_bin() is None:
+    if binaries == "debian" and _postgres._debian_postgres_bin() is None:
         pytest.skip("Debian's postgresql package is not installed")
-    monkeypatch.setenv(services.ENV_POSTGRES_BINARIES, binaries)
+    monkeypatch.setenv(_postgres.ENV_POSTGRES_BINARIES, binaries)
 
     async def write(dsn: str) -> None:
         import asyncpg
@@ -215,16 +219,20 @@ def test_rabbitmq_url_round_trips_a_message(rabbitmq_url: str) -> None:
 @pytest.mark.rabbitmq
 @pytest.mark.slow
 def test_private_rabbitmq_node_keeps_a_durable_message_across_a_restart(
-        private_rabbitmq_node: services.RabbitNode) -> None:
+    private_rabbitmq_node: services.RabbitNode,
+) -> None:
     """A persistent message in a durable queue survives stop/start of a private node on the same URL."""
     url = private_rabbitmq_node.url
     queue_name = unique("scouter-test-restart")
     run(lambda: _amqp_publish(url, queue_name, b"kept", durable=True))
     private_rabbitmq_node.stop()
-    down = services._amqp_answers(url, timeout=5)
+    down = _rabbitmq._amqp_answers(url, timeout=5)
     private_rabbitmq_node.start()
-    assert (False, url, b"kept") == (down, private_rabbitmq_node.url,
-                                     run(lambda: _amqp_get(url, queue_name, durable=True)))
+    assert (False, url, b"kept") == (
+        down,
+        private_rabbitmq_node.url,
+        run(lambda: _amqp_get(url, queue_name, durable=True)),
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -250,8 +258,15 @@ async def _kafka_round_trip(brokers: str, values: list[bytes]) -> list[bytes]:
     finally:
         await producer.stop()
     # tansu: earliest (its "latest" offsets are wrong) and a short session so the group join takes ~3 s
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=brokers, group_id=group, auto_offset_reset="earliest",
-                                enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=500)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=brokers,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=500,
+    )
     await consumer.start()
     try:
         received: list[bytes] = []
@@ -281,7 +296,8 @@ def test_ensure_kafka_is_always_our_own_broker(kafka_brokers: str) -> None:
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_private_kafka_broker_serves_again_on_the_same_port_after_a_restart(
-        private_kafka_broker: services.KafkaBroker) -> None:
+    private_kafka_broker: services.KafkaBroker,
+) -> None:
     """A private tansu broker refuses connections while stopped and serves again on the same address."""
     brokers = private_kafka_broker.brokers
     host, port = brokers.split(":")
@@ -292,5 +308,8 @@ def test_private_kafka_broker_serves_again_on_the_same_port_after_a_restart(
     except OSError:
         refused = True
     private_kafka_broker.start()
-    assert (True, brokers, [b"again"]) == (refused, private_kafka_broker.brokers,
-                                           run(lambda: _kafka_round_trip(brokers, [b"again"])))
+    assert (True, brokers, [b"again"]) == (
+        refused,
+        private_kafka_broker.brokers,
+        run(lambda: _kafka_round_trip(brokers, [b"again"])),
+    )

@@ -55,8 +55,11 @@ def _decoded(body: dict[str, Any], shape: type[Body]) -> Body:
         name = field.partition("[")[0]
         if missing:
             raise UnprocessableEntity(f"missing field {name!r}") from None
-        if expected.startswith("Expected `str` of length"):
+        if expected.startswith("Expected `str` of length >= "):
             raise UnprocessableEntity(f"field {name!r} must not be empty") from None
+        if expected.startswith("Expected `str` of length <= "):
+            longest = expected.removeprefix("Expected `str` of length <= ").split(" ")[0].rstrip(",")
+            raise UnprocessableEntity(f"field {name!r} must be at most {longest} characters") from None
         raise UnprocessableEntity(f"field {name!r} must be {_EXPECTED[name]}") from None
     for name in decoded.__struct_fields__:
         value = getattr(decoded, name)

@@ -24,6 +24,8 @@ from msgspec import Meta
 __all__ = [
     "INT32_MAX",
     "INT64_MAX",
+    "MAX_NAME_BYTES",
+    "NAME_CHARS_ALWAYS_FIT",
     "NO_NUL",
     "AwareDatetime",
     "Count",
@@ -43,8 +45,10 @@ __all__ = [
     "convert_body",
     "decode",
     "encode",
+    "name_problem",
     "nul_field",
     "show",
+    "text_fault",
     "worded",
 ]
 
@@ -102,6 +106,32 @@ def decode(data: Any, shape: type[T], *, from_text: bool = False) -> T:
 def encode(value: Any) -> bytes:
     """JSON bytes of a struct (or of plain data holding structs)."""
     return msgspec.json.encode(value)
+
+
+#: Longest text a record is filed under (space, name, version, feature, metric, uid), in UTF-8 bytes. The rollups'
+#: keys hold four such texts in one PostgreSQL B-tree row, which takes ~2.7 KB: longer incompressible names failed
+#: the COPY (a 500 for a whole group commit), so they are refused at decode time instead.
+MAX_NAME_BYTES: Final = 512
+#: So many characters always fit MAX_NAME_BYTES (UTF-8 takes at most 4 bytes per character): the cheap check.
+NAME_CHARS_ALWAYS_FIT: Final = MAX_NAME_BYTES // 4
+
+
+def name_problem(value: str) -> str | None:
+    """Why `value` cannot be a name a record is filed under (NUL, too long), or None."""
+    if "\x00" in value:
+        return "must not contain NUL"
+    if len(value) > NAME_CHARS_ALWAYS_FIT and (size := len(value.encode())) > MAX_NAME_BYTES:
+        return f"must be at most {MAX_NAME_BYTES} bytes of UTF-8, got {size} bytes"
+    return None
+
+
+def text_fault(record: msgspec.Struct, skip: frozenset[str] = frozenset({"created_at"})) -> tuple[str, str] | None:
+    """The first string field of `record` that cannot be stored and filed (`name_problem`) and why, or None."""
+    for field in record.__struct_fields__:
+        value = getattr(record, field)
+        if type(value) is str and field not in skip and (problem := name_problem(value)) is not None:
+            return field, problem
+    return None
 
 
 def nul_field(record: msgspec.Struct) -> str | None:

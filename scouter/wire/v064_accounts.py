@@ -62,12 +62,19 @@ class UserList(Struct, forbid_unknown_fields=True):
     users: list[UserResponse]
 
 
+#: Bounds that keep a user row storable: user names and e-mails are unique (one PostgreSQL B-tree row each, ~2.7 KB,
+#: so at most 4 bytes x these characters), and argon2 hashing through passlib refuses passwords over 4,096 bytes.
+UserName = Annotated[Text, Meta(min_length=1, max_length=128)]
+Email = Annotated[Text, Meta(max_length=254)]  # RFC 5321's longest address
+Password = Annotated[Text, Meta(max_length=1024)]
+
+
 class CreateUserRequest(Struct):
     """A new user; unknown fields are ignored."""
 
-    username: Annotated[Text, Meta(min_length=1)]
-    password: Text
-    email: Text
+    username: UserName
+    password: Password
+    email: Email
     permissions: Annotated[list[Text] | None, Meta(description='Default `["read:all"]`.')] = None
     group_permissions: Annotated[list[Text] | None, Meta(description='Default `["user"]`.')] = None
     role: Annotated[Text | None, Meta(description='Default `"user"`.')] = None
@@ -85,7 +92,7 @@ class CreateUserResponse(Struct, forbid_unknown_fields=True):
 class UpdateUserRequest(Struct):
     """What to change; `permissions`, `group_permissions` and `active` are ignored unless an admin asks."""
 
-    password: Text | None = None
+    password: Password | None = None
     favorite_spaces: list[Text] | None = None
     permissions: list[Text] | None = None
     group_permissions: list[Text] | None = None

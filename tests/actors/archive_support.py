@@ -188,7 +188,7 @@ def environment(values: dict[str, str]) -> Iterator[None]:
 def azurite_container() -> Iterator[str]:
     """An Azure blob container named `archive` on a private Azurite (installed from npm on first use); obstore
     reaches it through AZURE_STORAGE_USE_EMULATOR and AZURITE_BLOB_STORAGE_URL, set for the test."""
-    from tests.emulators import private_azurite
+    from tests.services import private_azurite
 
     with private_azurite() as server, environment(server.env):
         server.create_container("archive")

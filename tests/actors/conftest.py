@@ -1,5 +1,5 @@
 """Fixtures for actor tests against the real services: one trio-asyncio loop per test, a migrated database, the
-metrics and the database's clock."""
+metrics, the database's clock, and the fake alert channel server the dispatcher's tests send to."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
+import trio
 import trio_asyncio
 from prometheus_client import CollectorRegistry
 
 from actors.database import Database, DatabaseHandle, close_pool, migrate, open_pool
 from actors.metrics import ScouterMetrics
 from config import DatabaseSettings
+
+from .fake_channel import FakeChannel
 
 
 @pytest.fixture
@@ -48,3 +51,13 @@ async def now(db: Database) -> dt.datetime:
     """The database's clock at the start of the test (times in the test are relative to it)."""
     value: dt.datetime = await db.fetchval("SELECT now()")
     return value
+
+
+@pytest.fixture
+async def channel() -> AsyncIterator[tuple[FakeChannel, str]]:
+    """The fake alert channel server on 127.0.0.1 and its base URL (the dispatcher's tests)."""
+    server = FakeChannel()
+    async with trio.open_nursery() as nursery:
+        base = await nursery.start(server.serve)
+        yield server, base
+        nursery.cancel_scope.cancel(reason="test over")

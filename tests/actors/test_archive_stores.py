@@ -1,5 +1,6 @@
 """The archive on cloud object stores through their emulators: write a pass, read the objects and the aggregates
-back (Azure Blob Storage on Azurite; S3 on moto is in test_archiver; GCS has no usable emulator: tests/emulators.py)."""
+back (Azure Blob Storage on Azurite; S3 on moto is in test_archiver; GCS has no usable emulator: see
+tests/services/_azurite.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""Kafka and RabbitMQ quarantine a message whose created_at is out of bounds, like any malformed message."""
+"""Kafka and RabbitMQ quarantine a message whose created_at is out of bounds, or whose feature name is longer than a
+PostgreSQL index row can hold, like any malformed message."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -35,25 +37,27 @@ async def harness(db: Database) -> AsyncIterator[Harness]:
 
 
 def _hostile(space: str) -> list[bytes]:
-    """Year 9999 (crashed maintenance), year 1 (stored as -infinity), two hours ahead (past a one-hour horizon)."""
+    """Year 9999 (crashed maintenance), year 1 (stored as -infinity), two hours ahead (past a one-hour horizon), and
+    an incompressible 3,000-character feature (its rollup key failed the COPY of the whole batch)."""
     ahead = (datetime.now(UTC) + 2 * HORIZON).isoformat().replace("+00:00", "Z")
-    stamps = ["9999-12-31T10:00:00Z", "0001-01-01T00:00:00Z", ahead]
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    cases = [("f", "9999-12-31T10:00:00Z"), ("f", "0001-01-01T00:00:00Z"), ("f", ahead), (secrets.token_hex(1500), now)]
     return [
         orjson.dumps(
             {
                 "records": [
-                    {"Spc": {**dict(space=space, name="n", version="1", feature="f", value=1.0), "created_at": stamp}}
+                    {"Spc": {**dict(space=space, name="n", version="1", feature=feature, value=1.0), "created_at": at}}
                 ]
             }
         )
-        for stamp in stamps
+        for feature, at in cases
     ]
 
 
 async def _check(harness: Harness, space: str, payloads: list[bytes], transport: str) -> None:
     await wait_for_rows(harness.db, space, 6)  # the two good messages around the hostile ones
     with trio.fail_after(30):
-        while len(await quarantined(harness.db)) < 3:
+        while len(await quarantined(harness.db)) < 4:
             await trio.sleep(0.1)
     rows = await quarantined(harness.db)
     assert payloads == [bytes(r["raw"]) for r in rows]
@@ -61,7 +65,8 @@ async def _check(harness: Harness, space: str, payloads: list[bytes], transport:
     assert reasons[0].startswith("records[0].Spc.created_at: must not be more than 1 hour in the future")
     assert reasons[1].startswith("records[0].Spc.created_at: must not be before 1970-01-01T00:00:00Z")
     assert reasons[2].startswith("records[0].Spc.created_at: must not be more than 1 hour in the future")
-    assert 3 == harness.counter("scouter_broker_messages_quarantined_total", transport=transport)
+    assert reasons[3].startswith("records[0].Spc.feature: must be at most 512 bytes of UTF-8, got 3000 bytes")
+    assert 4 == harness.counter("scouter_broker_messages_quarantined_total", transport=transport)
     assert 6 == await harness.db.fetchval("SELECT count(*) FROM scouter.spc_drift")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from scouter.auth import verify_password
 from tests.actors.auth_support import Api, bearer, make_api, served
 
 LOGIN_ADMIN = {"Username": "admin", "Password": "admin"}
+_NOISE = secrets.token_hex(1500)
 
 
 async def admin_api(db: Database) -> tuple[Api, dict[str, str]]:
@@ -118,6 +120,10 @@ async def test_create_duplicates_are_409(db: Database) -> None:
             "field 'permissions' must be a list of strings",
         ),
         ('{"username": "x", "password": "p", "email": "e", "active": "yes"}', 422, "field 'active' must be a boolean"),
+        # these were 500s: longer than a unique index row holds (incompressible), or than passlib hashes
+        (f'{{"username": "{_NOISE}", "password": "p", "email": "e"}}', 422, "field 'username' must be at most 128"),
+        (f'{{"username": "x", "password": "p", "email": "{_NOISE}"}}', 422, "field 'email' must be at most 254"),
+        (f'{{"username": "x", "password": "{"p" * 5000}", "email": "e"}}', 422, "field 'password' must be at most"),
     ],
 )
 async def test_create_rejects_bad_bodies_naming_the_problem(db: Database, data: str, status: int, error: str) -> None:
@@ -126,6 +132,16 @@ async def test_create_rejects_bad_bodies_naming_the_problem(db: Database, data: 
     response = await api.client.post("/scouter/user", data=data, headers={**admin, "Content-Type": "application/json"})
     assert status == response.status_code
     assert (await response.get_json())["error"].startswith(error)
+
+
+async def test_an_overlong_new_password_is_422_and_the_old_one_stays(db: Database) -> None:
+    api, admin = await admin_api(db)
+    response = await api.client.put("/scouter/user/admin", json={"password": "p" * 5000}, headers=admin)
+    assert (422, "field 'password' must be at most 1024 characters") == (
+        response.status_code,
+        (await response.get_json())["error"],
+    )
+    await api.login("admin", "admin")
 
 
 # -- read -------------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 import attrs
 
-from tests.services import PostgresServer, _start_owned, ensure_postgres
+from tests.services import PostgresServer, ensure_postgres, start_owned
 
 SMOKE = os.environ.get("SCOUTER_BENCH_SMOKE", "") == "1"
 ENV_DATABASE_URI = "SCOUTER_BENCH_DATABASE_URI"
@@ -74,7 +74,7 @@ def bench_postgres() -> str:
     if not settings.durable and not SMOKE and not os.environ.get(ENV_DATABASE_URI):
         print(f"the test server is not durable ({settings.describe()}); starting a private one that is", flush=True)
         if _durable_server is None:
-            _durable_server = _start_owned(PostgresServer(durable=True))
+            _durable_server = start_owned(PostgresServer(durable=True))
         chosen = _durable_server.dsn
         settings = server_settings(chosen)
     print(settings.describe(), flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 import time
 from datetime import UTC, datetime
@@ -356,3 +357,33 @@ async def test_413_arrives_before_a_huge_body_is_read(db: Database, nursery: tri
 def test_first_space_is_what_write_permission_is_checked_on(body: Any, space: str) -> None:
     """The first record's space; anything that names none is upstream's "__missing__"."""
     assert space == _drift_routes.first_space(body)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("space", "s" * 513),
+        ("name", "é" * 257),  # 514 bytes in UTF-8, 257 characters
+        ("version", "v" * 4000),
+        ("feature", secrets.token_hex(1500)),  # incompressible: more than a PostgreSQL index row holds
+    ],
+)
+async def test_names_longer_than_512_bytes_are_400_and_nothing_is_stored(
+    client_api: ClientApi, field: str, value: str
+) -> None:
+    """A name or feature PostgreSQL could not index (its B-tree rows hold ~2.7 KB) used to fail the COPY: a 500 for
+    the whole group commit, other senders' records in it included. Every text a record is filed under is bounded
+    at 512 UTF-8 bytes at decode time: 400 naming it, nothing stored."""
+    response = await client_api.post("/scouter/drift", {"records": [_spc(), _spc(**{field: value})]})
+    assert 400 == response.status_code, await response.get_data(as_text=True)
+    error = (await response.get_json())["error"]
+    assert error.startswith(f"Invalid drift records: records[1].Spc.{field}: must be at most 512 bytes"), error
+    assert 0 == await _count(client_api.db, "spc_drift")
+
+
+async def test_names_of_512_bytes_are_stored(client_api: ClientApi) -> None:
+    longest = {"space": "s" * 512, "name": "é" * 256, "version": "v" * 512, "feature": "f" * 512}
+    response = await client_api.post("/scouter/drift", {"records": [_spc(**longest)]})
+    assert 200 == response.status_code, await response.get_data(as_text=True)
+    row = await client_api.db.fetchrow("SELECT space, name, version, feature FROM scouter.spc_drift")
+    assert tuple(longest.values()) == tuple(row)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -98,6 +99,9 @@ async def test_reregistering_replaces_profile_and_schedule_but_keeps_active(clie
     assert original["previous_run"] == row["previous_run"]
 
 
+_NOISE = secrets.token_hex(1500)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -107,6 +111,11 @@ async def test_reregistering_replaces_profile_and_schedule_but_keeps_active(clie
             "Invalid drift profile: config.alert_config.schedule: invalid cron '0 61 * * * *'",
         ),
         (lambda p: p["config"].update(name=""), "Invalid drift profile: config.name: must not be empty"),
+        (
+            # incompressible and longer than the unique index on (space, name, version, drift_type) holds: was a 500
+            lambda p: p["config"].update(name=_NOISE),
+            "Invalid drift profile: config.name: must be at most 512 bytes of UTF-8, got 3000 bytes",
+        ),
     ],
 )
 async def test_bad_profiles_are_400_and_store_nothing(client_api: ClientApi, change: Any, message: str) -> None:

@@ -1,4 +1,4 @@
-"""Cloud object-store emulators for the archive tests, started and owned like the servers of `tests.services`.
+"""Cloud object-store emulators for the archive tests, started and owned like the other test services.
 
 - Azure Blob Storage: Azurite (Microsoft's emulator, from the npm registry), installed on first use into
   `.services/azurite-<version>/` of the checkout with `npm install` (as root, `apt-get install npm` first when npm is
@@ -24,18 +24,12 @@ from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
 
-from tests.services import (
-    OwnedServer,
-    ServiceError,
-    _apt_get_install,
-    _is_root,
-    _lock,
-    _private_server,
-    _run_logged,
-    _tcp_answers,
-)
+from tests.services._apt import _apt_get_install
+from tests.services._owned import OwnedServer, _lock, _private_server
+from tests.services._ports import _tcp_answers
+from tests.services._process import ServiceError, _is_root, _run_logged
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AZURITE_VERSION = "3.35.0"
 #: Azurite's one built-in account and its well-known key (public, documented by Microsoft).
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -86,8 +80,13 @@ class AzuriteServer(OwnedServer):
         argv = [str(self.binary), "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
                 "--location", str(self.root / "data"), "--debug", str(self.root / "debug.log"),
                 "--disableTelemetry", "--skipApiVersionCheck"]  # fmt: skip
-        self._run(f"Azurite on {self.endpoint}", argv, env=dict(os.environ), timeout=timeout,
-                  ready=lambda: _tcp_answers("127.0.0.1", self.port))
+        self._run(
+            f"Azurite on {self.endpoint}",
+            argv,
+            env=dict(os.environ),
+            timeout=timeout,
+            ready=lambda: _tcp_answers("127.0.0.1", self.port),
+        )
 
     def create_container(self, name: str) -> None:
         """Create a blob container (obstore cannot): the REST call, signed with the account's shared key."""
