@@ -55,14 +55,19 @@ class Decoded:
     reason: str | None = None
 
 
-def decode_message(raw: bytes | None, max_future: timedelta = DEFAULT_MAX_FUTURE) -> Decoded:
+def decode_message(
+    raw: bytes | None, max_future: timedelta = DEFAULT_MAX_FUTURE, *, bounds: CreatedAtBounds | None = None
+) -> Decoded:
     """Decode a broker payload; anything that is not a ServerRecords message of at most 10 MiB, with every
-    ``created_at`` from 1970 to ``max_future`` ahead of now (SCOUTER_MAX_FUTURE_SECONDS), is poison."""
+    ``created_at`` from 1970 to ``max_future`` ahead of now (SCOUTER_MAX_FUTURE_SECONDS), is poison. ``bounds``,
+    when given, replaces the bounds around now (one computation for a slice of a batch instead of one per message)."""
     raw = raw if raw is not None else b""
     if len(raw) > MAX_MESSAGE_BYTES:
         return Decoded(raw, None, f"message of {len(raw)} bytes exceeds the limit of {MAX_MESSAGE_BYTES} bytes")
+    if bounds is None:
+        bounds = CreatedAtBounds.around(datetime.now(UTC), max_future)
     try:
-        return Decoded(raw, decode_server_records(raw, CreatedAtBounds.around(datetime.now(UTC), max_future)))
+        return Decoded(raw, decode_server_records(raw, bounds))
     except DecodeError as exc:
         return Decoded(raw, None, exc.reason)
 

@@ -56,6 +56,7 @@ log = logging.getLogger("actors.http.drift")
 
 #: Longest an ingest request waits for its durable ack before answering 503 (the client gives up after 60 s).
 INGEST_TIMEOUT = 30.0
+DECODE_IN_THREAD = 1000  # records in a body from which it is decoded in a worker thread
 #: The space checked when a message has no records (upstream's placeholder: only write:all or admin pass).
 MISSING_SPACE = "__missing__"
 
@@ -122,7 +123,13 @@ async def _ingest(answer: bytes) -> Response:
             return json_response(denied.body, denied.status)  # upstream's body, as the guard answered it
     try:
         bounds = CreatedAtBounds.around(datetime.now(UTC), timedelta(seconds=ctx.settings.max_future_seconds))
-        batch = decode_records_data(body, bounds)
+        records = body.get("records")
+        if isinstance(records, list) and len(records) >= DECODE_IN_THREAD:
+            # A large body decoded on the event loop would hold up everything else on it, the writer's COPY of
+            # other requests included; in a thread the loop keeps its turns (the GIL is handed over every few ms).
+            batch = await trio.to_thread.run_sync(decode_records_data, body, bounds)
+        else:
+            batch = decode_records_data(body, bounds)
     except DecodeError as exc:
         return json_response({"error": f"Invalid drift records: {exc.reason}"}, 400)
     count_dropped(batch, "http", ctx.metrics)

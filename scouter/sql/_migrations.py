@@ -336,6 +336,46 @@ _TOKEN_CUTOFF = """
 ALTER TABLE scouter."user" ADD COLUMN tokens_valid_after timestamptz;
 """
 
+# A Kafka batch's positions and last-message digests in one round trip of the writer's transaction (it used to be five:
+# a savepoint, three statements, its release). The block with an EXCEPTION clause is the savepoint: when another
+# member (or an earlier copy of the same write request) already stored past the batch's first offset of a partition,
+# everything the call did is undone and it answers false, so the writer skips the batch's rows.
+_KAFKA_POSITIONS = """
+CREATE FUNCTION scouter.store_kafka_positions(
+    in_group text, in_topics text[], in_partitions integer[], in_firsts bigint[], in_nexts bigint[],
+    in_restarts boolean[], in_old_digests bytea[], in_new_digests bytea[]
+) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    moved integer;
+BEGIN
+    BEGIN
+        WITH moved_rows AS (
+            INSERT INTO scouter.consumer_offsets AS o (consumer_group, topic, partition, next_offset)
+            SELECT in_group, b.topic, b.partition, b.next_offset
+            FROM unnest(in_topics, in_partitions, in_nexts) AS b(topic, partition, next_offset)
+            ON CONFLICT (consumer_group, topic, partition) DO UPDATE
+            SET next_offset = EXCLUDED.next_offset, updated_at = now()
+            WHERE (SELECT s.restart OR o.next_offset <= s.first_offset
+                   FROM unnest(in_topics, in_partitions, in_firsts, in_restarts)
+                        AS s(topic, partition, first_offset, restart)
+                   WHERE s.topic = o.topic AND s.partition = o.partition)
+            RETURNING 1
+        )
+        SELECT count(*) INTO moved FROM moved_rows;
+        IF moved <> cardinality(in_topics) THEN
+            RAISE EXCEPTION 'Kafka positions stored elsewhere' USING ERRCODE = 'SK001';
+        END IF;
+        DELETE FROM scouter.ingested_messages WHERE digest = ANY(in_old_digests) AND source = 'kafka';
+        INSERT INTO scouter.ingested_messages (digest, source)
+        SELECT unnest(in_new_digests), 'kafka' ON CONFLICT DO NOTHING;
+    EXCEPTION WHEN SQLSTATE 'SK001' THEN
+        RETURN false;
+    END;
+    RETURN true;
+END
+$$;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "default partitions", _DEFAULT_PARTITIONS),
@@ -349,4 +389,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(310, "daily compaction of the archive", _ARCHIVE_COMPACTION),
     Migration(350, "access tokens end at a password change", _TOKEN_CUTOFF),
     Migration(360, "hourly rollups", HOURLY_ROLLUP_TABLES),
+    Migration(370, "Kafka positions in one round trip", _KAFKA_POSITIONS),
 )

@@ -109,7 +109,7 @@ async def test_poison_messages_are_quarantined_and_the_rest_stored(harness: Harn
     assert [f"kafka:{topic}/0@{offset}" for offset in (6, 17, 28)] == [r["source"] for r in rows]
     assert poison == [bytes(r["raw"]) for r in rows]
     assert rows[0]["reason"].startswith("body is not valid JSON")
-    assert "records[0].Spc.name: missing field" == rows[1]["reason"]
+    assert "records[0].Spc.created_at: missing field" == rows[1]["reason"]
     assert "exceeds the limit of 10485760 bytes" in rows[2]["reason"]
     stored = await harness.db.fetchval(
         "SELECT next_offset FROM scouter.consumer_offsets WHERE consumer_group = $1 AND topic = $2", group, topic

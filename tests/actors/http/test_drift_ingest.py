@@ -137,6 +137,21 @@ async def test_malformed_records_are_400_and_nothing_is_stored(
     assert 0 == await _count(client_api.db, "spc_drift")
 
 
+async def test_large_bodies_are_decoded_off_the_event_loop_with_the_same_answers(client_api: ClientApi) -> None:
+    """A body of DECODE_IN_THREAD records or more is decoded in a worker thread: every record is stored, and one bad
+    record among them is still a 400 naming it, with nothing stored."""
+    size = _drift_routes.DECODE_IN_THREAD
+    good = [_spc(feature=f"feature_{n}", value=float(n)) for n in range(size)]
+    bad = [*good[:-1], _spc(created_at="yesterday")]
+    response = await client_api.post("/scouter/drift", {"records": bad})
+    assert 400 == response.status_code
+    assert (await response.get_json())["error"].startswith(f"Invalid drift records: records[{size - 1}].Spc.created_at")
+    assert 0 == await _count(client_api.db, "spc_drift")
+    response = await client_api.post("/scouter/drift", {"records": good})
+    assert (200, QUEUED) == (response.status_code, await response.get_json())
+    assert size == await _count(client_api.db, "spc_drift")
+
+
 @pytest.mark.parametrize(
     ("data", "status", "fragment"),
     [

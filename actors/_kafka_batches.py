@@ -1,0 +1,67 @@
+"""What travels from the Kafka consumer's fetch stage to its store stage: fetched, recognised and decoded batches."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import attrs
+import trio
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from ._consuming import Decoded
+from ._kafka_positions import Records
+
+
+@attrs.frozen
+class Fetched:
+    records: Records
+    highwater: dict[TopicPartition, int | None]
+    reachable: bool | None  # result of the metadata probe, None when none was made
+    generation: int  # the partitions' generation when the crossing began
+
+
+class Item(NamedTuple):  # a tuple, not an attrs class: one per message, and several times cheaper to build
+    """One consumed message and its decoding."""
+
+    tp: TopicPartition
+    record: ConsumerRecord[Any, Any]
+    decoded: Decoded
+
+
+@attrs.frozen(eq=False)
+class Batch:
+    """One fetch, recognised and decoded, on its way from the fetch stage to the store stage."""
+
+    items: list[Item]
+    last: dict[TopicPartition, int]  # offset of each partition's last message, for the lag gauge
+    highwater: dict[TopicPartition, int | None]
+    generation: int
+    assignments: int
+    restarted: set[TopicPartition]  # partitions starting a new log with this batch: overwrite the stored position
+    starts: dict[TopicPartition, int]  # the partitions' start-over counts when fetched
+    started: float  # perf_counter at the fetch, for the ingest duration
+
+
+async def send_unless_stopped(send: trio.MemorySendChannel[Batch], batch: Batch, stop: trio.Event) -> None:
+    """Hand ``batch`` to the store stage, or give up when ``stop`` is set first (it is fetched again later)."""
+    async with trio.open_nursery() as nursery:
+
+        async def cancel_on_stop() -> None:
+            await stop.wait()
+            nursery.cancel_scope.cancel(reason="consumer stopping")
+
+        nursery.start_soon(cancel_on_stop)
+        try:
+            await send.send(batch)
+        except trio.BrokenResourceError:  # the store stage saw ``stop`` first and is gone
+            pass
+        nursery.cancel_scope.cancel(reason="batch handed over")
+
+
+def quarantined(item: Item, reason: str) -> Item:
+    return Item(item.tp, item.record, Decoded(item.decoded.raw, None, reason))
+
+
+def source(item: Item) -> str:
+    return f"kafka:{item.tp.topic}/{item.tp.partition}@{item.record.offset}"
