@@ -119,7 +119,12 @@ async def test_binned_drift_by_uid_equals_binned_drift_by_name(client_api: Clien
     records = [spc(ent["spc"]["uid"], v, seconds_ago=s) for v, s in ((1.0, 30), (2.0, 40), (6.0, 50))]
     records += [custom(ent["custom"]["uid"], v, seconds_ago=s) for v, s in ((1.0, 30), (3.0, 40))]
     assert 200 == (await client_api.post("/scouter/message", {"records": records})).status_code
-    window = {"start": at(3600), "end": at(-60)}
+    # One bucket (max_data_points 1) as wide as the window, aligned to the epoch: widen the window until no bucket
+    # boundary falls among the records (50 to 30 seconds ago), whatever the time of day the test runs at.
+    length, newest, oldest = 3660, NOW.timestamp() - 30, NOW.timestamp() - 50
+    while newest // length != oldest // length:
+        length += 60
+    window = {"start": at(length - 60), "end": at(-60)}
     by_uid = {"uid": ent["spc"]["uid"], "space": "cap25", "time_interval": "Custom", "max_data_points": "1",
               "start_custom_datetime": window["start"], "end_custom_datetime": window["end"]}  # fmt: skip
     by_name = {
