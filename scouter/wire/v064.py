@@ -84,14 +84,14 @@ class ScouterResponse(Struct, forbid_unknown_fields=True):
     message: Annotated[str, Meta(examples=["Drift profile inserted successfully"])]
 
 
-class Alive(Struct, forbid_unknown_fields=True):
+class Alive(Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Liveness: `{"alive": true}`, or `{"alive": false, "status": "draining"}` (503) while shutting down."""
 
     alive: bool
     status: Literal["draining"] | None = None
 
 
-class Ready(Struct, forbid_unknown_fields=True):
+class Ready(Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Readiness: `{"ready": true}`, or `{"ready": false, "problems": {component: problem}}` (503)."""
 
     ready: bool
