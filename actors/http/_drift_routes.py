@@ -49,7 +49,7 @@ from ..writer import write
 from ._context import context
 from ._guard import guarded, identity, json_object
 from ._openapi import BEARER, BODY_ERRORS, QUERY_ERRORS, documented
-from ._responses import DB_ERRORS, database_failure, json_response, raw_json_response
+from ._responses import DB_ERRORS, database_failure, error_response, json_response, raw_json_response
 
 blueprint = Blueprint("drift", __name__)
 log = logging.getLogger("actors.http.drift")
@@ -131,18 +131,18 @@ async def _ingest(answer: bytes) -> Response:
         else:
             batch = decode_records_data(body, bounds)
     except DecodeError as exc:
-        return json_response({"error": f"Invalid drift records: {exc.reason}"}, 400)
+        return error_response(f"Invalid drift records: {exc.reason}", 400)
     count_dropped(batch, "http", ctx.metrics)
     if batch.uid_rows:
         try:
             entities = await ctx.entities.lookup(ctx.db, uids_of(batch.uid_rows))
         except DB_ERRORS as exc:
             code, detail = database_failure(exc)
-            return json_response({"error": f"Failed to insert records: {detail}"}, code)
+            return error_response(f"Failed to insert records: {detail}", code)
         try:
             batch = resolve_uids(batch, entities)
         except UnknownUid as exc:
-            return json_response({"error": f"Invalid drift records: {exc.reason}"}, 404)
+            return error_response(f"Invalid drift records: {exc.reason}", 404)
     # Write permission on every entity the records are filed under (upstream checked only the first record's
     # space at 0.6.4 and nothing at 0.25); a body with nothing to store needs write on every space, as before.
     denied = _denied(batch_spaces(batch) or ({MISSING_SPACE} if not batch.dropped else set()))
@@ -155,14 +155,14 @@ async def _ingest(answer: bytes) -> Response:
             received.labels(kind, "http").inc(len(rows))
     if batch.total:
         if ctx.writer is None:
-            return json_response({"error": "Failed to insert records: the writer is not running"}, 503)
+            return error_response("Failed to insert records: the writer is not running", 503)
         try:
             result = await write(ctx.writer, batch, timeout=INGEST_TIMEOUT)
         except trio.TooSlowError:
-            return json_response({"error": "Failed to insert records: timed out waiting for the database"}, 503)
+            return error_response("Failed to insert records: timed out waiting for the database", 503)
         if not result.ok:  # 503: the writer stopped holding these records, which are fine; send them again
             status = 503 if result.unavailable else 500
-            return json_response({"error": f"Failed to insert records: {result.error}"}, status)
+            return error_response(f"Failed to insert records: {result.error}", status)
     started = getattr(g, "started", None)
     if started is not None:
         ctx.metrics.ingest_duration.labels("http").observe(time.perf_counter() - started)
@@ -212,7 +212,7 @@ async def query_parts(source: BinnedSource, query: DriftQuery, now: datetime, *e
 
 
 def _invalid(reason: str) -> Response:
-    return json_response({"error": f"Invalid drift request: {reason}"}, 400)
+    return error_response(f"Invalid drift request: {reason}", 400)
 
 
 async def _query(now: datetime, drift_type: str) -> DriftQuery | Response:
@@ -238,9 +238,9 @@ async def _query(now: datetime, drift_type: str) -> DriftQuery | Response:
     except DB_ERRORS as exc:
         return _failed(exc)
     if entity is None or entity.drift_type != drift_type:
-        return json_response({"error": f"Failed to get entity from uid: no {drift_type} profile has this uid"}, 404)
+        return error_response(f"Failed to get entity from uid: no {drift_type} profile has this uid", 404)
     if entity.space != params.space:  # a uid of another space is refused like that space would be
-        return json_response({"error": "Permission denied"}, 403)
+        return error_response("Permission denied", 403)
     begin = params.start_custom_datetime or params.begin_custom_datetime
     try:
         return entity_drift_query(
@@ -257,11 +257,11 @@ async def _query(now: datetime, drift_type: str) -> DriftQuery | Response:
 
 def _failed(exc: BaseException) -> Response:
     if isinstance(exc, ArchiveLimitExceeded):
-        return json_response({"error": f"Invalid drift request: {exc}"}, 400)
+        return error_response(f"Invalid drift request: {exc}", 400)
     if isinstance(exc, ArchiveReadError):
-        return json_response({"error": f"Failed to query records: {exc}"}, 500)
+        return error_response(f"Failed to query records: {exc}", 500)
     status, detail = database_failure(exc)
-    return json_response({"error": f"Failed to query records: {detail}"}, status)
+    return error_response(f"Failed to query records: {detail}", status)
 
 
 async def _binned(
@@ -327,7 +327,7 @@ async def psi_drift() -> Response:
         if text is None:
             # Upstream answered 500; a missing profile is the caller's mistake, not a server fault, so 404 with
             # upstream's message (the 0.6.4 client reports "Failed to get drift data" for either).
-            return json_response({"error": _NO_PROFILE}, 404)
+            return error_response(_NO_PROFILE, 404)
         profile = cast(PsiDriftProfile, profile_from_data("Psi", orjson.loads(text)))
         expected = {feature: {b.id: b.proportion for b in limits.bins} for feature, limits in profile.features.items()}
         parts = await query_parts(PSI, query, now, list(expected))
