@@ -17,7 +17,6 @@ Differences from upstream v0.6.4, on purpose:
 
 from __future__ import annotations
 
-import orjson
 from quart import Blueprint, Response, request
 
 from scouter.alert_pages import page, query_bounds
@@ -30,11 +29,11 @@ from scouter.wire.v064 import Alerts, AlertUpdated, DriftAlertRequest, ErrorBody
 from ._context import context
 from ._guard import guarded, identity, json_object
 from ._openapi import BEARER, BODY_ERRORS, QUERY_ERRORS, documented
-from ._responses import DB_ERRORS, database_failure, error_response, json_response, raw_json_response
+from ._responses import DB_ERRORS, database_failure, error_response, json_response, raw_json_response, struct_response
 
 blueprint = Blueprint("alerts", __name__)
 
-_UPDATED = orjson.dumps({"updated": True})
+_UPDATED = encode(AlertUpdated(updated=True))
 
 
 def _nul_in(**fields: str) -> str | None:
@@ -73,7 +72,7 @@ async def list_alerts() -> Response:
         )
         for r in rows
     ]  # fmt: skip
-    return json_response({"alerts": alerts})
+    return struct_response(Alerts(alerts=alerts))
 
 
 @blueprint.post("/scouter/alerts")
@@ -111,7 +110,7 @@ async def page_alerts() -> Response:
     except DB_ERRORS as exc:
         status, detail = database_failure(exc)
         return error_response(f"Failed to get drift alerts: {detail}", status)
-    return raw_json_response(encode(page(wanted, rows)))
+    return struct_response(page(wanted, rows))
 
 
 @blueprint.put("/scouter/alerts")
