@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import msgspec
 import orjson
 import trio
 from quart import Blueprint, Response, g, request
@@ -49,7 +50,7 @@ from ..writer import write
 from ._context import context
 from ._guard import guarded, identity, json_object
 from ._openapi import BEARER, BODY_ERRORS, QUERY_ERRORS, documented
-from ._responses import DB_ERRORS, database_failure, error_response, json_response, raw_json_response
+from ._responses import DB_ERRORS, database_failure, error_response, json_response, raw_json_response, struct_response
 
 blueprint = Blueprint("drift", __name__)
 log = logging.getLogger("actors.http.drift")
@@ -268,7 +269,7 @@ async def _binned(
     source: BinnedSource,
     drift_type: str,
     merge: Callable[[list[Sequence[Any]]], Any],
-    shape: Callable[[Any], dict[str, Any]],
+    shape: Callable[[Any], msgspec.Struct],
 ) -> Response:
     now = datetime.now(UTC)
     query = await _query(now, drift_type)
@@ -278,7 +279,7 @@ async def _binned(
         parts = await query_parts(source, query, now)
     except (*DB_ERRORS, ArchiveReadError) as exc:
         return _failed(exc)
-    return json_response(shape(merge(parts)))
+    return struct_response(shape(merge(parts)))
 
 
 @blueprint.get("/scouter/drift/spc")
@@ -334,4 +335,4 @@ async def psi_drift() -> Response:
     except (*DB_ERRORS, ArchiveReadError) as exc:
         return _failed(exc)
     # raw counts of both parts are added per bucket and bin before any proportion is computed
-    return json_response(psi_response(merge_psi(parts), expected))
+    return struct_response(psi_response(merge_psi(parts), expected))
