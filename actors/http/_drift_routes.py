@@ -40,6 +40,7 @@ from scouter.records import CreatedAtBounds, DecodedBatch, DecodeError, decode_r
 from scouter.sql import (
     PSI_PROFILE,
 )
+from scouter.wire.common import encode
 from scouter.wire.v025 import DriftQueryParams, ShapeError, decode
 from scouter.wire.v064 import BinnedCustomMetrics, BinnedPsiFeatureMetrics, ErrorBody, ScouterResponse, SpcDriftFeatures
 from scouter.wire.v064_records import ServerRecords
@@ -61,8 +62,8 @@ DECODE_IN_THREAD = 1000  # records in a body from which it is decoded in a worke
 #: The space checked when a message has no records (upstream's placeholder: only write:all or admin pass).
 MISSING_SPACE = "__missing__"
 
-_QUEUED = orjson.dumps({"status": "success", "message": "Drift records queued for processing"})
-_MESSAGE_QUEUED = orjson.dumps({"status": "success", "message": "Message queued for processing"})
+_QUEUED = encode(ScouterResponse(status="success", message="Drift records queued for processing"))
+_MESSAGE_QUEUED = encode(ScouterResponse(status="success", message="Message queued for processing"))
 _NO_PROFILE = "Failed to query records: No Profile found"
 
 
