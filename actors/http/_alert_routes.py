@@ -29,7 +29,7 @@ from scouter.wire.v064 import Alerts, AlertUpdated, DriftAlertRequest, ErrorBody
 from ._context import context
 from ._guard import guarded, identity, json_object
 from ._openapi import BEARER, BODY_ERRORS, QUERY_ERRORS, documented
-from ._responses import DB_ERRORS, database_failure, error_response, json_response, raw_json_response, struct_response
+from ._responses import DB_ERRORS, database_failure, error_response, raw_json_response, struct_response
 
 blueprint = Blueprint("alerts", __name__)
 
@@ -99,7 +99,7 @@ async def page_alerts() -> Response:
         return error_response("Failed to get drift alerts: no profile has this uid", 404)
     denied = check(Requirement.read(), identity(), space=entity.space)
     if denied is not None:
-        return json_response(denied.body, denied.status)
+        return error_response(denied.error, denied.status)
     cursor_at, cursor_id, fetch = query_bounds(wanted)
     sql = ALERTS_PAGE_PREVIOUS if wanted.direction == "previous" else ALERTS_PAGE_NEXT
     try:

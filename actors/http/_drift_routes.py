@@ -122,7 +122,7 @@ async def _ingest(answer: bytes) -> Response:
     if space is not MISSING_SPACE:  # a 0.6.4 first record: refuse a non-writer before decoding, as always
         denied = check(Requirement.write(), identity(), space=space)
         if denied is not None:
-            return json_response(denied.body, denied.status)  # upstream's body, as the guard answered it
+            return error_response(denied.error, denied.status)  # upstream's body, as the guard answers it
     try:
         bounds = CreatedAtBounds.around(datetime.now(UTC), timedelta(seconds=ctx.settings.max_future_seconds))
         records = body.get("records")
