@@ -28,6 +28,7 @@ from scouter.auth import (
     new_recovery_codes,
     verify_password,
 )
+from scouter.wire.v064_accounts import UserResponse
 
 from .database import Database
 
@@ -103,17 +104,17 @@ class UserRow:
             and self.refresh_expires_at.timestamp() > now
         )
 
-    def response(self) -> dict[str, Any]:
+    def response(self) -> UserResponse:
         """Upstream's `UserResponse`: never the password hash, recovery codes or refresh token."""
-        return {
-            "username": self.username,
-            "email": self.email,
-            "active": self.active,
-            "role": self.role,
-            "permissions": list(self.permissions),
-            "group_permissions": list(self.group_permissions),
-            "favorite_spaces": list(self.favorite_spaces),
-        }
+        return UserResponse(
+            username=self.username,
+            email=self.email,
+            active=self.active,
+            role=self.role,
+            permissions=list(self.permissions),
+            group_permissions=list(self.group_permissions),
+            favorite_spaces=list(self.favorite_spaces),
+        )
 
 
 @attrs.frozen

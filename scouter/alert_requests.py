@@ -23,7 +23,7 @@ import orjson
 from scouter.binned import rfc3339
 from scouter.records import parse_rfc3339
 from scouter.wire.common import FaultyBody, convert_body, show
-from scouter.wire.v064 import UpdateAlertStatus
+from scouter.wire.v064 import Alert, UpdateAlertStatus
 
 __all__ = [
     "AlertQuery",
@@ -151,16 +151,16 @@ def alert_document(
     alert_id: int,
     drift_type: str,
     active: bool,
-) -> dict[str, Any]:
+) -> Alert:
     """One element of ``{"alerts": [...]}``, in upstream's field order and with the exact types the client needs."""
-    return {
-        "created_at": rfc3339(created_at),
-        "name": name,
-        "space": space,
-        "version": version,
-        "entity_name": entity_name,
-        "alert": _string_map(alert),
-        "id": int(alert_id),
-        "drift_type": drift_type,
-        "active": bool(active),
-    }
+    return Alert(
+        created_at=rfc3339(created_at),
+        name=name,
+        space=space,
+        version=version,
+        entity_name=entity_name,
+        alert=_string_map(alert),
+        id=int(alert_id),
+        drift_type=drift_type,
+        active=bool(active),
+    )

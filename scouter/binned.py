@@ -30,6 +30,17 @@ from typing import Any, Final, TypeAlias
 import orjson
 
 from scouter.drift.psi import compute_psi
+from scouter.wire.v064 import (
+    BinnedCustomMetrics,
+    BinnedPsiFeatureMetrics,
+    CustomMetricSeries,
+    CustomStats,
+    ObservabilityMetrics,
+    PsiFeatureSeries,
+    RouteSeries,
+    SpcDriftFeatures,
+    SpcFeatureSeries,
+)
 
 __all__ = [
     "PSI_MIN_BUCKET_TOTAL",
@@ -137,44 +148,44 @@ def _newest_first(rows: Iterable[Sequence[Any]]) -> list[Sequence[Any]]:
     return ordered
 
 
-def spc_response(aggregates: Iterable[SpcAggregate]) -> dict[str, Any]:
+def spc_response(aggregates: Iterable[SpcAggregate]) -> SpcDriftFeatures:
     """``{"features": {feature: {"created_at": [...], "values": [...]}}}``: bucket means, newest first."""
     stamps = _Stamps()
-    features: dict[str, dict[str, list[Any]]] = {}
+    features: dict[str, SpcFeatureSeries] = {}
     for feature, bucket, _count, mean in _newest_first(aggregates):
         series = features.get(feature)
         if series is None:
-            series = features[feature] = {"created_at": [], "values": []}
+            series = features[feature] = SpcFeatureSeries(created_at=[], values=[])
         if math.isfinite(mean):
-            series["created_at"].append(stamps[bucket])
-            series["values"].append(mean)
-    return {"features": features}
+            series.created_at.append(stamps[bucket])
+            series.values.append(mean)
+    return SpcDriftFeatures(features=features)
 
 
-def custom_response(aggregates: Iterable[CustomAggregate]) -> dict[str, Any]:
+def custom_response(aggregates: Iterable[CustomAggregate]) -> BinnedCustomMetrics:
     """``{"metrics": {m: {"metric", "created_at", "stats": [{"avg", "lower_bound", "upper_bound"}]}}}``.
 
     Bounds are ``avg ∓`` the sample standard deviation of the bucket (0 for a single value).
     """
     stamps = _Stamps()
-    metrics: dict[str, dict[str, Any]] = {}
+    metrics: dict[str, CustomMetricSeries] = {}
     for metric, bucket, _count, mean, variance in _newest_first(aggregates):
         series = metrics.get(metric)
         if series is None:
-            series = metrics[metric] = {"metric": metric, "created_at": [], "stats": []}
+            series = metrics[metric] = CustomMetricSeries(metric=metric, created_at=[], stats=[])
         spread = math.sqrt(variance) if variance > 0.0 else 0.0
         lower, upper = mean - spread, mean + spread
         if math.isfinite(lower) and math.isfinite(upper):
-            series["created_at"].append(stamps[bucket])
-            series["stats"].append({"avg": mean, "lower_bound": lower, "upper_bound": upper})
-    return {"metrics": metrics}
+            series.created_at.append(stamps[bucket])
+            series.stats.append(CustomStats(avg=mean, lower_bound=lower, upper_bound=upper))
+    return BinnedCustomMetrics(metrics=metrics)
 
 
 def psi_response(
     aggregates: Iterable[PsiAggregate],
     profile_bins: Mapping[str, Mapping[int, float]],
     min_bucket_total: int = PSI_MIN_BUCKET_TOTAL,
-) -> dict[str, Any]:
+) -> BinnedPsiFeatureMetrics:
     """``{"features": {f: {"created_at", "psi", "overall_psi", "bins": {"<bin id>": proportion}}}}``.
 
     `profile_bins` maps each profile feature to ``{bin_id: proportion}`` in the profile's bin order.
@@ -191,7 +202,7 @@ def psi_response(
         totals = overall.setdefault(feature, {})
         totals[bin_id] = totals.get(bin_id, 0) + count
 
-    features: dict[str, Any] = {}
+    features: dict[str, PsiFeatureSeries] = {}
     for feature in sorted(per_bucket):
         expected = profile_bins[feature]
         created_at: list[str] = []
@@ -213,40 +224,38 @@ def psi_response(
         overall_psi = compute_psi(expected, proportions)
         if not math.isfinite(overall_psi):  # pragma: no cover - finite proportions give a finite PSI
             continue
-        features[feature] = {
-            "created_at": created_at,
-            "psi": psi,
-            "overall_psi": overall_psi,
-            "bins": {str(bin_id): proportion for bin_id, proportion in proportions.items()},
-        }
-    return {"features": features}
+        features[feature] = PsiFeatureSeries(
+            created_at=created_at,
+            psi=psi,
+            overall_psi=overall_psi,
+            bins={str(bin_id): proportion for bin_id, proportion in proportions.items()},
+        )
+    return BinnedPsiFeatureMetrics(features=features)
 
 
-def observability_response(aggregates: Iterable[ObservabilityAggregate]) -> dict[str, Any]:
+def observability_response(aggregates: Iterable[ObservabilityAggregate]) -> ObservabilityMetrics:
     """``{"status": "success", "data": [{"route_name", "created_at", "p5" ... "status_counts"}]}``, newest first.
 
     Per route and bucket: mean percentiles and error latency, summed request and error counts, status-code counts
     summed per code.
     """
     stamps = _Stamps()
-    routes: dict[str, dict[str, list[Any]]] = {}
+    routes: dict[str, RouteSeries] = {}
     for row in _newest_first(aggregates):
         route, bucket, p5, p25, p50, p95, p99, requests, errors, latency, codes = row
-        numbers = (p5, p25, p50, p95, p99, latency)
-        if not all(math.isfinite(x) for x in numbers):
+        if not all(math.isfinite(x) for x in (p5, p25, p50, p95, p99, latency)):
             continue
         series = routes.get(route)
         if series is None:
-            series = routes[route] = {
-                "route_name": route,
-                **{key: [] for key in ("created_at", "p5", "p25", "p50", "p95", "p99")},
-                **{key: [] for key in ("total_request_count", "total_error_count", "error_latency", "status_counts")},
-            }
-        series["created_at"].append(stamps[bucket])
-        for key, value in zip(("p5", "p25", "p50", "p95", "p99"), numbers, strict=False):
-            series[key].append(value)
-        series["total_request_count"].append(requests)
-        series["total_error_count"].append(errors)
-        series["error_latency"].append(latency)
-        series["status_counts"].append(orjson.loads(codes) if isinstance(codes, str) else dict(codes))
-    return {"status": "success", "data": list(routes.values())}
+            series = routes[route] = RouteSeries(route, [], [], [], [], [], [], [], [], [], [])
+        series.created_at.append(stamps[bucket])
+        series.p5.append(p5)
+        series.p25.append(p25)
+        series.p50.append(p50)
+        series.p95.append(p95)
+        series.p99.append(p99)
+        series.total_request_count.append(requests)
+        series.total_error_count.append(errors)
+        series.error_latency.append(latency)
+        series.status_counts.append(orjson.loads(codes) if isinstance(codes, str) else dict(codes))
+    return ObservabilityMetrics(status="success", data=list(routes.values()))

@@ -17,7 +17,6 @@ Differences from upstream v0.6.4, on purpose:
 
 from __future__ import annotations
 
-import orjson
 from quart import Blueprint, Response, request
 
 from scouter.alert_pages import page, query_bounds
@@ -30,11 +29,11 @@ from scouter.wire.v064 import Alerts, AlertUpdated, DriftAlertRequest, ErrorBody
 from ._context import context
 from ._guard import guarded, identity, json_object
 from ._openapi import BEARER, BODY_ERRORS, QUERY_ERRORS, documented
-from ._responses import DB_ERRORS, database_failure, json_response, raw_json_response
+from ._responses import DB_ERRORS, database_failure, error_response, raw_json_response, struct_response
 
 blueprint = Blueprint("alerts", __name__)
 
-_UPDATED = orjson.dumps({"updated": True})
+_UPDATED = encode(AlertUpdated(updated=True))
 
 
 def _nul_in(**fields: str) -> str | None:
@@ -55,17 +54,17 @@ async def list_alerts() -> Response:
     try:
         query = parse_alert_query(request.args)
     except AlertRequestError as exc:
-        return json_response({"error": f"Invalid alert request: {exc.reason}"}, 400)
+        return error_response(f"Invalid alert request: {exc.reason}", 400)
     bad = _nul_in(space=query.space, name=query.name, version=query.version)
     if bad is not None:
-        return json_response({"error": f"Invalid alert request: {bad}: must not contain NUL"}, 400)
+        return error_response(f"Invalid alert request: {bad}: must not contain NUL", 400)
     try:
         rows = await context().db.fetch(
             LIST_ALERTS, query.space, query.name, query.version, query.since, query.active_only, query.limit
         )
     except DB_ERRORS as exc:
         status, detail = database_failure(exc)
-        return json_response({"error": f"Failed to get drift alerts: {detail}"}, status)
+        return error_response(f"Failed to get drift alerts: {detail}", status)
     alerts = [
         alert_document(
             r["created_at"], r["name"], r["space"], r["version"], r["entity_name"], r["alert"], r["id"],
@@ -73,7 +72,7 @@ async def list_alerts() -> Response:
         )
         for r in rows
     ]  # fmt: skip
-    return json_response({"alerts": alerts})
+    return struct_response(Alerts(alerts=alerts))
 
 
 @blueprint.post("/scouter/alerts")
@@ -89,18 +88,18 @@ async def page_alerts() -> Response:
     try:
         wanted = decode(await json_object(), DriftAlertPaginationRequest)
     except ShapeError as exc:
-        return json_response({"error": f"Invalid alert request: {exc.reason}"}, 422)
+        return error_response(f"Invalid alert request: {exc.reason}", 422)
     ctx = context()
     try:
         entity = await ctx.entities.one(ctx.db, wanted.uid)
     except DB_ERRORS as exc:
         status, detail = database_failure(exc)
-        return json_response({"error": f"Failed to get drift alerts: {detail}"}, status)
+        return error_response(f"Failed to get drift alerts: {detail}", status)
     if entity is None:
-        return json_response({"error": "Failed to get drift alerts: no profile has this uid"}, 404)
+        return error_response("Failed to get drift alerts: no profile has this uid", 404)
     denied = check(Requirement.read(), identity(), space=entity.space)
     if denied is not None:
-        return json_response(denied.body, denied.status)
+        return error_response(denied.error, denied.status)
     cursor_at, cursor_id, fetch = query_bounds(wanted)
     sql = ALERTS_PAGE_PREVIOUS if wanted.direction == "previous" else ALERTS_PAGE_NEXT
     try:
@@ -110,8 +109,8 @@ async def page_alerts() -> Response:
         )  # fmt: skip
     except DB_ERRORS as exc:
         status, detail = database_failure(exc)
-        return json_response({"error": f"Failed to get drift alerts: {detail}"}, status)
-    return raw_json_response(encode(page(wanted, rows)))
+        return error_response(f"Failed to get drift alerts: {detail}", status)
+    return struct_response(page(wanted, rows))
 
 
 @blueprint.put("/scouter/alerts")
@@ -127,16 +126,16 @@ async def update_alert() -> Response:
     try:
         update = parse_alert_update(await json_object())
     except AlertRequestError as exc:
-        return json_response({"error": f"Invalid alert update: {exc.reason}"}, 422)
+        return error_response(f"Invalid alert update: {exc.reason}", 422)
     if _nul_in(space=update.space) is not None:
-        return json_response({"error": "Invalid alert update: space: must not contain NUL"}, 422)
+        return error_response("Invalid alert update: space: must not contain NUL", 422)
     try:
         row = await context().db.fetchrow(SET_ALERT_ACTIVE, update.id, update.active, update.space)
     except DB_ERRORS as exc:
         status, detail = database_failure(exc)
-        return json_response({"error": f"Failed to update drift alert: {detail}"}, status)
+        return error_response(f"Failed to update drift alert: {detail}", status)
     if row is None:
-        return json_response({"error": "Alert not found"}, 404)
+        return error_response("Alert not found", 404)
     if row["active"] != update.active:  # upstream's check; an UPDATE that returned the row cannot differ
-        return json_response({"error": "Failed to update drift alert status"}, 400)
+        return error_response("Failed to update drift alert status", 400)
     return raw_json_response(_UPDATED)

@@ -11,14 +11,15 @@ from quart import Blueprint, Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from scouter.wire.v064 import ErrorBody
+
 from ..database import UNAVAILABLE
 from . import _health
 from ._context import HttpContext
 from ._guard import refuse_unauthenticated
+from ._responses import error_response, struct_response
 
 log = logging.getLogger("actors.http")
-
-ErrorAnswer = tuple[dict[str, str], int] | tuple[dict[str, str], int, dict[str, str]]
 
 
 def create_app(ctx: HttpContext, blueprints: Iterable[Blueprint] = ()) -> QuartTrio:
@@ -66,23 +67,23 @@ def create_app(ctx: HttpContext, blueprints: Iterable[Blueprint] = ()) -> QuartT
             g.pop(key, None)
 
     @app.errorhandler(HTTPException)
-    async def _http_error(error: HTTPException) -> ErrorAnswer:
+    async def _http_error(error: HTTPException) -> Response:
         code = error.code or 500
         if code in (404, 405):
-            return {"error": f"{error.name}: {request.method} {request.path}"}, code
+            return error_response(f"{error.name}: {request.method} {request.path}", code)
         if code == 413:
             # The rest of the oversized body is never read: this connection cannot carry another request.
-            return {"error": error.description or error.name}, code, {"Connection": "close"}
-        return {"error": error.description or error.name}, code
+            return struct_response(ErrorBody(error=error.description or error.name), code, {"Connection": "close"})
+        return error_response(error.description or error.name, code)
 
     @app.errorhandler(Exception)
-    async def _crash(error: Exception) -> ErrorAnswer:
+    async def _crash(error: Exception) -> Response:
         if isinstance(error, trio.Cancelled):  # cancellation belongs to the server, never a 500
             raise error
         if isinstance(error, UNAVAILABLE):  # an outage, not a bug: tell the client to come back
             log.warning("database unavailable for %s %s: %r", request.method, request.path, error)
-            return {"error": "Database unavailable, retry later"}, 503, {"Retry-After": "5"}
+            return struct_response(ErrorBody(error="Database unavailable, retry later"), 503, {"Retry-After": "5"})
         log.error("unhandled error in %s %s", request.method, request.path, exc_info=error)
-        return {"error": "Internal Server Error"}, 500
+        return error_response("Internal Server Error", 500)
 
     return app

@@ -14,7 +14,7 @@ import math
 import time
 
 import trio
-from quart import Blueprint, request
+from quart import Blueprint, Response, request
 
 from scouter.auth import (
     REFRESH_TTL_SECONDS,
@@ -26,27 +26,26 @@ from scouter.auth import (
     verify_access_renewable,
     verify_password,
 )
-from scouter.wire.v064 import ErrorBody
+from scouter.wire.v064 import AuthErrorBody, ErrorBody
 from scouter.wire.v064_accounts import LoginHeaders, Token, Validated
 
 from .. import users
 from ._context import HttpContext, context
 from ._openapi import BEARER_ONLY, documented
+from ._responses import struct_response
 
 log = logging.getLogger("actors.http.auth")
 
 blueprint = Blueprint("auth", __name__)
 
-Answer = tuple[dict[str, object], int] | tuple[dict[str, object], int, dict[str, str]]
 
-
-def _login_header(name: str) -> str | Answer:
+def _login_header(name: str) -> str | Response:
     """The value of header `name` (`Username`, `Password`), or upstream's 400 when it is missing or not ASCII."""
     value = request.headers.get(name)
     if value is None:
-        return {"error": f"{name} header not found"}, 400
+        return struct_response(ErrorBody(error=f"{name} header not found"), 400)
     if not value.isascii():
-        return {"error": f"Invalid {name.lower()} format"}, 400
+        return struct_response(ErrorBody(error=f"Invalid {name.lower()} format"), 400)
     return value
 
 
@@ -81,7 +80,7 @@ async def _new_refresh(ctx: HttpContext, user: users.UserRow, now: float) -> boo
     headers=LoginHeaders,
     responses={200: Token, 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 429: ErrorBody, 500: ErrorBody},
 )
-async def login() -> Answer:
+async def login() -> Response:
     """Headers `Username` and `Password` → `{"token": <access jwt>}`."""
     username = _login_header("Username")
     if not isinstance(username, str):
@@ -96,25 +95,27 @@ async def login() -> Answer:
     wait = throttle.retry_after(username, address, trio.current_time())
     if wait > 0:
         log.warning("login for %r throttled after repeated failures from %s (retry in %.1f s)", username, address, wait)
-        return {"error": "Too many failed login attempts; retry later"}, 429, {"Retry-After": str(math.ceil(wait))}
+        return struct_response(
+            ErrorBody(error="Too many failed login attempts; retry later"), 429, {"Retry-After": str(math.ceil(wait))}
+        )
 
     try:
         user = await users.get_user(ctx.db, username)
     except Exception:
         log.exception("login: could not read user %r", username)
-        return {"error": "Failed to get user"}, 500
+        return struct_response(ErrorBody(error="Failed to get user"), 500)
     if user is None:
         throttle.record_failure(username, address, trio.current_time())
         log.info("login failed for %r: no such user", username)
-        return {"error": "User not found"}, 404
+        return struct_response(ErrorBody(error="User not found"), 404)
     if not await users.off_loop(verify_password, password, user.password_hash):
         throttle.record_failure(username, address, trio.current_time())
         log.info("login failed for %r: wrong password", username)
-        return {"error": "Unauthorized"}, 401
+        return struct_response(ErrorBody(error="Unauthorized"), 401)
     throttle.record_success(username, address)
     if not user.active:
         log.info("login refused for %r: user is inactive", username)
-        return {"error": "Unauthorized", "message": "User is inactive"}, 401
+        return struct_response(AuthErrorBody(error="Unauthorized", message="User is inactive"), 401)
 
     now = time.time()
     if not user.refresh_valid(now):
@@ -122,11 +123,11 @@ async def login() -> Answer:
             stored = await _new_refresh(ctx, user, now)
         except Exception:
             log.exception("login: could not store the refresh token of %r", username)
-            return {"error": "Failed to refresh token"}, 500
+            return struct_response(ErrorBody(error="Failed to refresh token"), 500)
         if not stored:
-            return {"error": "User not found"}, 404
+            return struct_response(ErrorBody(error="User not found"), 404)
     log.info("%r logged in", username)
-    return {"token": mint_access(user.identity, ctx.settings.auth.encrypt_secret, now)}, 200
+    return struct_response(Token(token=mint_access(user.identity, ctx.settings.auth.encrypt_secret, now)))
 
 
 @blueprint.get("/scouter/auth/refresh")
@@ -135,24 +136,24 @@ async def login() -> Answer:
     security=BEARER_ONLY,
     responses={200: Token, 401: ErrorBody, 404: ErrorBody, 500: ErrorBody, 503: ErrorBody},
 )
-async def refresh() -> Answer:
+async def refresh() -> Response:
     """A new access token for a correctly signed one (expired or not, issued within the refresh token's lifetime)
     whose user holds a valid refresh token."""
     token = _bearer()
     if token is None:
-        return {"error": "No refresh token provided"}, 401
+        return struct_response(ErrorBody(error="No refresh token provided"), 401)
     ctx = context()
     now = time.time()
     try:
         claimed = verify_access_renewable(token, ctx.settings.auth.encrypt_secret, now)
     except TokenError as exc:
         log.info("refresh rejected a token: %s", exc.reason)
-        return {"error": "Failed to decode JWT token"}, 401
+        return struct_response(ErrorBody(error="Failed to decode JWT token"), 401)
     user = await users.get_user(ctx.db, claimed.username)
     if user is None:
-        return {"error": "User not found"}, 404
+        return struct_response(ErrorBody(error="User not found"), 404)
     if not user.active or not user.refresh_valid(now):
-        return {"error": "No refresh token found"}, 401
+        return struct_response(ErrorBody(error="No refresh token found"), 401)
     new_refresh = mint_refresh(user.identity, ctx.settings.auth.refresh_secret, now)
     try:
         rotated = await users.rotate_refresh(
@@ -160,27 +161,27 @@ async def refresh() -> Answer:
         )
     except Exception:
         log.exception("refresh: could not store the refresh token of %r", user.username)
-        return {"error": "Failed to refresh token"}, 500
+        return struct_response(ErrorBody(error="Failed to refresh token"), 500)
     ctx.auth_cache.forget(user.username)
     if not rotated:
-        return {"error": "No refresh token found"}, 401
-    return {"token": mint_access(user.identity, ctx.settings.auth.encrypt_secret, now)}, 200
+        return struct_response(ErrorBody(error="No refresh token found"), 401)
+    return struct_response(Token(token=mint_access(user.identity, ctx.settings.auth.encrypt_secret, now)))
 
 
 @blueprint.get("/scouter/auth/validate")
 @documented(tags=["auth"], security=BEARER_ONLY, responses={200: Validated, 401: ErrorBody, 503: ErrorBody})
-async def validate() -> Answer:
+async def validate() -> Response:
     """`{"is_authenticated": true}` for an unexpired, correctly signed token of an existing, active user."""
     token = _bearer()
     if token is None:
-        return {"error": "Bearer token not found"}, 401
+        return struct_response(ErrorBody(error="Bearer token not found"), 401)
     ctx = context()
     try:
         claimed = verify_access(token, ctx.settings.auth.encrypt_secret, time.time())
     except TokenError as exc:
         log.info("validate rejected a token: %s", exc.reason)
-        return {"error": "Failed to validate token"}, 401
+        return struct_response(ErrorBody(error="Failed to validate token"), 401)
     user = await users.get_user(ctx.db, claimed.username)
     if user is None or not user.active:
-        return {"error": "Failed to validate token"}, 401
-    return {"is_authenticated": True}, 200
+        return struct_response(ErrorBody(error="Failed to validate token"), 401)
+    return struct_response(Validated(is_authenticated=True))

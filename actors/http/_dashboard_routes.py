@@ -24,12 +24,12 @@ from werkzeug.exceptions import NotFound
 from scouter.auth import Requirement, can_read
 from scouter.binned import rfc3339
 from scouter.sql import LIST_PROFILES
-from scouter.wire.v064 import AuthErrorBody, ErrorBody, ProfileList, ProfileListRequest
+from scouter.wire.v064 import AuthErrorBody, ErrorBody, ProfileList, ProfileListRequest, ProfileSummary
 
 from ._context import context
 from ._guard import guarded, identity
 from ._openapi import BEARER, documented, undocumented
-from ._responses import DB_ERRORS, database_failure, json_response
+from ._responses import DB_ERRORS, database_failure, error_response, struct_response
 
 blueprint = Blueprint("dashboard", __name__)
 
@@ -117,26 +117,26 @@ async def list_profiles() -> Response:
     who = identity()
     # a space the caller may not read, or that no profile can have (PostgreSQL text holds no NUL), lists nothing
     if space is not None and (not can_read(who, space) or "\x00" in space):
-        return json_response({"profiles": []})
+        return struct_response(ProfileList(profiles=[]))
     try:
         rows = await context().db.fetch(LIST_PROFILES, space)
     except DB_ERRORS as exc:
         status, detail = database_failure(exc)
-        return json_response({"error": f"Failed to list drift profiles: {detail}"}, status)
+        return error_response(f"Failed to list drift profiles: {detail}", status)
     profiles = [
-        {
-            "space": row["space"],
-            "name": row["name"],
-            "version": row["version"],
-            "drift_type": row["drift_type"],
-            "uid": row["uid"],
-            "active": row["active"],
-            "schedule": row["schedule"],
-            "next_run": _stamp(row["next_run"]),
-            "previous_run": _stamp(row["previous_run"]),
-            "updated_at": _stamp(row["updated_at"]),
-        }
+        ProfileSummary(
+            space=row["space"],
+            name=row["name"],
+            version=row["version"],
+            drift_type=row["drift_type"],
+            uid=row["uid"],
+            active=row["active"],
+            schedule=row["schedule"],
+            next_run=_stamp(row["next_run"]),
+            previous_run=_stamp(row["previous_run"]),
+            updated_at=_stamp(row["updated_at"]),
+        )
         for row in rows
         if can_read(who, row["space"])
     ]
-    return json_response({"profiles": profiles})
+    return struct_response(ProfileList(profiles=profiles))

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import msgspec
 import orjson
 import trio
 from quart import Blueprint, Response, g, request
@@ -39,6 +40,7 @@ from scouter.records import CreatedAtBounds, DecodedBatch, DecodeError, decode_r
 from scouter.sql import (
     PSI_PROFILE,
 )
+from scouter.wire.common import encode
 from scouter.wire.v025 import DriftQueryParams, ShapeError, decode
 from scouter.wire.v064 import BinnedCustomMetrics, BinnedPsiFeatureMetrics, ErrorBody, ScouterResponse, SpcDriftFeatures
 from scouter.wire.v064_records import ServerRecords
@@ -49,7 +51,7 @@ from ..writer import write
 from ._context import context
 from ._guard import guarded, identity, json_object
 from ._openapi import BEARER, BODY_ERRORS, QUERY_ERRORS, documented
-from ._responses import DB_ERRORS, database_failure, json_response, raw_json_response
+from ._responses import DB_ERRORS, database_failure, error_response, json_response, raw_json_response, struct_response
 
 blueprint = Blueprint("drift", __name__)
 log = logging.getLogger("actors.http.drift")
@@ -60,8 +62,8 @@ DECODE_IN_THREAD = 1000  # records in a body from which it is decoded in a worke
 #: The space checked when a message has no records (upstream's placeholder: only write:all or admin pass).
 MISSING_SPACE = "__missing__"
 
-_QUEUED = orjson.dumps({"status": "success", "message": "Drift records queued for processing"})
-_MESSAGE_QUEUED = orjson.dumps({"status": "success", "message": "Message queued for processing"})
+_QUEUED = encode(ScouterResponse(status="success", message="Drift records queued for processing"))
+_MESSAGE_QUEUED = encode(ScouterResponse(status="success", message="Message queued for processing"))
 _NO_PROFILE = "Failed to query records: No Profile found"
 
 
@@ -120,7 +122,7 @@ async def _ingest(answer: bytes) -> Response:
     if space is not MISSING_SPACE:  # a 0.6.4 first record: refuse a non-writer before decoding, as always
         denied = check(Requirement.write(), identity(), space=space)
         if denied is not None:
-            return json_response(denied.body, denied.status)  # upstream's body, as the guard answered it
+            return error_response(denied.error, denied.status)  # upstream's body, as the guard answers it
     try:
         bounds = CreatedAtBounds.around(datetime.now(UTC), timedelta(seconds=ctx.settings.max_future_seconds))
         records = body.get("records")
@@ -131,18 +133,18 @@ async def _ingest(answer: bytes) -> Response:
         else:
             batch = decode_records_data(body, bounds)
     except DecodeError as exc:
-        return json_response({"error": f"Invalid drift records: {exc.reason}"}, 400)
+        return error_response(f"Invalid drift records: {exc.reason}", 400)
     count_dropped(batch, "http", ctx.metrics)
     if batch.uid_rows:
         try:
             entities = await ctx.entities.lookup(ctx.db, uids_of(batch.uid_rows))
         except DB_ERRORS as exc:
             code, detail = database_failure(exc)
-            return json_response({"error": f"Failed to insert records: {detail}"}, code)
+            return error_response(f"Failed to insert records: {detail}", code)
         try:
             batch = resolve_uids(batch, entities)
         except UnknownUid as exc:
-            return json_response({"error": f"Invalid drift records: {exc.reason}"}, 404)
+            return error_response(f"Invalid drift records: {exc.reason}", 404)
     # Write permission on every entity the records are filed under (upstream checked only the first record's
     # space at 0.6.4 and nothing at 0.25); a body with nothing to store needs write on every space, as before.
     denied = _denied(batch_spaces(batch) or ({MISSING_SPACE} if not batch.dropped else set()))
@@ -155,14 +157,14 @@ async def _ingest(answer: bytes) -> Response:
             received.labels(kind, "http").inc(len(rows))
     if batch.total:
         if ctx.writer is None:
-            return json_response({"error": "Failed to insert records: the writer is not running"}, 503)
+            return error_response("Failed to insert records: the writer is not running", 503)
         try:
             result = await write(ctx.writer, batch, timeout=INGEST_TIMEOUT)
         except trio.TooSlowError:
-            return json_response({"error": "Failed to insert records: timed out waiting for the database"}, 503)
+            return error_response("Failed to insert records: timed out waiting for the database", 503)
         if not result.ok:  # 503: the writer stopped holding these records, which are fine; send them again
             status = 503 if result.unavailable else 500
-            return json_response({"error": f"Failed to insert records: {result.error}"}, status)
+            return error_response(f"Failed to insert records: {result.error}", status)
     started = getattr(g, "started", None)
     if started is not None:
         ctx.metrics.ingest_duration.labels("http").observe(time.perf_counter() - started)
@@ -212,7 +214,7 @@ async def query_parts(source: BinnedSource, query: DriftQuery, now: datetime, *e
 
 
 def _invalid(reason: str) -> Response:
-    return json_response({"error": f"Invalid drift request: {reason}"}, 400)
+    return error_response(f"Invalid drift request: {reason}", 400)
 
 
 async def _query(now: datetime, drift_type: str) -> DriftQuery | Response:
@@ -238,9 +240,9 @@ async def _query(now: datetime, drift_type: str) -> DriftQuery | Response:
     except DB_ERRORS as exc:
         return _failed(exc)
     if entity is None or entity.drift_type != drift_type:
-        return json_response({"error": f"Failed to get entity from uid: no {drift_type} profile has this uid"}, 404)
+        return error_response(f"Failed to get entity from uid: no {drift_type} profile has this uid", 404)
     if entity.space != params.space:  # a uid of another space is refused like that space would be
-        return json_response({"error": "Permission denied"}, 403)
+        return error_response("Permission denied", 403)
     begin = params.start_custom_datetime or params.begin_custom_datetime
     try:
         return entity_drift_query(
@@ -257,18 +259,18 @@ async def _query(now: datetime, drift_type: str) -> DriftQuery | Response:
 
 def _failed(exc: BaseException) -> Response:
     if isinstance(exc, ArchiveLimitExceeded):
-        return json_response({"error": f"Invalid drift request: {exc}"}, 400)
+        return error_response(f"Invalid drift request: {exc}", 400)
     if isinstance(exc, ArchiveReadError):
-        return json_response({"error": f"Failed to query records: {exc}"}, 500)
+        return error_response(f"Failed to query records: {exc}", 500)
     status, detail = database_failure(exc)
-    return json_response({"error": f"Failed to query records: {detail}"}, status)
+    return error_response(f"Failed to query records: {detail}", status)
 
 
 async def _binned(
     source: BinnedSource,
     drift_type: str,
     merge: Callable[[list[Sequence[Any]]], Any],
-    shape: Callable[[Any], dict[str, Any]],
+    shape: Callable[[Any], msgspec.Struct],
 ) -> Response:
     now = datetime.now(UTC)
     query = await _query(now, drift_type)
@@ -278,7 +280,7 @@ async def _binned(
         parts = await query_parts(source, query, now)
     except (*DB_ERRORS, ArchiveReadError) as exc:
         return _failed(exc)
-    return json_response(shape(merge(parts)))
+    return struct_response(shape(merge(parts)))
 
 
 @blueprint.get("/scouter/drift/spc")
@@ -327,11 +329,11 @@ async def psi_drift() -> Response:
         if text is None:
             # Upstream answered 500; a missing profile is the caller's mistake, not a server fault, so 404 with
             # upstream's message (the 0.6.4 client reports "Failed to get drift data" for either).
-            return json_response({"error": _NO_PROFILE}, 404)
+            return error_response(_NO_PROFILE, 404)
         profile = cast(PsiDriftProfile, profile_from_data("Psi", orjson.loads(text)))
         expected = {feature: {b.id: b.proportion for b in limits.bins} for feature, limits in profile.features.items()}
         parts = await query_parts(PSI, query, now, list(expected))
     except (*DB_ERRORS, ArchiveReadError) as exc:
         return _failed(exc)
     # raw counts of both parts are added per bucket and bin before any proportion is computed
-    return json_response(psi_response(merge_psi(parts), expected))
+    return struct_response(psi_response(merge_psi(parts), expected))

@@ -62,6 +62,7 @@ from scouter.auth import (
 
 from .. import users
 from ._context import HttpContext, context
+from ._responses import error_response
 
 log = logging.getLogger("actors.http.auth")
 
@@ -313,7 +314,7 @@ def guarded(
                 else:
                     denied = check(requirement, who)
                 if denied is not None:
-                    response = await current_app.make_response((denied.body, denied.status))
+                    response = error_response(denied.error, denied.status)
                 else:
                     response = await current_app.make_response(await view(*args, **kwargs))
             except Exception as exc:

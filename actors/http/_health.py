@@ -11,17 +11,18 @@ from scouter.wire.v064 import Alive, ErrorBody, Ready
 
 from ._context import context
 from ._openapi import METRICS_TEXT, METRICS_TOKEN, documented
+from ._responses import struct_response
 
 blueprint = Blueprint("health", __name__)
 
 
 @blueprint.get("/scouter/healthcheck")
 @documented(tags=["health"], summary="Liveness (503 while draining).", responses={200: Alive, 503: Alive})
-async def healthcheck() -> tuple[dict[str, object], int]:
+async def healthcheck() -> Response:
     """Upstream's liveness shape; 503 while draining so balancers stop sending work."""
     if context().draining:
-        return {"alive": False, "status": "draining"}, 503
-    return {"alive": True}, 200
+        return struct_response(Alive(alive=False, status="draining"), 503)
+    return struct_response(Alive(alive=True))
 
 
 @blueprint.get("/scouter/readyz")
@@ -30,7 +31,7 @@ async def healthcheck() -> tuple[dict[str, object], int]:
     summary="Readiness: 200 once every child runs and every dependency answers, else 503 naming the problems.",
     responses={200: Ready, 503: Ready},
 )
-async def readyz() -> tuple[dict[str, object], int]:
+async def readyz() -> Response:
     """200 only when every child runs and every outside dependency answers."""
     ctx = context()
     state = ctx.readiness()
@@ -38,8 +39,8 @@ async def readyz() -> tuple[dict[str, object], int]:
     if ctx.draining:
         problems["http"] = "draining"
     if state.ready and not problems:
-        return {"ready": True}, 200
-    return {"ready": False, "problems": problems}, 503
+        return struct_response(Ready(ready=True))
+    return struct_response(Ready(ready=False, problems=problems), 503)
 
 
 def metrics_allowed(token: str | None, authorization: str | None) -> bool:
@@ -58,9 +59,9 @@ def metrics_allowed(token: str | None, authorization: str | None) -> bool:
     security=METRICS_TOKEN,
     content_types={200: "text/plain"},
 )
-async def metrics() -> Response | tuple[dict[str, str], int]:
+async def metrics() -> Response:
     """Prometheus metrics (also on port + 1); needs `Bearer <SCOUTER_METRICS_TOKEN>` when that is set."""
     ctx = context()
     if not metrics_allowed(ctx.settings.http.metrics_token, request.headers.get("Authorization")):
-        return {"error": "Unauthorized"}, 401
+        return struct_response(ErrorBody(error="Unauthorized"), 401)
     return Response(generate_latest(ctx.metrics.registry), content_type=CONTENT_TYPE_LATEST)

@@ -17,19 +17,19 @@ from scouter.auth import Requirement
 from scouter.binned import observability_response
 from scouter.queries import ObservabilityQuery, QueryError, parse_observability_query
 from scouter.sql import OBSERVABILITY_BUCKETS
-from scouter.wire.v064 import ObservabilityMetricRequest, ObservabilityMetrics
+from scouter.wire.v064 import ObservabilityMetricRequest, ObservabilityMetrics, StatusErrorBody
 
 from ..database import Database
 from ._context import context
 from ._guard import guarded
 from ._openapi import BEARER, OBSERVABILITY_ERROR, QUERY_ERRORS, documented
-from ._responses import DB_ERRORS, database_failure, json_response
+from ._responses import DB_ERRORS, database_failure, struct_response
 
 blueprint = Blueprint("observability", __name__)
 
 
 def _error(message: str, status: int) -> Response:
-    return json_response({"status": "error", "message": message}, status)
+    return struct_response(StatusErrorBody(status="error", message=message), status)
 
 
 async def observability_postgres_part(db: Database, query: ObservabilityQuery) -> Sequence[Any]:
@@ -65,4 +65,4 @@ async def observability_metrics() -> Response:
     except DB_ERRORS as exc:
         status, detail = database_failure(exc)
         return _error(f"Failed to query observability metrics: {detail}", status)
-    return json_response(observability_response(rows))
+    return struct_response(observability_response(rows))

@@ -45,23 +45,23 @@ from scouter.sql import (
     UPSERT_PROFILE,
 )
 from scouter.versions import VersionError, next_version
-from scouter.wire.v025 import RegisteredProfileResponse, RegisterProfileRequest, ShapeError, decode, encode
+from scouter.wire.v025 import RegisteredProfileResponse, RegisterProfileRequest, ShapeError, decode
 from scouter.wire.v064 import ErrorBody, GetProfileRequest, ProfileStatusRequest, ScouterResponse
 
 from ._context import context
 from ._guard import guarded, json_object
 from ._openapi import BEARER, BODY_ERRORS, QUERY_ERRORS, TAGGED_DRIFT_PROFILE, documented
-from ._responses import DB_ERRORS, database_failure, json_response, raw_json_response
+from ._responses import DB_ERRORS, database_failure, error_response, json_response, struct_response
 
 log = logging.getLogger("actors.http.profiles")
 
 blueprint = Blueprint("profiles", __name__)
 
-NOT_FOUND = {"error": "Drift profile not found"}
+NOT_FOUND = "Drift profile not found"
 
 
 def _success(message: str) -> Response:
-    return json_response({"status": "success", "message": message})
+    return struct_response(ScouterResponse(status="success", message=message))
 
 
 def _affected(command_tag: str) -> int:
@@ -76,7 +76,7 @@ def _registered(space: str, name: str, version: str, uid: str, active: bool) -> 
     answer = RegisteredProfileResponse(
         status="success", message=_INSERTED, space=space, name=name, version=version, uid=uid, active=active
     )
-    return raw_json_response(encode(answer))
+    return struct_response(answer)
 
 
 @blueprint.post("/scouter/profile")
@@ -100,7 +100,7 @@ async def register_profile() -> Response:
     try:
         registration = parse_profile_request(body, now)
     except ProfileRequestError as exc:
-        return json_response({"error": f"Invalid drift profile: {exc.reason}"}, 400)
+        return error_response(f"Invalid drift profile: {exc.reason}", 400)
     profile = registration.profile
     try:
         row = await context().db.fetchrow(
@@ -118,7 +118,7 @@ async def register_profile() -> Response:
         )
     except DB_ERRORS as exc:
         status, detail = database_failure(exc)
-        return json_response({"error": f"Failed to insert monitor profile: {detail}"}, status)
+        return error_response(f"Failed to insert monitor profile: {detail}", status)
     assert row is not None  # an upsert always returns its row
     return _registered(profile.space, profile.name, profile.version, row["uid"], row["active"])
 
@@ -128,13 +128,13 @@ async def _register_version(body: dict[str, object], now: datetime) -> Response:
     try:
         wanted = decode(body, RegisterProfileRequest)
     except ShapeError as exc:
-        return json_response({"error": f"Invalid drift profile: {exc.reason}"}, 400)
+        return error_response(f"Invalid drift profile: {exc.reason}", 400)
     if wanted.version_request is None:
-        return json_response({"error": "Version request is required"}, 400)
+        return error_response("Version request is required", 400)
     try:
         registration = parse_profile_request(body, now)
     except ProfileRequestError as exc:
-        return json_response({"error": f"Invalid drift profile: {exc.reason}"}, 400)
+        return error_response(f"Invalid drift profile: {exc.reason}", 400)
     profile = registration.profile
     asked = wanted.version_request
     document = orjson.loads(registration.profile_json)
@@ -174,10 +174,10 @@ async def _register_version(body: dict[str, object], now: datetime) -> Response:
     try:
         uid, version = await context().db.run(register, transaction=True)
     except VersionError as exc:
-        return json_response({"error": f"Failed to get next profile version: {exc.reason}"}, 400)
+        return error_response(f"Failed to get next profile version: {exc.reason}", 400)
     except DB_ERRORS as exc:
         status, detail = database_failure(exc)
-        return json_response({"error": f"Failed to insert monitor profile: {detail}"}, status)
+        return error_response(f"Failed to insert monitor profile: {detail}", status)
     return _registered(profile.space, profile.name, version, uid, wanted.active)
 
 
@@ -195,7 +195,7 @@ async def update_profile() -> Response:
     try:
         registration = parse_profile_request(await json_object(), now)
     except ProfileRequestError as exc:
-        return json_response({"error": f"Invalid drift profile: {exc.reason}"}, 400)
+        return error_response(f"Invalid drift profile: {exc.reason}", 400)
     profile = registration.profile
     try:
         tag = await context().db.execute(
@@ -211,9 +211,9 @@ async def update_profile() -> Response:
         )
     except DB_ERRORS as exc:
         status, detail = database_failure(exc)
-        return json_response({"error": f"Failed to update drift profile: {detail}"}, status)
+        return error_response(f"Failed to update drift profile: {detail}", status)
     if _affected(tag) == 0:  # upstream answered success for nothing updated; say what happened
-        return json_response(NOT_FOUND, 404)
+        return error_response(NOT_FOUND, 404)
     return _success("Drift profile updated successfully")
 
 
@@ -240,12 +240,12 @@ async def update_profile_status() -> Response:
     try:
         status = parse_profile_status(await json_object())
     except ProfileRequestError as exc:
-        return json_response({"error": f"Invalid request: {exc.reason}"}, 400)
+        return error_response(f"Invalid request: {exc.reason}", 400)
     try:
         updated = await context().db.run(_set_status, status, transaction=True)
     except DB_ERRORS as exc:
         code, detail = database_failure(exc)
-        return json_response({"error": f"Failed to update profile status: {detail}"}, code)
+        return error_response(f"Failed to update profile status: {detail}", code)
     if updated == 0:
         # Upstream answers success whatever matched, and clean-up scripts written against it rely on that (the
         # client returns True); so do we, but say so in the log. Other versions are left alone (deactivate_others
@@ -271,14 +271,14 @@ async def get_profile() -> Response:
     try:
         query = parse_get_profile(request.args)
     except ProfileRequestError as exc:
-        return json_response({"error": f"Invalid request: {exc.reason}"}, 400)
+        return error_response(f"Invalid request: {exc.reason}", 400)
     try:
         row = await context().db.fetchrow(GET_PROFILE, query.space, query.name, query.version, query.drift_type)
     except DB_ERRORS as exc:
         code, detail = database_failure(exc)
-        return json_response({"error": f"Failed to get drift profile: {detail}"}, code)
+        return error_response(f"Failed to get drift profile: {detail}", code)
     if row is None:
-        return json_response(NOT_FOUND, 404)
+        return error_response(NOT_FOUND, 404)
     # Externally tagged, as both clients expect: {"Spc": {...}}, in the superset form both parse.
     document = superset_document(query.drift_type, orjson.loads(row["profile"]), row["uid"], row["version"])
     return json_response({query.drift_type: document})

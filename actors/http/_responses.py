@@ -7,8 +7,12 @@ import logging
 from typing import Any
 
 import asyncpg
+import msgspec
 import orjson
 from quart import Response
+
+from scouter.wire.common import encode
+from scouter.wire.v064 import ErrorBody
 
 from ..database import UNAVAILABLE
 
@@ -20,6 +24,16 @@ JSON = "application/json"
 def json_response(body: Any, status: int = 200) -> Response:
     """`body` serialised with orjson (large binned responses; the default provider is several times slower)."""
     return Response(orjson.dumps(body), status=status, content_type=JSON)
+
+
+def struct_response(body: msgspec.Struct, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A declared wire struct (`scouter.wire`) as the response: the struct the OpenAPI document shows is the body."""
+    return Response(encode(body), status=status, content_type=JSON, headers=headers)
+
+
+def error_response(message: str, status: int) -> Response:
+    """`{"error": message}` with `status`."""
+    return struct_response(ErrorBody(error=message), status)
 
 
 def raw_json_response(text: bytes | str, status: int = 200) -> Response:

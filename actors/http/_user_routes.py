@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Final, TypeVar
 
-from quart import Blueprint
+from quart import Blueprint, Response
 from werkzeug.exceptions import UnprocessableEntity
 
 from scouter.auth import Requirement, hash_password, is_admin, new_recovery_codes
@@ -24,12 +24,11 @@ from .. import users
 from ._context import context
 from ._guard import guarded, identity, json_object
 from ._openapi import BEARER, BEARER_OR_BOOTSTRAP, BODY_ERRORS, GUARD_ERRORS, documented
+from ._responses import struct_response
 
 log = logging.getLogger("actors.http.users")
 
 blueprint = Blueprint("users", __name__)
-
-Answer = tuple[dict[str, Any], int]
 
 RECOVERY_MESSAGE = "Save these recovery codes securely. They cannot be shown again!"
 
@@ -95,7 +94,7 @@ def _unique(values: list[str] | None) -> tuple[str, ...] | None:
     responses={**BODY_ERRORS, 200: CreateUserResponse, 409: ErrorBody},
 )
 @guarded(Requirement.admin())
-async def create_user() -> Answer:
+async def create_user() -> Response:
     """Create a user (admin group, or the bootstrap key); answer with its four recovery codes, shown once."""
     request = _decoded(await json_object(), CreateUserRequest)
     username, password, email, role, active = (
@@ -109,7 +108,7 @@ async def create_user() -> Answer:
 
     ctx = context()
     if await users.get_user(ctx.db, username) is not None:
-        return {"error": "User already exists"}, 409
+        return struct_response(ErrorBody(error="User already exists"), 409)
     password_hash = await users.off_loop(hash_password, password)
     codes, code_hashes = await users.off_loop(new_recovery_codes, 4)
     new = users.NewUser(
@@ -124,33 +123,35 @@ async def create_user() -> Answer:
     )
     outcome = await users.create_user(ctx.db, new)
     if outcome is users.Created.USERNAME_TAKEN:
-        return {"error": "User already exists"}, 409
+        return struct_response(ErrorBody(error="User already exists"), 409)
     if outcome is users.Created.EMAIL_TAKEN:
-        return {"error": "Email already exists"}, 409
+        return struct_response(ErrorBody(error="Email already exists"), 409)
     created = await users.get_user(ctx.db, username)
     if created is None:  # deleted in the instant since the insert
-        return {"error": "Failed to create user"}, 500
+        return struct_response(ErrorBody(error="Failed to create user"), 500)
     log.info("user %r created by %r", username, identity().username)
-    return {"user": created.response(), "recovery_codes": list(codes), "message": RECOVERY_MESSAGE}, 200
+    return struct_response(
+        CreateUserResponse(user=created.response(), recovery_codes=list(codes), message=RECOVERY_MESSAGE)
+    )
 
 
 @blueprint.get("/scouter/user")
 @documented(tags=["users"], security=BEARER, responses={**GUARD_ERRORS, 200: UserList})
 @guarded(Requirement.admin())
-async def list_users() -> Answer:
+async def list_users() -> Response:
     """Every user (admin group only)."""
-    return {"users": [user.response() for user in await users.list_users(context().db)]}, 200
+    return struct_response(UserList(users=[user.response() for user in await users.list_users(context().db)]))
 
 
 @blueprint.get("/scouter/user/<username>")
 @documented(tags=["users"], security=BEARER, responses={**GUARD_ERRORS, 200: UserResponse, 404: ErrorBody})
 @guarded(Requirement.admin_or_self())
-async def get_user(username: str) -> Answer:
+async def get_user(username: str) -> Response:
     """One user (admin group, or the user themself)."""
     user = await users.get_user(context().db, username) if _storable(username) else None
     if user is None:
-        return {"error": "User not found"}, 404
-    return user.response(), 200
+        return struct_response(ErrorBody(error="User not found"), 404)
+    return struct_response(user.response())
 
 
 @blueprint.put("/scouter/user/<username>")
@@ -161,7 +162,7 @@ async def get_user(username: str) -> Answer:
     responses={**BODY_ERRORS, 200: UserResponse, 404: ErrorBody, 409: ErrorBody},
 )
 @guarded(Requirement.admin_or_self())
-async def update_user(username: str) -> Answer:
+async def update_user(username: str) -> Response:
     """Change a user's password or favourite spaces; admins may also change permissions, groups and `active`.
 
     A new password, changed permissions or groups, and a deactivation delete the stored refresh token."""
@@ -176,7 +177,7 @@ async def update_user(username: str) -> Answer:
     ctx = context()
     current = await users.get_user(ctx.db, username) if _storable(username) else None
     if current is None:
-        return {"error": "User not found"}, 404
+        return struct_response(ErrorBody(error="User not found"), 404)
     password_hash = None if password is None else await users.off_loop(hash_password, password)
     # What a token was issued against no longer holds: no token of the user renews any more (log in again).
     revoke_refresh = (
@@ -197,24 +198,24 @@ async def update_user(username: str) -> Answer:
             revoke_refresh=revoke_refresh,
         )
     except users.LastAdmin:
-        return {"error": "Cannot remove the admin rights of the last admin user"}, 409
+        return struct_response(ErrorBody(error="Cannot remove the admin rights of the last admin user"), 409)
     ctx.auth_cache.forget(username)
     if updated is None:
-        return {"error": "User not found"}, 404
+        return struct_response(ErrorBody(error="User not found"), 404)
     log.info("user %r updated by %r", username, identity().username)
-    return updated.response(), 200
+    return struct_response(updated.response())
 
 
 @blueprint.delete("/scouter/user/<username>")
 @documented(tags=["users"], security=BEARER, responses={**GUARD_ERRORS, 200: ScouterResponse, 409: ErrorBody})
 @guarded(Requirement.admin())
-async def delete_user(username: str) -> Answer:
+async def delete_user(username: str) -> Response:
     """Delete a user (admin group only), unless it is the last active user of the admin group."""
     ctx = context()
     # deleting a user that does not exist succeeds, as upstream; one that cannot exist is not asked about
     outcome = await users.delete_user(ctx.db, username) if _storable(username) else users.Deleted.DELETED
     ctx.auth_cache.forget(username)
     if outcome is users.Deleted.LAST_ADMIN:
-        return {"error": "Cannot delete the last admin user"}, 409
+        return struct_response(ErrorBody(error="Cannot delete the last admin user"), 409)
     log.info("user %r deleted by %r", username, identity().username)
-    return {"status": "success", "message": f"User {username} deleted successfully"}, 200
+    return struct_response(ScouterResponse(status="success", message=f"User {username} deleted successfully"))

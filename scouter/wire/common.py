@@ -63,7 +63,8 @@ Number = int | float
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
 #: An RFC 3339 date-time in the document (msgspec names the format of timezone-aware datetimes only).
 DateTime = Annotated[datetime, Meta(extra_json_schema={"format": "date-time"})]
-#: RFC 3339 text kept as text: `scouter.records` parses it (nanoseconds truncated, not rounded) and bounds it.
+#: RFC 3339 text kept as text: `scouter.records` parses it (nanoseconds truncated, not rounded) and bounds it; answers
+#: carry it as `scouter.binned.rfc3339` renders it.
 Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 #: The JSON-schema pattern of text PostgreSQL can store (anything but NUL). It is documented, not enforced by
 #: msgspec: a regex run on every string would cost more than half the records' decode rate, so `scouter.records`

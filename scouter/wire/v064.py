@@ -3,7 +3,9 @@ as a msgspec struct: health, errors, drift and observability queries and answers
 
 The ServerRecords message is in `scouter.wire.v064_records`, the profile documents in `scouter.wire.v064_profiles`,
 authentication and users in `scouter.wire.v064_accounts`. A struct marked ``forbid_unknown_fields`` is an answer
-whose every key is listed (its schema says ``additionalProperties: false``). ``EXAMPLES`` (a class variable, not a
+whose every key is listed (its schema says ``additionalProperties: false``); its date-times are `Timestamp` text
+already rendered the way upstream prints them (``2026-11-22T17:06:39.000000Z``: always six digits, which msgspec's
+own datetime encoding drops when they are zero). ``EXAMPLES`` (a class variable, not a
 field) is a whole-body example the HTTP layer adds to the struct's schema.
 """
 
@@ -13,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 
 from msgspec import Meta, Struct
 
-from scouter.wire.common import INT32_MAX, DateTime, DriftTypeName, EntityName, Int32, Text
+from scouter.wire.common import INT32_MAX, DateTime, DriftTypeName, EntityName, Int32, Text, Timestamp
 
 __all__ = [
     "SHAPES",
@@ -84,14 +86,14 @@ class ScouterResponse(Struct, forbid_unknown_fields=True):
     message: Annotated[str, Meta(examples=["Drift profile inserted successfully"])]
 
 
-class Alive(Struct, forbid_unknown_fields=True):
+class Alive(Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Liveness: `{"alive": true}`, or `{"alive": false, "status": "draining"}` (503) while shutting down."""
 
     alive: bool
     status: Literal["draining"] | None = None
 
 
-class Ready(Struct, forbid_unknown_fields=True):
+class Ready(Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Readiness: `{"ready": true}`, or `{"ready": false, "problems": {component: problem}}` (503)."""
 
     ready: bool
@@ -171,9 +173,9 @@ class ProfileSummary(Struct, forbid_unknown_fields=True):
     uid: Annotated[str, Meta(description="The entity uid (scouter-ml 0.25 names the profile by it).")]
     active: bool
     schedule: str
-    next_run: DateTime | None
-    previous_run: DateTime | None
-    updated_at: DateTime | None
+    next_run: Timestamp | None
+    previous_run: Timestamp | None
+    updated_at: Timestamp | None
 
 
 class ProfileList(Struct, forbid_unknown_fields=True):
@@ -186,7 +188,7 @@ class ProfileList(Struct, forbid_unknown_fields=True):
 
 
 class SpcFeatureSeries(Struct, forbid_unknown_fields=True):
-    created_at: Annotated[list[DateTime], Meta(description="Bucket starts, newest first.")]
+    created_at: Annotated[list[Timestamp], Meta(description="Bucket starts, newest first.")]
     values: Annotated[list[float], Meta(description="The mean of each bucket.")]
 
 
@@ -201,7 +203,7 @@ class SpcDriftFeatures(Struct, forbid_unknown_fields=True):
 
 
 class PsiFeatureSeries(Struct, forbid_unknown_fields=True):
-    created_at: list[DateTime]
+    created_at: list[Timestamp]
     psi: list[float]
     overall_psi: float
     bins: Annotated[dict[str, float], Meta(description="Overall proportion per bin id (the id as a string).")]
@@ -234,7 +236,7 @@ class CustomStats(Struct, forbid_unknown_fields=True):
 
 class CustomMetricSeries(Struct, forbid_unknown_fields=True):
     metric: str
-    created_at: list[DateTime]
+    created_at: list[Timestamp]
     stats: list[CustomStats]
 
 
@@ -258,7 +260,7 @@ class BinnedCustomMetrics(Struct, forbid_unknown_fields=True):
 
 class RouteSeries(Struct, forbid_unknown_fields=True):
     route_name: str
-    created_at: list[DateTime]
+    created_at: list[Timestamp]
     p5: list[float]
     p25: list[float]
     p50: list[float]
@@ -295,7 +297,7 @@ class Alert(Struct, forbid_unknown_fields=True):
         }
     ]
 
-    created_at: DateTime
+    created_at: Timestamp
     name: str
     space: str
     version: str

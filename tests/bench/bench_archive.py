@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import msgspec
 import obstore
 import trio
 import trio_asyncio
@@ -85,7 +86,7 @@ async def _timed_query(db: Database, reader: ArchiveReader | None, args: dict[st
     else:
         parts = await reader.parts(db, "spc", query, SPC_UNARCHIVED_BUCKETS, params)
     body = spc_response(merge_spc(parts))
-    return time.perf_counter() - started, body
+    return time.perf_counter() - started, msgspec.to_builtins(body)
 
 
 @contextlib.contextmanager

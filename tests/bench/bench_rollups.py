@@ -23,6 +23,7 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
 import trio
 import trio_asyncio
 
@@ -36,6 +37,7 @@ from scouter.checks import CheckWindow
 from scouter.queries import DriftQuery, Window, bucket_width
 from scouter.rollups import GRAINS
 from scouter.sql import CUSTOM_AVERAGES, CUSTOM_CHECK_MEANS, create_partition, rollup_table
+from scouter.wire.v064 import SpcDriftFeatures
 from tests.bench.common import SMOKE, Verdicts, bench_postgres, check, same_drift, sizes
 from tests.drift_profiles import CUSTOM_COLUMNS, SPC_COLUMNS, copy_rows
 from tests.services import scratch_database
@@ -79,7 +81,7 @@ async def _best(fn: Any, *args: Any) -> float:
     return min(times)
 
 
-async def _binned(db: Database, read: Any, query: DriftQuery, now: datetime.datetime) -> dict[str, Any]:
+async def _binned(db: Database, read: Any, query: DriftQuery, now: datetime.datetime) -> SpcDriftFeatures:
     return spc_response(merge_spc(await read(db, None, SPC, query, now)))
 
 
@@ -103,7 +105,8 @@ async def _one_size(dsn: str, total: int) -> dict[str, float]:
             window = Window(now - datetime.timedelta(days=DAYS), now)
             for points in (1000, 720):
                 query = DriftQuery(*ENTITY, "Spc", window, bucket_width(window.length, points), points)
-                same = same_drift(await _binned(db, raw_parts, query, now), await _binned(db, binned_parts, query, now))
+                raw, rolled = await _binned(db, raw_parts, query, now), await _binned(db, binned_parts, query, now)
+                same = same_drift(msgspec.to_builtins(raw), msgspec.to_builtins(rolled))
                 check(same, f"binned SPC, {points} points: the rollup path's answer differs from the rows'")
                 figures[f"binned_{points}_raw_s"] = await _best(_binned, db, raw_parts, query, now)
                 figures[f"binned_{points}_rollup_s"] = await _best(_binned, db, binned_parts, query, now)

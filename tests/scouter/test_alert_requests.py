@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import orjson
 import pytest
 
 from scouter.alert_requests import (
@@ -15,6 +16,7 @@ from scouter.alert_requests import (
     parse_alert_query,
     parse_alert_update,
 )
+from scouter.wire.common import encode
 
 BASE = {"name": "model", "space": "cap", "version": "1.0.0"}
 
@@ -85,8 +87,12 @@ def test_alert_document_has_the_exact_shape_the_client_parses() -> None:
     """Upstream's field order, RFC 3339 with Z, integer id, string-only alert map (other values as JSON text)."""
     created = dt.datetime(2026, 11, 22, 17, 6, 43, 680899, tzinfo=dt.UTC)
 
-    document = alert_document(
-        created, "model", "cap", "1.0.0", "feature_0", '{"zone": "Zone 4", "n": 3, "x": null}', 1, "Spc", True
+    document = orjson.loads(
+        encode(
+            alert_document(
+                created, "model", "cap", "1.0.0", "feature_0", '{"zone": "Zone 4", "n": 3, "x": null}', 1, "Spc", True
+            )
+        )
     )
 
     assert {

@@ -5,22 +5,34 @@ from __future__ import annotations
 import math
 import statistics
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import orjson
 import pytest
 
-from scouter.binned import (
-    custom_response,
-    merge_custom,
-    merge_psi,
-    merge_spc,
-    observability_response,
-    psi_response,
-    rfc3339,
-    spc_response,
-)
+from scouter import binned
+from scouter.binned import merge_custom, merge_psi, merge_spc, rfc3339
+from scouter.wire.common import encode
 
 T0 = datetime(2026, 11, 22, 17, 6, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=1)
+
+
+# The responses as the client reads them: each builder's struct, encoded, parsed back.
+def spc_response(rows: Any) -> Any:
+    return orjson.loads(encode(binned.spc_response(rows)))
+
+
+def custom_response(rows: Any) -> Any:
+    return orjson.loads(encode(binned.custom_response(rows)))
+
+
+def psi_response(rows: Any, profile: Any) -> Any:
+    return orjson.loads(encode(binned.psi_response(rows, profile)))
+
+
+def observability_response(rows: Any) -> Any:
+    return orjson.loads(encode(binned.observability_response(rows)))
 
 
 def test_rfc3339_is_utc_with_microseconds_and_z() -> None:
