@@ -130,7 +130,9 @@ class ObservabilityMetricRequest(Struct):
     name: Name
     version: Version
     time_interval: Annotated[str, Meta(examples=["1hour"])]
-    max_data_points: Annotated[int, Meta(ge=1, le=INT32_MAX, examples=[100])]
+    max_data_points: Annotated[
+        Int32, Meta(description="Clamped to 1 … 10 000 buckets (0 or below: one).", examples=[100])
+    ]
 
 
 class ProfileListRequest(Struct):
