@@ -172,8 +172,7 @@ class PortsActor:
         reported = False
         while not stop.is_set():
             async with self.ports.standing_in() as turn:
-                if turn is None:
-                    await trio.lowlevel.checkpoint()
+                if turn is None:  # the front-end waits for the ports: hand them over (trio's lock is fair)
                     continue
                 (api, metrics), claimed = turn
 

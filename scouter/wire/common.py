@@ -46,7 +46,6 @@ __all__ = [
     "decode",
     "encode",
     "name_problem",
-    "nul_field",
     "show",
     "text_fault",
     "worded",
@@ -68,7 +67,7 @@ DateTime = Annotated[datetime, Meta(extra_json_schema={"format": "date-time"})]
 Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 #: The JSON-schema pattern of text PostgreSQL can store (anything but NUL). It is documented, not enforced by
 #: msgspec: a regex run on every string would cost more than half the records' decode rate, so `scouter.records`
-#: rejects NUL itself after decoding (`nul_field`).
+#: rejects NUL itself after decoding (`text_fault`).
 NO_NUL: Final = r"^[^\u0000]*$"
 Text = Annotated[str, Meta(extra_json_schema={"pattern": NO_NUL})]
 #: A space, name or version: any text upstream stores (``org/model``, ``..``, unicode), not empty, no NUL; the
@@ -132,15 +131,6 @@ def text_fault(record: msgspec.Struct, skip: frozenset[str] = frozenset({"create
         value = getattr(record, field)
         if type(value) is str and field not in skip and (problem := name_problem(value)) is not None:
             return field, problem
-    return None
-
-
-def nul_field(record: msgspec.Struct) -> str | None:
-    """The first string field of `record` holding NUL (PostgreSQL ``text`` cannot store it), or None."""
-    for field in record.__struct_fields__:
-        value = getattr(record, field)
-        if type(value) is str and "\x00" in value:
-            return field
     return None
 
 
