@@ -7,7 +7,8 @@ day (migration 310); the read-back follows the log.
 
 A compaction pass holds the archiver's advisory lock (one replica at a time, never beside an archive pass), then:
 
-1. deletes the objects a previous pass retired but did not get to delete (``scouter.archive_retired``);
+1. deletes the objects a previous pass retired but did not get to delete (``scouter.archive_retired``; a name the
+   archiver has written again since, for late rows, is no longer listed there: `actors.archiver`);
 2. plans the days: per kind and entity, each UTC day wholly before the archiver's cut-off that has hourly entries
    (late rows archived after a compaction make a day's next hourly part; the next pass merges it with the daily
    object into a new one);

@@ -21,7 +21,10 @@ A pass, at start-up and then every ``SCOUTER_ARCHIVE_INTERVAL_SECONDS``:
    unarchived (in the default partition, which is never dropped) until someone deletes them. A failure of the
    store or the database still ends the pass (retried at the next one).
 
-Late rows for an hour already archived become the next part of that hour (see `scouter.archive`).
+Late rows for an hour already archived become the next part of that hour (see `scouter.archive`). Once a
+compaction has retired the hour's entries that is part 0 again, possibly the name of a retired object a stopped
+compaction left in ``scouter.archive_retired``: the upload replaces it, and the group's transaction takes the name
+off that list, so the compactor's clean-up never deletes the new object.
 
 After each pass the actor compacts the complete days' hourly objects into one object per day
 (`actors.archive_compactor`, under the same lock), unless built with ``compact=False``.
@@ -52,6 +55,7 @@ from scouter.sql import (
     INSERT_ARCHIVE_LOG,
     INSERT_QUARANTINE,
     NEXT_PART,
+    UNRETIRE_OBJECT,
     archive_plan,
     archive_rows,
     delete_group,
@@ -206,6 +210,8 @@ async def _archive_group(
         if marked != len(rows):
             raise ArchiveConflict(f"{group.label}: wrote {len(rows)} rows but {marked} would be marked")
         await conn.execute(INSERT_ARCHIVE_LOG, kind.name, *entity, group.hour, part, key, len(rows), len(data))
+        # A retired object of the same name not deleted yet was just overwritten: not garbage any more.
+        await conn.execute(UNRETIRE_OBJECT, key)
     return GroupResult("archived", len(rows), len(data), key)
 
 

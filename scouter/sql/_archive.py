@@ -72,6 +72,12 @@ INSERT INTO scouter.archive_log (kind, space, name, version, hour, part, object_
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 """
 
+#: $1 object_path, just written and logged by the archiver. A compaction retires a day's hourly entries, so late rows
+#: for one of those hours get the part number, hence the name, of a retired object; if that object is still listed in
+#: archive_retired (its compaction stopped before deleting it), the upload has replaced it: it is garbage no more, and
+#: the next compaction must not delete it as a leftover. Same transaction as INSERT_ARCHIVE_LOG.
+UNRETIRE_OBJECT: Final = "DELETE FROM scouter.archive_retired WHERE object_path = $1"
+
 #: $1 reason, $2 the rows as JSON (bytes).
 INSERT_QUARANTINE: Final = "INSERT INTO scouter.quarantine (source, reason, raw) VALUES ('archiver', $1, $2)"
 
