@@ -10,9 +10,14 @@ STAGE says where the passes stop, printing a word and dawdling (in a worker thre
 to SIGKILL the process there:
 
 * ``ingest``: nowhere, the kill lands wherever the passes and the writer are;
-* ``archived``: the archiver's upload of an hourly object done, its rows not marked yet (``ARCHIVED``);
-* ``uploaded``: a daily object written, its archive_log transaction not run yet (``UPLOADED``);
+* ``archiving``: the archiver about to upload an hourly object (``ARCHIVING``), ``archived``: the upload done, its
+  rows not marked yet (``ARCHIVED``);
+* ``compacting``: a daily object about to be written (``COMPACTING``), ``uploaded``: written, its archive_log
+  transaction not run yet (``UPLOADED``);
 * ``committed``: a day's compaction committed, its hourly objects not deleted yet (``COMMITTED``).
+
+Both sides of each upload, so that a pass committing before its upload would be caught as well as one committing
+half of what it must.
 
 The dawdling starts at the second pass, when the first has archived and compacted everything there was.
 """
@@ -73,10 +78,12 @@ class Passes:
             time.sleep(60)
 
     def archive_put(self, store: Any, key: str, data: bytes) -> None:
+        self.dawdle("archiving")
         put_object(store, key, data)
         self.dawdle("archived")
 
     def compaction_put(self, store: Any, key: str, data: bytes) -> None:
+        self.dawdle("compacting")
         put_object(store, key, data)
         self.dawdle("uploaded")
 

@@ -52,7 +52,8 @@ HOUR_US = 60 * MINUTE_US
 Row = tuple[str, int, float]
 
 #: What each stage waits for before the kill: its word, then this many more acknowledgements (ingest carries on).
-MARKERS = {"archived": b"ARCHIVED\n", "uploaded": b"UPLOADED\n", "committed": b"COMMITTED\n"}
+STAGES = ("archiving", "archived", "compacting", "uploaded", "committed")
+MARKERS = {stage: stage.upper().encode() + b"\n" for stage in STAGES}
 ACKS_AFTER_MARKER = 30
 
 
@@ -91,18 +92,23 @@ async def _listed(db: Database) -> list[str]:
     return [r["object_path"] for r in rows]
 
 
-def _archive_rows(store: LocalStore, paths: Iterable[str]) -> list[Row]:
-    """The rows of the objects `paths`, read back from the store."""
+def _archive_rows(store: LocalStore, paths: Iterable[str]) -> tuple[list[Row], list[str]]:
+    """The rows of the objects `paths`, read back from the store, and the paths it does not have."""
     rows: list[Row] = []
+    missing: list[str] = []
     for path in paths:
-        table = read(store, path)
+        try:
+            table = read(store, path)
+        except FileNotFoundError:
+            missing.append(path)
+            continue
         stamps = table.column("created_at").cast(pa.int64()).to_pylist()  # naive ns holding UTC
         for feature, ns, value in zip(
             table.column("feature").to_pylist(), stamps, table.column("value").to_pylist(), strict=True
         ):
             assert ns % 1000 == 0, ns
             rows.append((feature, ns // 1000, value))
-    return rows
+    return rows, missing
 
 
 def _rollup_problems(rows: list[Row], stored: dict[tuple[str, int], tuple[int, float]], grain_us: int) -> list[str]:
@@ -155,11 +161,12 @@ async def _read_back_problems(db: Database, store: LocalStore, rows: list[Row]) 
 async def _disagreements(db: Database, store: LocalStore, acknowledged: set[str]) -> dict[str, list[str]]:
     """Everything that does not agree, by check (empty lists when all agree)."""
     live = await _live_rows(db)
-    archived = _archive_rows(store, await _listed(db))
+    archived, missing = _archive_rows(store, await _listed(db))
     rows = live + archived
     per_batch = Counter(feature for feature, _, _ in rows)
     doubled = [row for row, n in Counter(rows).items() if n > 1]
     return {
+        "listed object missing from the store": missing,
         "acknowledged batch missing or incomplete": sorted(f for f in acknowledged if per_batch[f] != BATCH),
         "batch stored partly or twice": sorted(f for f, n in per_batch.items() if n != BATCH),
         "row counted twice": [repr(row) for row in doubled[:20]],
@@ -176,14 +183,15 @@ def _none(problems: dict[str, list[str]]) -> dict[str, list[str]]:
     return {check: [] for check in problems}
 
 
-@pytest.mark.parametrize("stage", ["ingest", "archived", "uploaded", "committed"])
+@pytest.mark.parametrize("stage", ["ingest", *STAGES])
 async def test_rows_rollups_and_archive_agree_after_kill_9(
     db: Database, fresh_database_dsn: str, tmp_path: Path, stage: str
 ) -> None:
     """SIGKILL mid-ingest, with archive and compaction passes running over the days being written (`ingest`), or
-    stopped right after an hourly upload (`archived`), after a daily object's upload (`uploaded`) or after a day's
-    compaction committed (`committed`): everything agrees at once, and again after the next passes finish the job,
-    which leave the store holding every object archive_log lists and nothing it retired."""
+    stopped just before or after an hourly upload (`archiving`, `archived`), just before or after a daily object's
+    upload (`compacting`, `uploaded`) or after a day's compaction committed (`committed`): everything agrees at
+    once, and again after the next passes finish the job, which leave the store holding every object archive_log
+    lists and nothing it retired."""
     root = tmp_path / "root"
     argv = script("tests.actors.ingest_archive_script", fresh_database_dsn, str(root), stage)
     output = await kill_midway(argv, lambda seen: _reached(stage, seen))
