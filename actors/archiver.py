@@ -55,7 +55,6 @@ from scouter.sql import (
     INSERT_ARCHIVE_LOG,
     INSERT_QUARANTINE,
     NEXT_PART,
-    UNRETIRE_OBJECT,
     archive_plan,
     archive_rows,
     delete_group,
@@ -209,9 +208,8 @@ async def _archive_group(
         marked = int((await conn.execute(mark_archived(kind), *where)).split()[-1])
         if marked != len(rows):
             raise ArchiveConflict(f"{group.label}: wrote {len(rows)} rows but {marked} would be marked")
+        # Logging it also takes its name off archive_retired (a retired object of that name was just overwritten).
         await conn.execute(INSERT_ARCHIVE_LOG, kind.name, *entity, group.hour, part, key, len(rows), len(data))
-        # A retired object of the same name not deleted yet was just overwritten: not garbage any more.
-        await conn.execute(UNRETIRE_OBJECT, key)
     return GroupResult("archived", len(rows), len(data), key)
 
 
