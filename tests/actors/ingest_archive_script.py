@@ -3,8 +3,9 @@
 Usage: python -m tests.actors.ingest_archive_script DSN STORE_DIR STAGE. Senders write SPC batches of `BATCH` rows
 dated over two complete days past retention (and a few now), each batch one feature named after it, and print
 ``ACK <feature>`` once the writer has acknowledged it (after COMMIT). Once `FIRST_PASS_AFTER` batches are
-acknowledged, archive passes and compaction passes run in turns for as long as the process lives: every pass finds
-late rows for hours already archived (later parts) and for days already compacted (merged with the daily object).
+acknowledged, archive, compaction and maintenance passes run in turns for as long as the process lives: every pass
+finds late rows for hours already archived (later parts) and for days already compacted (merged with the daily
+object), and maintenance deletes the archived rows from PostgreSQL meanwhile.
 
 STAGE says where the passes stop, printing a word and dawdling (in a worker thread: ingest carries on) for the test
 to SIGKILL the process there:
@@ -40,19 +41,24 @@ from actors.archive_compactor import ArchiveCompactor, delete_objects
 from actors.archive_store import StoreHandle, put_object
 from actors.archiver import ArchiverActor
 from actors.database import DatabaseHandle, migrate, open_pool
+from actors.maintenance import MaintenanceActor
 from actors.metrics import ScouterMetrics
 from actors.writer import WriterActor, open_inbox, write
 from config import DatabaseSettings
 from scouter.archive import floor_day
 from scouter.records import DecodedBatch, SpcRecord
+from scouter.sql import PARTITIONED_TABLES
 
 UTC = datetime.UTC
 BATCH = 5
 SENDERS = 8
 RETENTION_DAYS = 30
+PARTITION_RETENTION_DAYS = next(t.retention_days for t in PARTITIONED_TABLES if t.name == "spc_drift")
 FIRST_PASS_AFTER = 40
-#: Two complete UTC days well past retention: the rows' days (most batches), archived and compacted while written.
-DAY0 = floor_day(datetime.datetime.now(UTC) - datetime.timedelta(days=RETENTION_DAYS + 5))
+#: Two complete UTC days past the archive's retention and the partitions': the rows' days (most batches),
+#: archived and compacted while written, and deleted from PostgreSQL by maintenance once archived (they wait in the
+#: default partition: no partition is made for days that old).
+DAY0 = floor_day(datetime.datetime.now(UTC) - datetime.timedelta(days=PARTITION_RETENTION_DAYS + 5))
 ENTITY = ("kill", "m", "1")
 
 
@@ -109,6 +115,7 @@ async def main(dsn: str, root: str, stage: str) -> None:
             put=passes.compaction_put,
             delete=passes.compaction_delete,
         )
+        maintenance = MaintenanceActor(handle, days_ahead=1)
         send, recv = open_inbox(100)
         writer = WriterActor(recv, send, handle, metrics)
         acknowledged = 0
@@ -138,6 +145,7 @@ async def main(dsn: str, root: str, stage: str) -> None:
                 passes.passes += 1
                 await archiver.run_once()
                 await compactor.run_once()
+                await maintenance.run_once()
                 print(f"PASS {passes.passes}", flush=True)
                 await trio.sleep(0.05)
 
