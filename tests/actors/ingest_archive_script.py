@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,6 +63,17 @@ DAY0 = floor_day(datetime.datetime.now(UTC) - datetime.timedelta(days=PARTITION_
 ENTITY = ("kill", "m", "1")
 
 
+_OUTPUT = threading.Lock()
+
+
+def say(line: str) -> None:
+    """One whole line on stdout: the senders (event loop) and the dawdling passes (worker threads) both print, and
+    print() writes a line's text and its end separately."""
+    with _OUTPUT:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 def created_at(worker: int, n: int, i: int) -> datetime.datetime:
     """Row `i` of batch `n` of `worker`: one batch in ten now (live rows), the others spread over DAY0's two days,
     a batch's rows in different hours (so that one batch lands in several objects)."""
@@ -80,7 +92,7 @@ class Passes:
 
     def dawdle(self, stage: str) -> None:
         if self.stage == stage and self.passes >= 2:
-            print(stage.upper(), flush=True)
+            say(stage.upper())
             time.sleep(60)
 
     def archive_put(self, store: Any, key: str, data: bytes) -> None:
@@ -130,13 +142,13 @@ async def main(dsn: str, root: str, stage: str) -> None:
                 )
                 result = await write(send, batch)
                 if result.ok:
-                    print(f"ACK {feature}", flush=True)
+                    say(f"ACK {feature}")
                     acknowledged += 1
                 n += 1
 
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run, trio.Event())
-            print("READY", flush=True)
+            say("READY")
             for worker in range(SENDERS):
                 nursery.start_soon(sender, worker)
             while acknowledged < FIRST_PASS_AFTER:
@@ -146,7 +158,7 @@ async def main(dsn: str, root: str, stage: str) -> None:
                 await archiver.run_once()
                 await compactor.run_once()
                 await maintenance.run_once()
-                print(f"PASS {passes.passes}", flush=True)
+                say(f"PASS {passes.passes}")
                 await trio.sleep(0.05)
 
 
