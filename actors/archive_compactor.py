@@ -7,17 +7,22 @@ day (migration 310); the read-back follows the log.
 
 A compaction pass holds the archiver's advisory lock (one replica at a time, never beside an archive pass), then:
 
-1. deletes the objects a previous pass retired but did not get to delete (``scouter.archive_retired``);
+1. deletes the objects a previous pass left listed in ``scouter.archive_retired`` (retired but not deleted yet, or a
+   daily object written for a day that never committed; a name the archiver has written again since, for late rows,
+   is no longer listed there: `actors.archiver`);
 2. plans the days: per kind and entity, each UTC day wholly before the archiver's cut-off that has hourly entries
    (late rows archived after a compaction make a day's next hourly part; the next pass merges it with the daily
    object into a new one);
 3. per day: fetches the listed objects (a day with a listed object missing is skipped and logged, never compacted
-   without it), checks their rows add up to what the log says, writes them sorted by time as one Parquet object
-   named with the next free part number, then **in one transaction** records it and retires the day's entries
-   (deleted from ``archive_log``, listed in ``archive_retired``), then deletes the retired objects and forgets them.
+   without it), checks their rows add up to what the log says, lists the daily object's name in
+   ``archive_retired`` (garbage unless its day commits), writes them sorted by time as one Parquet object named with
+   the next free part number, then **in one transaction** records it (off ``archive_retired``) and retires the day's
+   entries (deleted from ``archive_log``, listed in ``archive_retired``), then deletes the retired objects and
+   forgets them.
 
 A crash anywhere leaves a readable archive that counts no row twice: before the commit the log lists the hourly
-objects only (the daily object written is an orphan that the re-run overwrites, its name being the same); after it,
+objects only (the daily object written is an orphan that the next pass deletes, whatever part number the day then
+gets: late rows may have taken this one); after it,
 the daily object only (the hourly objects are garbage listed in ``archive_retired``, deleted by the next pass). A
 query that read the log just before the commit and finds an object gone reads the log again (`ArchiveReader`).
 Running it again changes nothing: a day without hourly entries is not planned.
@@ -247,6 +252,9 @@ class ArchiveCompactor:
         except UnsafeSegment as exc:  # logged before the archiver quarantined such names; never written since
             raise DayNotCompactable(str(exc)) from exc
         data = await trio.to_thread.run_sync(self._merge, store, day.kind, paths, expected)
+        # Listed for deletion until its day commits (which takes it off the list): a pass stopped in between leaves
+        # the next pass an orphan to delete, even when late rows have taken its part number by then.
+        await aio(_execute)(conn, INSERT_RETIRED, [key])
         await trio.to_thread.run_sync(self.put, store, key, data)
         # Only now, with the daily object stored: record it and retire the hourly entries, or neither.
         await aio(_commit_day)(conn, day, part, key, paths, expected, len(data))

@@ -21,7 +21,10 @@ A pass, at start-up and then every ``SCOUTER_ARCHIVE_INTERVAL_SECONDS``:
    unarchived (in the default partition, which is never dropped) until someone deletes them. A failure of the
    store or the database still ends the pass (retried at the next one).
 
-Late rows for an hour already archived become the next part of that hour (see `scouter.archive`).
+Late rows for an hour already archived become the next part of that hour (see `scouter.archive`). Once a
+compaction has retired the hour's entries that is part 0 again, possibly the name of a retired object a stopped
+compaction left in ``scouter.archive_retired``: the upload replaces it, and the group's transaction takes the name
+off that list, so the compactor's clean-up never deletes the new object.
 
 After each pass the actor compacts the complete days' hourly objects into one object per day
 (`actors.archive_compactor`, under the same lock), unless built with ``compact=False``.
@@ -205,6 +208,7 @@ async def _archive_group(
         marked = int((await conn.execute(mark_archived(kind), *where)).split()[-1])
         if marked != len(rows):
             raise ArchiveConflict(f"{group.label}: wrote {len(rows)} rows but {marked} would be marked")
+        # Logging it also takes its name off archive_retired (a retired object of that name was just overwritten).
         await conn.execute(INSERT_ARCHIVE_LOG, kind.name, *entity, group.hour, part, key, len(rows), len(data))
     return GroupResult("archived", len(rows), len(data), key)
 

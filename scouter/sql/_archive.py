@@ -67,7 +67,13 @@ WHERE kind = $1 AND space = $2 AND name = $3 AND version = $4 AND hour = $5
 """
 
 #: $1 kind, $2 space, $3 name, $4 version, $5 hour, $6 part, $7 object_path, $8 rows, $9 bytes.
+#:
+#: Also takes the object off archive_retired. A compaction retires a day's hourly entries, so late rows for one of
+#: those hours get the part number, hence the name, of a retired object; if that object is still listed there (its
+#: compaction stopped before deleting it), the upload has just replaced it: it is garbage no more, and the next
+#: compaction must not delete it as a leftover.
 INSERT_ARCHIVE_LOG: Final = """
+WITH unretired AS (DELETE FROM scouter.archive_retired WHERE object_path = $7)
 INSERT INTO scouter.archive_log (kind, space, name, version, hour, part, object_path, rows, bytes)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 """

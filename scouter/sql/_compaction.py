@@ -47,18 +47,21 @@ WHERE kind = $1 AND space = $2 AND name = $3 AND version = $4 AND object_path = 
 RETURNING object_path
 """
 
-#: $1 kind, $2 space, $3 name, $4 version, $5 day start, $6 part, $7 object_path, $8 rows, $9 bytes.
+#: $1 kind, $2 space, $3 name, $4 version, $5 day start, $6 part, $7 object_path, $8 rows, $9 bytes. Also takes the
+#: object off archive_retired, where it was listed just before its upload (see `actors.archive_compactor`).
 INSERT_DAY_ENTRY: Final = """
+WITH written AS (DELETE FROM scouter.archive_retired WHERE object_path = $7)
 INSERT INTO scouter.archive_log (kind, space, name, version, hour, part, span, object_path, rows, bytes)
 VALUES ($1, $2, $3, $4, $5, $6, interval '1 day', $7, $8, $9)
 """
 
-#: $1 the object paths retired.
+#: $1 the object paths retired (or, one at a time, a daily object about to be written: garbage unless its day commits).
 INSERT_RETIRED: Final = """
 INSERT INTO scouter.archive_retired (object_path) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING
 """
 
-#: Retired objects still to delete from the store (left by a pass that stopped before deleting them).
+#: Objects still to delete from the store: retired ones, and daily ones whose day never committed (left by a pass
+#: that stopped before deleting them).
 LIST_RETIRED: Final = "SELECT object_path FROM scouter.archive_retired ORDER BY object_path"
 
 #: $1 the object paths now deleted from the store.

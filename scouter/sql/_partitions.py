@@ -48,13 +48,15 @@ def create_partition(table: str, day: datetime.date) -> str:
 
 def create_partition_moving_default_rows(table: str, day: datetime.date) -> list[str]:
     """Statements (one transaction) that create ``day``'s partition when the default partition already holds rows
-    of that day: detach the default, create the partition, move the rows through the parent, re-attach."""
+    of that day: detach the default, create the partition, move the rows into it, re-attach. The rows go straight
+    into the partition, not through the parent: the parent's statement triggers (rollups, drift arrivals) handled
+    them when they were stored, and would count them a second time."""
     start, end = day_bounds(day)
     rng = f"created_at >= {_literal(start)} AND created_at < {_literal(end)}"
     return [
         f"ALTER TABLE scouter.{table} DETACH PARTITION scouter.{table}_default",
         create_partition(table, day),
-        f"INSERT INTO scouter.{table} SELECT * FROM scouter.{table}_default WHERE {rng}",
+        f"INSERT INTO scouter.{partition_name(table, day)} SELECT * FROM scouter.{table}_default WHERE {rng}",
         f"DELETE FROM scouter.{table}_default WHERE {rng}",
         f"ALTER TABLE scouter.{table} ATTACH PARTITION scouter.{table}_default DEFAULT",
     ]

@@ -107,6 +107,26 @@ async def test_rows_before_their_partition_exists_are_kept_and_moved(db: Databas
     assert 0 == await db.fetchval("SELECT count(*) FROM scouter.spc_drift_default")
 
 
+async def test_rows_moved_out_of_the_default_partition_are_not_rolled_up_again(db: Database) -> None:
+    """Rows were added to their minute and hourly rollups when they were stored (in the default partition, their
+    day having no partition yet); the round that creates the partition and moves them there leaves the rollups as
+    they were: still equal to the rows, not counting them twice."""
+    actor = MaintenanceActor(DatabaseHandle(db), today=lambda: datetime.date(2026, 1, 1), days_ahead=1)
+    await actor.run_once()
+    for second in range(3):
+        await insert_spc(db, at(f"2025-12-20 12:00:0{second}"), "early")
+
+    async def rollups() -> list[tuple[str, int]]:
+        return [
+            (table, await db.fetchval(f"SELECT sum(count) FROM scouter.{table} WHERE feature = 'early'"))
+            for table in ("spc_rollup", "spc_rollup_hour")
+        ]
+
+    assert [("spc_rollup", 3), ("spc_rollup_hour", 3)] == await rollups()
+    assert "spc_drift:2025-12-20" in (await actor.run_once()).created
+    assert [("spc_rollup", 3), ("spc_rollup_hour", 3)] == await rollups()
+
+
 async def test_old_partitions_are_dropped_only_when_archived(db: Database) -> None:
     """Past retention: an archived or empty partition is dropped; one holding unarchived rows is kept."""
     then = MaintenanceActor(DatabaseHandle(db), today=lambda: datetime.date(2026, 3, 2), days_ahead=1)
