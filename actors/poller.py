@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 import logging
 import os
 import random
@@ -37,7 +38,6 @@ from typing import Any
 
 import asyncpg
 import attrs
-import numpy as np
 import orjson
 import trio
 
@@ -51,7 +51,6 @@ from scouter.checks import (
     next_after_success,
     psi_distributions,
     psi_findings,
-    spc_findings,
 )
 from scouter.profiles import CustomDriftProfile, DriftProfile, PsiDriftProfile, SpcDriftProfile, profile_from_data
 from scouter.rollups import GRAIN, HOUR, plan
@@ -68,10 +67,10 @@ from scouter.sql import (
     RESCHEDULE,
     ROLLUP_SINCE,
     SECONDS_UNTIL_DUE,
-    SPC_VALUES,
     WINDOW_BOUND,
 )
 
+from ._spc_reads import spc_judge, spc_window
 from .alert_channel import AlertChannel, AlertNotice, StoredAlert
 from .database import UNAVAILABLE, DatabaseHandle
 from .metrics import ScouterMetrics
@@ -172,12 +171,6 @@ async def _claim(conn: asyncpg.Connection, lease: float, worker: str) -> Claimed
 
 def _window_args(c: ClaimedCheck, w: CheckWindow, names: Sequence[str]) -> tuple[Any, ...]:
     return (c.space, c.name, c.version, w.start, w.end, w.after, list(names))
-
-
-async def _spc_columns(conn: asyncpg.Connection, c: ClaimedCheck, w: CheckWindow, features: Sequence[str]) -> Any:
-    rows = await conn.fetch(SPC_VALUES, *_window_args(c, w, features))
-    columns = {r["feature"]: np.array(r["values"], dtype=np.float64) for r in rows}
-    return columns, sum(r["late"] for r in rows)
 
 
 async def _rollup_args(conn: asyncpg.Connection, c: ClaimedCheck, w: CheckWindow, names: Sequence[str]) -> Any:
@@ -341,9 +334,10 @@ class Poller:
         names = check_features(profile)
         db = self.handle.get()
         if isinstance(profile, SpcDriftProfile):
-            window, columns, late = await db.run(_read_window, c, _spc_columns, names)
+            read = functools.partial(spc_window, profile=profile)
+            window, data, late = await db.run(_read_window, c, read, names)
             # numpy over up to millions of points: off the event loop (pure, so abandoning it on cancel is safe)
-            findings = await trio.to_thread.run_sync(spc_findings, profile, columns, abandon_on_cancel=True)
+            findings = await trio.to_thread.run_sync(spc_judge, profile, data, abandon_on_cancel=True)
             return _Judged(profile, findings, window, late)
         if isinstance(profile, PsiDriftProfile):
             window, rows, late = await db.run(_read_window, c, _psi_rows if names else None, names)

@@ -32,15 +32,14 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from .spc import TREND_WINDOW, AlertZone, SpcAlert, SpcAlertType, SpcLimits, SpcRule, zone_codes
+from .spc import TREND_WINDOW, AlertZone, SpcAlert, SpcAlertType, SpcLimits, SpcRule
 
 __all__ = [
+    "EMPTY",
     "MAX_SPAN",
     "NO_LIMITS",
     "SpcSegment",
     "alerts_of",
-    "EMPTY",
-    "codes_of",
     "concat",
     "feature_stamp",
     "fired_by_group",
@@ -214,9 +213,5 @@ def fold_fired(parts: Sequence[SpcSegment | npt.NDArray[np.int8]], rule: SpcRule
             groups.append(np.full(codes.shape[0], group, np.int64))
     if not pieces:
         return fired
-    return fired | int(np.bitwise_or.reduce(fired_by_group(np.concatenate(pieces), np.concatenate(groups), group + 1, rule)))
-
-
-def codes_of(values: npt.ArrayLike, limits: SpcLimits | None) -> npt.NDArray[np.int8]:
-    """Zone codes as the check computes them (no limits: all 0)."""
-    return zone_codes(values, limits)
+    by_group = fired_by_group(np.concatenate(pieces), np.concatenate(groups), group + 1, rule)
+    return fired | int(np.bitwise_or.reduce(by_group))
