@@ -5,6 +5,7 @@ included), random zone filters."""
 from __future__ import annotations
 
 import functools
+import itertools
 
 import numpy as np
 from hypothesis import given, settings
@@ -43,7 +44,7 @@ def _splits(data: st.DataObject, n: int) -> list[int]:
 
 
 def _parts(d: np.ndarray, bounds: list[int]) -> list[np.ndarray]:
-    return [d[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [d[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 @settings(max_examples=600, deadline=None)
@@ -54,7 +55,8 @@ def test_concatenated_segments_give_the_whole_sequences_alerts(d, rule, monitore
     whole = segment_of(d, rule)
     assert folded.n == d.shape[0]
     assert folded.fired == whole.fired
-    assert np.array_equal(folded.newest, whole.newest) and np.array_equal(folded.oldest, whole.oldest)
+    assert np.array_equal(folded.newest, whole.newest)
+    assert np.array_equal(folded.oldest, whole.oldest)
     assert alerts_of(folded.fired, monitored) == spc_column_alerts(d, rule, monitored)
 
 
