@@ -102,12 +102,13 @@ SELECT greatest(now(), (SELECT max(created_at) + interval '1 microsecond' FROM s
 # No parameters. Windows starting before it are judged from the raw rows alone.
 SPC_SUMMARY_SINCE: Final = "SELECT since FROM scouter.spc_summary_horizon"
 
-# $1 the retention cut-off: rows before it are gone (dropped partitions), so their segments and summaries go too,
-# and windows before it can no longer be judged from summaries.
+# $1 the retention cut-off: rows before it may be gone (dropped partitions, no trigger fires), so windows starting
+# before it are judged raw from now on, and the segments and summaries wholly before it go. One reaching past it
+# stays: a window starting at or after the cut-off still needs it to know its rows there.
 PRUNE_SPC_SUMMARIES: Final = """
 WITH horizon AS (UPDATE scouter.spc_summary_horizon SET since = greatest(since, $1) RETURNING since),
-     segments AS (DELETE FROM scouter.spc_segment WHERE first_at < $1 RETURNING 1),
-     summaries AS (DELETE FROM scouter.spc_summary WHERE first_at < $1 RETURNING 1)
+     segments AS (DELETE FROM scouter.spc_segment WHERE last_at < $1 RETURNING 1),
+     summaries AS (DELETE FROM scouter.spc_summary WHERE last_at < $1 RETURNING 1)
 SELECT (SELECT count(*) FROM segments) + (SELECT count(*) FROM summaries)
 """
 

@@ -16,6 +16,7 @@ import trio
 
 from actors._spc_reads import RawColumns, SummaryWindow, spc_columns, spc_judge, spc_window
 from actors.database import Database, DatabaseHandle
+from actors.maintenance import MaintenanceActor
 from actors.metrics import ScouterMetrics
 from actors.poller import ClaimedCheck
 from actors.writer import WriterActor, open_inbox, write
@@ -189,3 +190,22 @@ async def test_a_profile_update_makes_old_summaries_raw(
     poller = make_poller(db, metrics)
     uid = await db.fetchval("SELECT uid FROM scouter.drift_profile WHERE name = 'moved'")
     assert await check_due(db, poller, uid) in ("clean", "drift")
+
+
+async def test_maintenance_moves_the_horizon_past_retention(db: Database, now: dt.datetime) -> None:
+    """Partitions past retention are dropped without a trigger: windows before the cut-off are judged raw from then
+    on, and the segments wholly before it go (one reaching past it stays: later windows still need it)."""
+    day = dt.timedelta(days=1)
+    await db.execute("UPDATE scouter.spc_summary_horizon SET since = $1", now - 100 * day)
+    old = [(now - 70 * day, "cap", "old", "1.0.0", "a", 1.0), (now - 69 * day, "cap", "old", "1.0.0", "a", 1.0)]
+    reaching = [
+        (now - 61 * day, "cap", "reach", "1.0.0", "a", 1.0),
+        (now - 59 * day, "cap", "reach", "1.0.0", "a", 1.0),
+    ]
+    await db.run(copy_rows, "spc_drift", SPC_COLUMNS, old)
+    await db.run(copy_rows, "spc_drift", SPC_COLUMNS, reaching)
+    await MaintenanceActor(DatabaseHandle(db)).run_once()
+    since = await db.fetchval("SELECT since FROM scouter.spc_summary_horizon")
+    assert now - 61 * day < since <= now - 59 * day
+    # the row at -59 days moved from the default partition into its new one: through the parent, so a segment more
+    assert {"reach"} == {r["name"] for r in await db.fetch("SELECT name FROM scouter.spc_segment")}
