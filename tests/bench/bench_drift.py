@@ -2,15 +2,20 @@
 
     python -m tests.bench.bench_drift [spc_rows] [profiles] [workers]
 
-1. One SPC check over `spc_rows` points (default 1,000,000: 10 features x 100,000), claim to reschedule, with the
-   time split into the aggregate query and the evaluation. Target <= 1 s.
+1. SPC checks through write-time summaries (`scouter.spc_plan`): `spc_rows` / 10 and then `spc_rows` points
+   (default 1,000,000: 10 features x 100,000, over 12 hours) stored through the writer actor, which stores each
+   transaction's summaries with its rows, in 100 transactions at either size. The check's read + evaluation through
+   the summaries ÷ over every raw value of the window, at the larger size (target <= 0.1, printed as raw ÷ summaries
+   >= 10; the findings must be equal), and through summaries at 10x the window's rows ÷ 1x (flat: the rows grow
+   10x, the writer transactions holding them do not, as the writer's group commits grow with the load). Then the
+   whole check, claim to reschedule (target <= 1 s). For the record, 10x rows in 10x as many transactions ÷ 1x: the
+   summaries read grow with the transactions (not flat).
 2. `profiles` due profiles (default 1,000; a third each SPC, PSI, custom, each with data) drained by `workers`
    pollers (default 4). Target <= 30 s.
 3. The custom and PSI checks' aggregate query (in the check's snapshot, as the poller runs it) over a 12-hour window
    of `spc_rows` / 10 and then `spc_rows` records each: through the rollups (whole hours, edge minutes, partial
    minutes from rows) ÷ over the raw rows (target <= 0.1 at the larger size), and the rollup path at 10x the rows
-   ÷ at 1x (flat). The SPC check has no such figure: its zone rules judge every value in order, which no
-   aggregate of a grain can answer, so it reads the raw values (1. above).
+   ÷ at 1x (flat).
 """
 
 from __future__ import annotations
@@ -108,18 +113,23 @@ async def bench_one_spc(db: Database, rows: int, verdicts: Verdicts) -> None:
     now: dt.datetime = await db.fetchval("SELECT now()")
     start = now - dt.timedelta(hours=12)
     features = {f"feature_{f}": (0.0, 1.0) for f in range(FEATURES)}
-    figures: dict[int, float] = {}
+    figures: dict[tuple[int, int], float] = {}
     # The scratch database held no rows before its migration, so every row has its segment: windows from before the
     # migration may be judged through summaries (in a database migrated with rows in it they are judged raw).
     await db.execute("UPDATE scouter.spc_summary_horizon SET since = $1", start - dt.timedelta(hours=1))
     # the smaller entity first: its rows are stored before the larger one's, whose check is the one timed end to end
-    for n, name in ((rows // 10, "spc-tenth"), (rows, "spc")):
+    loads = (
+        (rows // 10, "spc-tenth", TRANSACTIONS),
+        (rows, "spc", TRANSACTIONS),
+        (rows, "spc-fine", 10 * TRANSACTIONS),
+    )
+    for n, name, transactions in loads:
         document = spc_profile(features, space="bench", name=name)
         uid = await db.run(insert_profile, document, now + dt.timedelta(days=1), start - dt.timedelta(seconds=1))
         t0 = time.perf_counter()
-        await _load_spc_through_writer(db, name, n, start, TRANSACTIONS)
+        await _load_spc_through_writer(db, name, n, start, transactions)
         await db.execute("ANALYZE")
-        print(f"  loaded {n:,} SPC rows through the writer in {TRANSACTIONS} transactions (rows and summaries)"
+        print(f"  loaded {n:,} SPC rows through the writer in {transactions} transactions (rows and summaries)"
               f" in {time.perf_counter() - t0:.1f} s")  # fmt: skip
         await db.execute("UPDATE scouter.drift_profile SET next_run = now() - interval '1 s' WHERE uid = $1", uid)
         poller = _poller(db)
@@ -133,8 +143,8 @@ async def bench_one_spc(db: Database, rows: int, verdicts: Verdicts) -> None:
         summarised = sum(isinstance(p, SummaryPart) for p in parts)
         print(f"    {n:,} points: {summarised} summaries and {len(parts) - summarised} raw ranges"
               f" ({findings.observed:,} points judged, {len(findings.alerts)} alerts)")  # fmt: skip
-        figures[n] = through
-        if n == rows:
+        figures[n, transactions] = through
+        if name == "spc":
             raw, raw_findings, _ = await _timed_check(db, claimed, profile, False)
             check(raw_findings == findings, "SPC check: the summary path's findings differ from the raw path's")
             print(f"    SPC check read + evaluation over {rows:,} points: raw {raw * 1000:8.1f} ms   "
@@ -149,7 +159,12 @@ async def bench_one_spc(db: Database, rows: int, verdicts: Verdicts) -> None:
         else:
             await poller.check(claimed)
         await db.execute("DELETE FROM scouter.drift_profile WHERE uid = $1", uid)
-    verdicts.ratio("SPC check through summaries, 10x rows / 1x rows", figures[rows], figures[rows // 10])
+    small = figures[rows // 10, TRANSACTIONS]
+    verdicts.ratio("SPC check through summaries, 10x rows / 1x rows", figures[rows, TRANSACTIONS], small)
+    # not flat, for the record: the summaries multiply when the rows come in 10x as many transactions
+    verdicts.ratio(
+        "SPC check through summaries, 10x rows in 10x transactions / 1x", figures[rows, 10 * TRANSACTIONS], small
+    )
 
 
 async def bench_drain(db: Database, profiles: int, workers: int, verdicts: Verdicts) -> None:
