@@ -9,9 +9,10 @@ happens here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -53,10 +54,18 @@ class SpcSummaryWriter:
                 self._known[entity] = (now, limits)
         return {e: self._known[e][1] for e in entities}
 
-    async def store(self, conn: asyncpg.Connection, rows: Sequence[Sequence[Any]]) -> int:
-        """COPY the summaries of ``rows`` (one transaction's SPC rows, `scouter.records.SPC_COLUMNS`)."""
+    async def store_with(
+        self, conn: asyncpg.Connection, rows: Sequence[Sequence[Any]], copy: Callable[[], Awaitable[Any]]
+    ) -> int:
+        """Await ``copy()`` (the COPY of ``rows``, one transaction's SPC rows in `scouter.records.SPC_COLUMNS` order),
+        then COPY their summaries. The summaries are computed in a worker thread meanwhile: the COPY mostly waits
+        for the server, so they cost the writer little of its own thread."""
         limits = await self._limits(conn, {(r[2], r[1], r[3]) for r in rows})
-        summaries = summarize(rows, limits)
+        computing = asyncio.get_running_loop().run_in_executor(None, summarize, rows, limits)
+        try:
+            await copy()
+        finally:
+            summaries = await computing
         if summaries:
             await conn.copy_records_to_table(
                 "spc_summary", records=summaries, columns=SPC_SUMMARY_COLUMNS, schema_name="scouter"

@@ -16,6 +16,7 @@ transaction, and answers every sender only after COMMIT, so a transport acknowle
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -118,9 +119,10 @@ async def _commit(
         for table, columns, attribute in _TABLES:
             rows = [row for batch in kept for row in getattr(batch, attribute)]
             if rows:
-                await conn.copy_records_to_table(table, records=rows, columns=columns, schema_name="scouter")
-                if table == "spc_drift":
-                    await spc.store(conn, rows)
+                copy = functools.partial(
+                    conn.copy_records_to_table, table, records=rows, columns=columns, schema_name="scouter"
+                )
+                await (spc.store_with(conn, rows, copy) if table == "spc_drift" else copy())
         attempt.fresh = fresh
     return fresh
 

@@ -60,6 +60,11 @@ def entity_limits(profile: SpcDriftProfile) -> EntityLimits | None:
     return EntityLimits(rule, features, feature_stamp(None, rule))
 
 
+_GROUP = itemgetter(2, 1, 3, 4)  # space, name, version, feature
+_TIME = itemgetter(0)
+_VALUE = itemgetter(5)
+
+
 def _order(row: Sequence[Any]) -> tuple[Any, bool, float]:
     value = row[5]
     nan = math.isnan(value)
@@ -71,15 +76,14 @@ def summarize(rows: Iterable[Sequence[Any]], limits_of: Mapping[Entity, EntityLi
     `scouter.records.SPC_COLUMNS` order: (created_at, name, space, version, feature, value)."""
     groups: dict[tuple[str, str, str, str], list[Sequence[Any]]] = {}
     for row in rows:
-        groups.setdefault((row[2], row[1], row[3], row[4]), []).append(row)
+        groups.setdefault(_GROUP(row), []).append(row)
     by_rule: dict[SpcRule, list[tuple[tuple[str, str, str, str], list[Sequence[Any]], SpcLimits, int]]] = {}
     for key, members in groups.items():
         known = limits_of.get(key[:3])
         if known is None:
             continue
-        members.sort(key=itemgetter(0))
-        times = [m[0] for m in members]
-        if len(set(times)) != len(times):
+        members.sort(key=_TIME)
+        if len(set(map(_TIME, members))) != len(members):  # equal created_at: ordered by value, as the raw check
             members.sort(key=_order)
         lim, stamp = known.of(key[3])
         by_rule.setdefault(known.rule, []).append((key, members, lim, stamp))
@@ -87,9 +91,7 @@ def summarize(rows: Iterable[Sequence[Any]], limits_of: Mapping[Entity, EntityLi
     for rule, judged in by_rule.items():
         span = span_of(rule)
         sizes = np.array([len(members) for _, members, _, _ in judged], dtype=np.int64)
-        values = np.fromiter(
-            (m[5] for _, members, _, _ in judged for m in reversed(members)), dtype=np.float64, count=int(sizes.sum())
-        )
+        values = np.array([v for _, members, _, _ in judged for v in map(_VALUE, reversed(members))], np.float64)
         per_row = [np.repeat(np.array([attrs.astuple(lim)[i] for _, _, lim, _ in judged]), sizes) for i in range(7)]
         codes = zone_codes(values, SpcLimits(*per_row))  # type: ignore[arg-type]  # arrays broadcast like floats
         group = np.repeat(np.arange(len(judged), dtype=np.int64), sizes)
