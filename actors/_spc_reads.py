@@ -27,6 +27,7 @@ from scouter.spc_plan import (
     as_raw,
     feature_stamps,
     plan_parts,
+    spans_of,
     straddling,
     summary_findings,
 )
@@ -77,11 +78,12 @@ async def _ranges(
 ) -> dict[RawRange, npt.NDArray[np.float64]]:
     if not ranges:
         return {}
+    spans, span_of_range = spans_of(ranges)
     rows = await conn.fetch(
-        SPC_RANGE_VALUES, c.space, c.name, c.version,
-        [r.feature for r in ranges], [r.lo for r in ranges], [r.hi for r in ranges],
+        SPC_RANGE_VALUES, c.space, c.name, c.version, [lo for lo, _ in spans], [hi for _, hi in spans],
+        [s + 1 for s in span_of_range], [r.feature for r in ranges], [r.lo for r in ranges], [r.hi for r in ranges],
     )  # fmt: skip
-    found = {r["i"]: r["values"] for r in rows}
+    found = {r["k"]: r["values"] for r in rows}
     return {r: np.array(found.get(i + 1, ()), dtype=np.float64) for i, r in enumerate(ranges)}
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "as_raw",
     "feature_stamps",
     "plan_parts",
+    "spans_of",
     "straddling",
     "summary_findings",
 ]
@@ -140,6 +141,22 @@ def plan_parts(
                 ascending.append(RawRange(feature, lo, hi))
         plans[feature] = ascending[::-1]
     return plans
+
+
+def spans_of(ranges: Sequence[RawRange]) -> tuple[list[tuple[dt.datetime, dt.datetime]], list[int]]:
+    """The time spans to read ``ranges`` in, whatever their feature: the union of the ranges as disjoint
+    ``[lo, hi)`` spans (so that rows of several features' ranges are read once), and each range's span."""
+    order = sorted(range(len(ranges)), key=lambda i: ranges[i].lo)
+    spans: list[tuple[dt.datetime, dt.datetime]] = []
+    span_of_range = [0] * len(ranges)
+    for i in order:
+        lo, hi = ranges[i].lo, ranges[i].hi
+        if spans and lo <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
+        else:
+            spans.append((lo, hi))
+        span_of_range[i] = len(spans) - 1
+    return spans, span_of_range
 
 
 def as_raw(part: SummaryPart) -> RawRange:

@@ -127,17 +127,20 @@ WHERE g.space = $1 AND g.name = $2 AND g.version = $3 AND g.last_at >= $4 AND g.
   AND (cardinality($6::text[]) = 0 OR g.feature = ANY($6::text[]))
 """
 
-# $1 space, $2 name, $3 version, $4 features, $5 range starts, $6 range ends (exclusive): per range (1-based
-# position), the feature's values in it, newest first (ties in created_at by value, as the raw check orders them).
+# $1 space, $2 name, $3 version, $4 span starts, $5 span ends (exclusive): disjoint time spans, each read once on
+# the entity index; $6 each range's span (1-based), $7 its feature, $8 its start, $9 its end (exclusive). Per range
+# (1-based position), the feature's values in it, newest first (ties in created_at by value, as the raw check).
 SPC_RANGE_VALUES: Final = """
-SELECT q.i, array_agg(d.value ORDER BY d.created_at DESC, d.value DESC) AS values
-FROM unnest($4::text[], $5::timestamptz[], $6::timestamptz[]) WITH ORDINALITY AS q(feature, lo, hi, i)
+SELECT r.k, array_agg(d.value ORDER BY d.created_at DESC, d.value DESC) AS values
+FROM unnest($4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY AS u(lo, hi, i)
 CROSS JOIN LATERAL (
-    SELECT created_at, value FROM scouter.spc_drift
-    WHERE space = $1 AND name = $2 AND version = $3 AND created_at >= q.lo AND created_at < q.hi
-      AND feature = q.feature
+    SELECT feature, created_at, value FROM scouter.spc_drift
+    WHERE space = $1 AND name = $2 AND version = $3 AND created_at >= u.lo AND created_at < u.hi
 ) AS d
-GROUP BY q.i
+JOIN unnest($6::bigint[], $7::text[], $8::timestamptz[], $9::timestamptz[])
+     WITH ORDINALITY AS r(span, feature, lo, hi, k)
+  ON r.span = u.i AND r.feature = d.feature AND d.created_at >= r.lo AND d.created_at < r.hi
+GROUP BY r.k
 """
 
 # $1 space, $2 name, $3 version, $4 window start, $5 the previous check's snapshot (text), $6 features (empty: all).
