@@ -103,6 +103,8 @@ async def spc_window(
     names = list(features)
     segments = [_segment(r) for r in await conn.fetch(SPC_SEGMENTS, c.space, c.name, c.version, w.start, w.end, names)]
     plans = plan_parts(segments, w.start, w.end, stamps, no_limits)
+    if not any(isinstance(p, SummaryPart) for parts in plans.values() for p in parts):
+        return await spc_columns(conn, c, w, features)  # nothing summarised: one read of the window is cheaper
     raw = await _ranges(conn, c, [p for parts in plans.values() for p in parts if isinstance(p, RawRange)])
     late: dict[str, npt.NDArray[np.float64]] = {}
     if w.after is not None:
