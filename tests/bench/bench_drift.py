@@ -114,6 +114,7 @@ async def bench_one_spc(db: Database, rows: int, verdicts: Verdicts) -> None:
     start = now - dt.timedelta(hours=12)
     features = {f"feature_{f}": (0.0, 1.0) for f in range(FEATURES)}
     figures: dict[tuple[int, int], float] = {}
+    raw = float("nan")
     # The scratch database held no rows before its migration, so every row has its segment: windows from before the
     # migration may be judged through summaries (in a database migrated with rows in it they are judged raw).
     await db.execute("UPDATE scouter.spc_summary_horizon SET since = $1", start - dt.timedelta(hours=1))
@@ -162,6 +163,8 @@ async def bench_one_spc(db: Database, rows: int, verdicts: Verdicts) -> None:
     small = figures[rows // 10, TRANSACTIONS]
     verdicts.ratio("SPC check through summaries, 10x rows / 1x rows", figures[rows, TRANSACTIONS], small)
     # not flat, for the record: the summaries multiply when the rows come in 10x as many transactions
+    print(f"  SPC check through summaries in {10 * TRANSACTIONS} transactions / raw at {rows:,} points:"
+          f" {figures[rows, 10 * TRANSACTIONS] / raw:.3f}")  # fmt: skip
     verdicts.ratio(
         "SPC check through summaries, 10x rows in 10x transactions / 1x", figures[rows, 10 * TRANSACTIONS], small
     )
