@@ -20,6 +20,7 @@ from scouter.checks import CheckWindow, Findings, spc_findings
 from scouter.drift.spc_summary import SpcSegment
 from scouter.profiles import SpcDriftProfile
 from scouter.spc_plan import (
+    MIN_POINTS_PER_SEGMENT,
     Part,
     RawRange,
     StoredSegment,
@@ -30,8 +31,16 @@ from scouter.spc_plan import (
     spans_of,
     straddling,
     summary_findings,
+    worth_summaries,
 )
-from scouter.sql import SPC_LATE_VALUES, SPC_RANGE_VALUES, SPC_SEGMENTS, SPC_SUMMARY_SINCE, SPC_VALUES
+from scouter.sql import (
+    SPC_LATE_VALUES,
+    SPC_RANGE_VALUES,
+    SPC_SEGMENT_COUNT,
+    SPC_SEGMENTS,
+    SPC_SUMMARY_SINCE,
+    SPC_VALUES,
+)
 
 __all__ = ["RawColumns", "SummaryWindow", "spc_columns", "spc_judge", "spc_window"]
 
@@ -92,15 +101,24 @@ def _replaced(part: Part, replaced: Mapping[SummaryPart, RawRange]) -> Part:
 
 
 async def spc_window(
-    conn: asyncpg.Connection, c: _Entity, w: CheckWindow, features: Sequence[str], profile: SpcDriftProfile
+    conn: asyncpg.Connection,
+    c: _Entity,
+    w: CheckWindow,
+    features: Sequence[str],
+    profile: SpcDriftProfile,
+    min_points: int = MIN_POINTS_PER_SEGMENT,
 ) -> Any:
     """The window's data, through summaries when possible (`SummaryWindow`), else `RawColumns`; and the late count.
-    A window from the beginning of time, or starting before the summaries' horizon, is read raw."""
+    A window from the beginning of time, or starting before the summaries' horizon, is read raw, and so is one whose
+    transactions hold fewer than ``min_points`` points of a feature on average (`worth_summaries`)."""
     since = await conn.fetchval(SPC_SUMMARY_SINCE)
     stamps, no_limits = feature_stamps(profile)
     if w.start is None or since is None or w.start < since or no_limits is None:
         return await spc_columns(conn, c, w, features)
     names = list(features)
+    counted = await conn.fetchrow(SPC_SEGMENT_COUNT, c.space, c.name, c.version, w.start, w.end, names)
+    if not worth_summaries(counted["segments"], counted["points"], min_points):
+        return await spc_columns(conn, c, w, features)
     segments = [_segment(r) for r in await conn.fetch(SPC_SEGMENTS, c.space, c.name, c.version, w.start, w.end, names)]
     plans = plan_parts(segments, w.start, w.end, stamps, no_limits)
     if not any(isinstance(p, SummaryPart) for parts in plans.values() for p in parts):

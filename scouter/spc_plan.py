@@ -28,6 +28,7 @@ from .profiles import SpcDriftProfile
 from .spc_summaries import profile_limits
 
 __all__ = [
+    "MIN_POINTS_PER_SEGMENT",
     "RawRange",
     "StoredSegment",
     "SummaryPart",
@@ -37,9 +38,21 @@ __all__ = [
     "spans_of",
     "straddling",
     "summary_findings",
+    "worth_summaries",
 ]
 
 _TICK = dt.timedelta(microseconds=1)  # PostgreSQL's resolution: [a, b + tick) is the closed range [a, b]
+
+#: Below this many points per segment on average, a window is read raw: a segment and its summary cost the check
+#: about as much as 6-10 raw points (bench_drift), so few points per transaction make summaries the slower path.
+MIN_POINTS_PER_SEGMENT = 16
+
+
+def worth_summaries(segments: int, points: int, min_points: int = MIN_POINTS_PER_SEGMENT) -> bool:
+    """Whether a window of ``segments`` segments holding ``points`` points is cheaper through summaries."""
+    return (
+        segments > 0 and points >= min_points * segments
+    )  # PostgreSQL's resolution: [a, b + tick) is the closed range [a, b]
 
 
 @attrs.frozen

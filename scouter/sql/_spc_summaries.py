@@ -112,6 +112,15 @@ WITH horizon AS (UPDATE scouter.spc_summary_horizon SET since = greatest(since, 
 SELECT (SELECT count(*) FROM segments) + (SELECT count(*) FROM summaries)
 """
 
+# $1 space, $2 name, $3 version, $4 window start, $5 window end (exclusive), $6 features (empty: all). How many
+# segments reach into the window and how many points they stored (whether summaries are worth reading).
+SPC_SEGMENT_COUNT: Final = """
+SELECT count(*) AS segments, coalesce(sum(greatest(n, 0)), 0)::bigint AS points
+FROM scouter.spc_segment
+WHERE space = $1 AND name = $2 AND version = $3 AND last_at >= $4 AND first_at < $5
+  AND (cardinality($6::text[]) = 0 OR feature = ANY($6::text[]))
+"""
+
 # $1 space, $2 name, $3 version, $4 window start, $5 window end (exclusive), $6 features (empty: all). Every segment
 # of the entity reaching into the window, with its transaction's summary of the feature when there is one, and how
 # many (segment, summary) pairs that transaction and feature have (a summary is usable only when that is 1).

@@ -64,7 +64,8 @@ async def _both(
     conn: asyncpg.Connection, entity: Any, window: CheckWindow, profile: SpcDriftProfile
 ) -> tuple[Any, int, Any, int]:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        summarised, late_s = await spc_window(conn, entity, window, profile.features_to_monitor, profile)
+        # min_points=0: these transactions are small, and the point is to judge through their summaries
+        summarised, late_s = await spc_window(conn, entity, window, profile.features_to_monitor, profile, 0)
         raw, late_r = await spc_columns(conn, entity, window, profile.features_to_monitor)
     return summarised, late_s, raw, late_r
 

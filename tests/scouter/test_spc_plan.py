@@ -9,7 +9,17 @@ import numpy as np
 
 from scouter.drift.spc import SpcRule
 from scouter.drift.spc_summary import segment_of
-from scouter.spc_plan import RawRange, StoredSegment, SummaryPart, as_raw, plan_parts, spans_of, straddling
+from scouter.spc_plan import (
+    MIN_POINTS_PER_SEGMENT,
+    RawRange,
+    StoredSegment,
+    SummaryPart,
+    as_raw,
+    plan_parts,
+    spans_of,
+    straddling,
+    worth_summaries,
+)
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 S = dt.timedelta(seconds=1)
@@ -78,3 +88,9 @@ def test_raw_ranges_are_read_in_disjoint_spans():
     spans, span_of_range = spans_of(ranges)
     assert spans == [(T0, T0 + 8 * S), (T0 + 9 * S, T0 + 10 * S)]
     assert span_of_range == [0, 0, 1]
+
+
+def test_windows_of_tiny_transactions_are_read_raw():
+    assert worth_summaries(10, 10 * MIN_POINTS_PER_SEGMENT)
+    assert not worth_summaries(10, 10 * MIN_POINTS_PER_SEGMENT - 1)
+    assert not worth_summaries(0, 0)  # nothing summarised (e.g. late rows only): one raw read
