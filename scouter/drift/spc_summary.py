@@ -81,7 +81,7 @@ def feature_stamp(limits: SpcLimits | None, rule: SpcRule) -> int:
 
 def _window_all(flags: npt.NDArray[np.bool_], width: int) -> npt.NDArray[np.bool_]:
     n = flags.shape[0]
-    cs = np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
+    cs = np.concatenate(([0], np.cumsum(flags, dtype=np.int32)))
     return (cs[width:] - cs[: n - width + 1]) == width
 
 
@@ -194,7 +194,8 @@ def fold_fired(parts: Sequence[SpcSegment | npt.NDArray[np.int8]], rule: SpcRule
     run read raw. One vectorised pass over the kept codes (see the module docstring)."""
     fired = 0
     pieces: list[npt.NDArray[np.int8]] = []
-    groups: list[npt.NDArray[np.int64]] = []
+    sizes: list[int] = []
+    groups: list[int] = []
     group = 0
     for part in parts:
         if isinstance(part, SpcSegment):
@@ -202,16 +203,19 @@ def fold_fired(parts: Sequence[SpcSegment | npt.NDArray[np.int8]], rule: SpcRule
                 continue
             fired |= part.fired
             pieces.append(part.newest)
-            groups.append(np.full(part.newest.shape[0], group, np.int64))
+            sizes.append(part.newest.shape[0])
+            groups.append(group)
             if not part.whole:
                 group += 1  # codes left out between newest and oldest: no window may cross here
             pieces.append(part.oldest)
-            groups.append(np.full(part.oldest.shape[0], group, np.int64))
+            sizes.append(part.oldest.shape[0])
+            groups.append(group)
         else:
             codes = np.asarray(part, dtype=np.int8)
             pieces.append(codes)
-            groups.append(np.full(codes.shape[0], group, np.int64))
+            sizes.append(codes.shape[0])
+            groups.append(group)
     if not pieces:
         return fired
-    by_group = fired_by_group(np.concatenate(pieces), np.concatenate(groups), group + 1, rule)
+    by_group = fired_by_group(np.concatenate(pieces), np.repeat(groups, sizes), group + 1, rule)
     return fired | int(np.bitwise_or.reduce(by_group))
