@@ -44,8 +44,9 @@ __all__ = [
 _TICK = dt.timedelta(microseconds=1)  # PostgreSQL's resolution: [a, b + tick) is the closed range [a, b]
 
 #: Below this many points per segment on average, a window is read raw: a segment and its summary cost the check
-#: about as much as 6-10 raw points (bench_drift), so few points per transaction make summaries the slower path.
-MIN_POINTS_PER_SEGMENT = 16
+#: about as much as 15-20 raw points (bench_drift: 10,000 summaries of 100 points cost 0.17-0.21 of the raw read),
+#: so few points per transaction make summaries the slower path.
+MIN_POINTS_PER_SEGMENT = 24
 
 
 def worth_summaries(segments: int, points: int, min_points: int = MIN_POINTS_PER_SEGMENT) -> bool:
