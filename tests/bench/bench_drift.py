@@ -61,7 +61,7 @@ from tests.services import scratch_database
 FEATURES = 10
 #: Writer transactions the SPC rows are stored in, at either size: under 10x the load the writer's group commits
 #: grow (natural batching, up to its 50,000 rows), they do not multiply.
-TRANSACTIONS = sizes(100, 5)
+TRANSACTIONS = sizes(100, 2)
 
 
 def _metrics() -> ScouterMetrics:
