@@ -7,8 +7,9 @@ Each `Poller` loops until asked to stop:
 2. Nothing due: sleep until the earliest profile is due, at most ``idle_poll`` (upstream: 10 s), waking on stop.
 3. Otherwise run the check: fix its bound and read its window's aggregates in one snapshot (``[previous_run,
    bound)`` plus the rows committed since the previous check read, `scouter.sql._poller`; SPC through the write-time
-   summaries where it can, `actors._spc_reads`), evaluate (pure, in a worker thread for SPC), then in one transaction that presents the lease token: insert the alerts, reschedule
-   (``previous_run`` = the bound, ``next_run`` = the schedule's first firing after now). Then poll again at once.
+   summaries where it can, `actors._spc_reads`), evaluate (pure, in a worker thread for SPC), then in one
+   transaction that presents the lease token: insert the alerts, reschedule (``previous_run`` = the bound,
+   ``next_run`` = the schedule's first firing after now). Then poll again at once.
    A late check reads everything since the last bound once, whatever the number of due times it missed.
 4. A check that fails (bad profile, query error, over ``check_timeout``) is recorded (``failures``, ``last_error``)
    and retried with back-off (`scouter.checks`); it is never left ``processing``.
