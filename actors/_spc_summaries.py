@@ -40,6 +40,7 @@ def _limits_of(document: str) -> EntityLimits | None:
 @attrs.define
 class SpcSummaryWriter:
     ttl: float = 5.0  # seconds an entity's limits are trusted before they are read again
+    most: int = 10_000  # entities kept; past it, the stale ones are forgotten (any number of names may be sent)
     _known: dict[Entity, tuple[float, EntityLimits | None]] = attrs.Factory(dict)
 
     async def _limits(self, conn: asyncpg.Connection, entities: set[Entity]) -> dict[Entity, EntityLimits | None]:
@@ -50,6 +51,8 @@ class SpcSummaryWriter:
             fresh: dict[Entity, EntityLimits | None] = dict.fromkeys(stale)
             for row in found:
                 fresh[row["space"], row["name"], row["version"]] = _limits_of(row["profile"])
+            if len(self._known) + len(fresh) > self.most:
+                self._known = {e: known for e, known in self._known.items() if now - known[0] <= self.ttl}
             for entity, limits in fresh.items():
                 self._known[entity] = (now, limits)
         return {e: self._known[e][1] for e in entities}
