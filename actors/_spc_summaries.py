@@ -1,5 +1,5 @@
 """The writer's SPC summaries (asyncio side, inside the writer's transaction): the entities' SPC limits, cached, and
-the summary rows of the transaction's SPC rows (`scouter.spc_summaries`), COPYed beside them.
+the summary rows of the transaction's SPC rows (`scouter.spc_summaries`), inserted beside them.
 
 The cache may be behind a profile update by up to ``ttl`` seconds: harmless, since every summary carries the stamp
 of the limits and rule it was judged with and the check uses it only under a profile with the same stamp (a summary
@@ -21,7 +21,7 @@ import orjson
 
 from scouter.profiles import SpcDriftProfile, profile_from_data
 from scouter.spc_summaries import EntityLimits, entity_limits, summarize
-from scouter.sql import SPC_PROFILES_OF, SPC_SUMMARY_COLUMNS
+from scouter.sql import INSERT_SPC_SUMMARIES, SPC_PROFILES_OF
 
 log = logging.getLogger("actors.writer")
 
@@ -70,7 +70,5 @@ class SpcSummaryWriter:
         finally:
             summaries = await computing
         if summaries:
-            await conn.copy_records_to_table(
-                "spc_summary", records=summaries, columns=SPC_SUMMARY_COLUMNS, schema_name="scouter"
-            )
+            await conn.execute(INSERT_SPC_SUMMARIES, *(list(column) for column in zip(*summaries, strict=True)))
         return len(summaries)

@@ -129,6 +129,7 @@ from ._rollups import (
     rows_gone,
 )
 from ._spc_summaries import (
+    INSERT_SPC_SUMMARIES,
     PRUNE_SPC_SUMMARIES,
     SPC_LATE_VALUES,
     SPC_PROFILES_OF,
@@ -179,6 +180,7 @@ __all__ = [
     "INSERT_DELIVERY",
     "INSERT_QUARANTINE",
     "INSERT_RETIRED",
+    "INSERT_SPC_SUMMARIES",
     "LIST_ALERTS",
     "LIST_PARTITIONS",
     "LIST_PROFILES",

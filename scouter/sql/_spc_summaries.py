@@ -99,6 +99,14 @@ SELECT greatest(now(), (SELECT max(created_at) + interval '1 microsecond' FROM s
 """
 )
 
+# $1..$11 one array per column of `SPC_SUMMARY_COLUMNS`: the writer's summaries of its transaction. One statement
+# of one round trip (a COPY of these few rows would cost two, and more than the summaries' computing).
+INSERT_SPC_SUMMARIES: Final = """
+INSERT INTO scouter.spc_summary (space, name, version, feature, first_at, last_at, n, stamp, fired, newest, oldest)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+                     $7::bigint[], $8::bigint[], $9::smallint[], $10::bytea[], $11::bytea[])
+"""
+
 # No parameters. Windows starting before it are judged from the raw rows alone.
 SPC_SUMMARY_SINCE: Final = "SELECT since FROM scouter.spc_summary_horizon"
 
