@@ -61,7 +61,7 @@ class SpcSummaryWriter:
         self, conn: asyncpg.Connection, rows: Sequence[Sequence[Any]], copy: Callable[[], Awaitable[Any]]
     ) -> int:
         """Await ``copy()`` (the COPY of ``rows``, one transaction's SPC rows in `scouter.records.SPC_COLUMNS` order),
-        then COPY their summaries. The summaries are computed in a worker thread meanwhile: the COPY mostly waits
+        then insert their summaries. The summaries are computed in a worker thread meanwhile: the COPY mostly waits
         for the server, so they cost the writer little of its own thread."""
         limits = await self._limits(conn, {(r[2], r[1], r[3]) for r in rows})
         computing = asyncio.get_running_loop().run_in_executor(None, summarize, rows, limits)
