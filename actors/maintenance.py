@@ -27,6 +27,7 @@ import trio
 from scouter.sql import (
     LIST_PARTITIONS,
     PARTITIONED_TABLES,
+    PRUNE_SPC_SUMMARIES,
     PartitionedTable,
     create_partition,
     create_partition_moving_default_rows,
@@ -119,6 +120,8 @@ async def _maintain_locked(
         deleted = int((await conn.execute(delete_default_rows_before(table), begin)).split()[-1])
         if deleted:
             purged.append((table.name, deleted))
+        if table.name == "spc_drift":  # rows before begin may be gone: windows before it are judged raw
+            await conn.execute(PRUNE_SPC_SUMMARIES, begin)
         odd = int(await conn.fetchval(default_rows_outside(table.name), begin, end))
         if odd:
             outside.append((table.name, odd))

@@ -6,9 +6,10 @@ Each `Poller` loops until asked to stop:
 1. Claim one due, active profile (``FOR UPDATE SKIP LOCKED``; an expired lease counts as due: that is the reaper).
 2. Nothing due: sleep until the earliest profile is due, at most ``idle_poll`` (upstream: 10 s), waking on stop.
 3. Otherwise run the check: fix its bound and read its window's aggregates in one snapshot (``[previous_run,
-   bound)`` plus the rows committed since the previous check read, `scouter.sql._poller`), evaluate (pure, in a
-   worker thread for SPC), then in one transaction that presents the lease token: insert the alerts, reschedule
-   (``previous_run`` = the bound, ``next_run`` = the schedule's first firing after now). Then poll again at once.
+   bound)`` plus the rows committed since the previous check read, `scouter.sql._poller`; SPC through the write-time
+   summaries where it can, `actors._spc_reads`), evaluate (pure, in a worker thread for SPC), then in one
+   transaction that presents the lease token: insert the alerts, reschedule (``previous_run`` = the bound,
+   ``next_run`` = the schedule's first firing after now). Then poll again at once.
    A late check reads everything since the last bound once, whatever the number of due times it missed.
 4. A check that fails (bad profile, query error, over ``check_timeout``) is recorded (``failures``, ``last_error``)
    and retried with back-off (`scouter.checks`); it is never left ``processing``.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 import logging
 import os
 import random
@@ -37,7 +39,6 @@ from typing import Any
 
 import asyncpg
 import attrs
-import numpy as np
 import orjson
 import trio
 
@@ -51,7 +52,6 @@ from scouter.checks import (
     next_after_success,
     psi_distributions,
     psi_findings,
-    spc_findings,
 )
 from scouter.profiles import CustomDriftProfile, DriftProfile, PsiDriftProfile, SpcDriftProfile, profile_from_data
 from scouter.rollups import GRAIN, HOUR, plan
@@ -68,10 +68,10 @@ from scouter.sql import (
     RESCHEDULE,
     ROLLUP_SINCE,
     SECONDS_UNTIL_DUE,
-    SPC_VALUES,
     WINDOW_BOUND,
 )
 
+from ._spc_reads import spc_judge, spc_window
 from .alert_channel import AlertChannel, AlertNotice, StoredAlert
 from .database import UNAVAILABLE, DatabaseHandle
 from .metrics import ScouterMetrics
@@ -172,12 +172,6 @@ async def _claim(conn: asyncpg.Connection, lease: float, worker: str) -> Claimed
 
 def _window_args(c: ClaimedCheck, w: CheckWindow, names: Sequence[str]) -> tuple[Any, ...]:
     return (c.space, c.name, c.version, w.start, w.end, w.after, list(names))
-
-
-async def _spc_columns(conn: asyncpg.Connection, c: ClaimedCheck, w: CheckWindow, features: Sequence[str]) -> Any:
-    rows = await conn.fetch(SPC_VALUES, *_window_args(c, w, features))
-    columns = {r["feature"]: np.array(r["values"], dtype=np.float64) for r in rows}
-    return columns, sum(r["late"] for r in rows)
 
 
 async def _rollup_args(conn: asyncpg.Connection, c: ClaimedCheck, w: CheckWindow, names: Sequence[str]) -> Any:
@@ -341,9 +335,10 @@ class Poller:
         names = check_features(profile)
         db = self.handle.get()
         if isinstance(profile, SpcDriftProfile):
-            window, columns, late = await db.run(_read_window, c, _spc_columns, names)
+            read = functools.partial(spc_window, profile=profile)
+            window, data, late = await db.run(_read_window, c, read, names)
             # numpy over up to millions of points: off the event loop (pure, so abandoning it on cancel is safe)
-            findings = await trio.to_thread.run_sync(spc_findings, profile, columns, abandon_on_cancel=True)
+            findings = await trio.to_thread.run_sync(spc_judge, profile, data, abandon_on_cancel=True)
             return _Judged(profile, findings, window, late)
         if isinstance(profile, PsiDriftProfile):
             window, rows, late = await db.run(_read_window, c, _psi_rows if names else None, names)

@@ -16,6 +16,7 @@ transaction, and answers every sender only after COMMIT, so a transport acknowle
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -28,6 +29,7 @@ import trio
 from scouter.records import CUSTOM_COLUMNS, OBSERVABILITY_COLUMNS, PSI_COLUMNS, SPC_COLUMNS, DecodedBatch
 from scouter.sql import CURRENT_XACT_ID, END_ORPHANED_TRANSACTION, XACT_STATUS
 
+from ._spc_summaries import SpcSummaryWriter
 from .database import UNAVAILABLE, DatabaseHandle
 from .metrics import ScouterMetrics
 
@@ -102,8 +104,11 @@ class _Attempt:
     fresh: list[bool] | None = None  # per request, whether its rows were new (set just before COMMIT)
 
 
-async def _commit(conn: asyncpg.Connection, requests: Sequence[WriteRequest], attempt: _Attempt) -> list[bool]:
-    """One transaction for all ``requests`` (asyncio side); per request, whether its rows were new."""
+async def _commit(
+    conn: asyncpg.Connection, requests: Sequence[WriteRequest], attempt: _Attempt, spc: SpcSummaryWriter
+) -> list[bool]:
+    """One transaction for all ``requests`` (asyncio side); per request, whether its rows were new. SPC rows get
+    their summaries in the same transaction (`actors._spc_summaries`): both are stored, or neither."""
     fresh: list[bool] = []
     async with conn.transaction():
         attempt.pid = conn.get_server_pid()
@@ -114,7 +119,10 @@ async def _commit(conn: asyncpg.Connection, requests: Sequence[WriteRequest], at
         for table, columns, attribute in _TABLES:
             rows = [row for batch in kept for row in getattr(batch, attribute)]
             if rows:
-                await conn.copy_records_to_table(table, records=rows, columns=columns, schema_name="scouter")
+                copy = functools.partial(
+                    conn.copy_records_to_table, table, records=rows, columns=columns, schema_name="scouter"
+                )
+                await (spc.store_with(conn, rows, copy) if table == "spc_drift" else copy())
         attempt.fresh = fresh
     return fresh
 
@@ -148,6 +156,7 @@ class WriterActor:
     max_rows: int = 50_000  # per transaction; bounds memory and lock time
     gather_rounds: int = 6  # scheduler rounds a transaction waits for requests about to be sent
     stats: dict[str, int] = attrs.Factory(lambda: {"requests": 0, "rows": 0, "flushes": 0, "errors": 0})
+    spc_summaries: SpcSummaryWriter = attrs.Factory(SpcSummaryWriter)
 
     def statistics(self) -> dict[str, int]:
         return {**self.stats, "queued": self.inbox.statistics().current_buffer_used}
@@ -235,7 +244,7 @@ class WriterActor:
                         assert unsure.fresh is not None  # set before COMMIT was sent
                         return unsure.fresh
                     unsure = None
-                return await self.handle.get().run(_commit, group, attempt)
+                return await self.handle.get().run(_commit, group, attempt, self.spc_summaries)
             except UNAVAILABLE as exc:
                 if attempt.xid is not None:
                     unsure = attempt

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from ._rollups import HOURLY_ROLLUP_TABLES, ROLLUP_TABLES
+from ._spc_summaries import SPC_SUMMARY_TABLES
 
 #: pg_advisory_lock key taken while migrating ("scouter" in ASCII), so replicas starting together take turns.
 MIGRATION_LOCK_KEY = 0x73636F75746572
@@ -390,4 +391,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(350, "access tokens end at a password change", _TOKEN_CUTOFF),
     Migration(360, "hourly rollups", HOURLY_ROLLUP_TABLES),
     Migration(370, "Kafka positions in one round trip", _KAFKA_POSITIONS),
+    Migration(380, "SPC write-time summaries", SPC_SUMMARY_TABLES),
 )

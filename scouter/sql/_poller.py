@@ -164,7 +164,8 @@ FROM (
 
 
 # Per feature, every value of the window, newest first (the columns are cut to the shortest afterwards), and how
-# many of them were late. $7: the features (empty: every feature of the entity).
+# many of them were late. Equal created_at are ordered by value, as the SPC summaries order them (upstream leaves
+# that order arbitrary). $7: the features (empty: every feature of the entity).
 _SPC_FEATURES = "(cardinality($7::text[]) = 0 OR feature = ANY($7::text[]))"
 SPC_VALUES: Final = (
     _judged(
@@ -172,7 +173,8 @@ SPC_VALUES: Final = (
         "Spc",
         "feature, value, created_at",
         _SPC_FEATURES,
-        "feature, array_agg(value ORDER BY created_at DESC) AS values, count(*) FILTER (WHERE late) AS late",
+        "feature, array_agg(value ORDER BY created_at DESC, value DESC) AS values,"
+        " count(*) FILTER (WHERE late) AS late",
     )
     + "\nGROUP BY feature\n"
 )

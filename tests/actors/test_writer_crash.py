@@ -59,7 +59,7 @@ def test_every_acknowledged_batch_survives_kill_9(fresh_database_dsn: str) -> No
 def test_rows_and_rollups_agree_after_kill_9(fresh_database_dsn: str) -> None:
     """The writer killed with SIGKILL mid-stream (transactions in flight): every grain's rollup (minutes and hours)
     counts exactly the rows stored, and the rollup sums equal the rows' (no rows without their rollup, no rollup
-    without its rows)."""
+    without its rows); so do the SPC segments and summaries."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.actors.writer_script", fresh_database_dsn],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
@@ -99,6 +99,20 @@ def test_rows_and_rollups_agree_after_kill_9(fresh_database_dsn: str) -> None:
                     WHERE raw.n IS DISTINCT FROM rolled.n OR abs(raw.total - rolled.total) > 1e-9 * raw.n
                 """)
                 found += [tuple(r) for r in rows]
+            # the SPC segments (a trigger) and the writer's summaries: one each per feature (one batch, one
+            # transaction), counting exactly its rows (the script's entity has an SPC profile)
+            rows = await conn.fetch("""
+                WITH raw AS (
+                    SELECT feature, count(*) AS n, min(created_at) AS first_at, max(created_at) AS last_at
+                    FROM scouter.spc_drift WHERE space = 'kill' GROUP BY 1
+                )
+                SELECT 'summaries', * FROM raw
+                FULL JOIN scouter.spc_segment AS g USING (feature)
+                FULL JOIN scouter.spc_summary AS s USING (feature)
+                WHERE raw.n IS DISTINCT FROM g.n OR raw.n IS DISTINCT FROM s.n
+                   OR raw.first_at IS DISTINCT FROM s.first_at OR raw.last_at IS DISTINCT FROM s.last_at
+            """)
+            found += [tuple(r) for r in rows]
         finally:
             await conn.close()
         return found

@@ -17,6 +17,7 @@ from actors.metrics import ScouterMetrics
 from actors.writer import WriterActor, open_inbox, write
 from config import DatabaseSettings
 from scouter.records import DecodedBatch, SpcRecord
+from tests.drift_profiles import insert_profile, spc_profile
 
 BATCH = 10
 
@@ -37,6 +38,9 @@ async def main(dsn: str) -> None:
     async with trio_asyncio.open_loop():
         db = await open_pool(dsn, DatabaseSettings(max_pool_size=4, min_pool_size=1))
         await migrate(db)
+        # an SPC profile for the entity: the writer also stores its summaries
+        now = datetime.datetime.now(datetime.UTC)
+        await db.run(insert_profile, spc_profile({"a": (0.0, 1.0)}, space="kill", name="m", version="1"), now, None)
         send, recv = open_inbox(100)
         writer = WriterActor(recv, send, DatabaseHandle(db), ScouterMetrics.create(CollectorRegistry(), process=False))
         async with trio.open_nursery() as nursery:

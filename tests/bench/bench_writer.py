@@ -12,7 +12,8 @@ merges whatever is queued into one COPY per transaction (about 8 batches at a ti
 
 Every variant writes its own rows (tagged in the space column), counted afterwards. Both ratios: target >= 0.8.
 The writer's transactions also keep the rollups of both grains, minutes and hours (`scouter.rollups`, a statement
-trigger on the table); the baselines are plain COPYs, with that trigger disabled while they run.
+trigger on the table), the SPC segments (another trigger) and the SPC summaries of its rows (its entity has an SPC
+profile, `scouter.spc_summaries`); the baselines are plain COPYs, with those triggers disabled while they run.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from actors.writer import WriterActor, open_inbox, write
 from config import DatabaseSettings
 from scouter.records import SPC_COLUMNS, DecodedBatch
 from tests.bench.common import SMOKE, Verdicts, bench_postgres, check, sizes
+from tests.drift_profiles import insert_profile, spc_profile
 from tests.services import scratch_database
 
 BATCH = 1000
@@ -57,6 +59,7 @@ async def raw_copy(dsn: str, batches: list[DecodedBatch], merge: int = 1) -> flo
     conn = await asyncpg.connect(dsn)
     # the baseline is a plain COPY: without the rollups the writer's transactions also keep (a trigger)
     await conn.execute("ALTER TABLE scouter.spc_drift DISABLE TRIGGER spc_drift_rollup")
+    await conn.execute("ALTER TABLE scouter.spc_drift DISABLE TRIGGER spc_drift_segments")
     try:
         started = time.perf_counter()
         for rows in groups:
@@ -65,6 +68,7 @@ async def raw_copy(dsn: str, batches: list[DecodedBatch], merge: int = 1) -> flo
         return time.perf_counter() - started
     finally:
         await conn.execute("ALTER TABLE scouter.spc_drift ENABLE TRIGGER spc_drift_rollup")
+        await conn.execute("ALTER TABLE scouter.spc_drift ENABLE TRIGGER spc_drift_segments")
         await conn.close()
 
 
@@ -107,6 +111,10 @@ async def prepare(dsn: str) -> None:
         db = await open_pool(dsn, DatabaseSettings(max_pool_size=2, min_pool_size=1))
         await migrate(db)
         await MaintenanceActor(DatabaseHandle(db)).run_once()
+        # the writer's entity has an SPC profile, so its transactions also store summaries (inactive: no check runs)
+        features = {f"feature_{f}": (0.0, 1.0) for f in range(10)}
+        now = datetime.datetime.now(datetime.UTC)
+        await db.run(insert_profile, spc_profile(features, space="bench", name="writer"), now, None, False)
         await close_pool(db)
 
 
