@@ -113,13 +113,19 @@ def _archive_rows(store: LocalStore, paths: Iterable[str]) -> tuple[list[Row], l
     return rows, missing
 
 
-def _rollup_problems(rows: list[Row], stored: dict[tuple[str, int], tuple[int, float]], grain_us: int) -> list[str]:
-    """Where the rollup `stored` ((feature, grain start) -> (count, sum)) differs from a recomputation from `rows`."""
-    computed: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
+def _count_and_sum(rows: list[Row], width_us: int) -> dict[tuple[str, int], list[float]]:
+    """(feature, epoch-aligned bucket start) -> [count, sum] of `rows` in buckets of `width_us` microseconds."""
+    cells: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
     for feature, us, value in rows:
-        cell = computed[(feature, us - us % grain_us)]
+        cell = cells[(feature, us - us % width_us)]
         cell[0] += 1
         cell[1] += value
+    return cells
+
+
+def _rollup_problems(rows: list[Row], stored: dict[tuple[str, int], tuple[int, float]], grain_us: int) -> list[str]:
+    """Where the rollup `stored` ((feature, grain start) -> (count, sum)) differs from a recomputation from `rows`."""
+    computed = _count_and_sum(rows, grain_us)
     problems = []
     for key in sorted(set(computed) | set(stored)):
         count, total = computed.get(key, (0, 0.0))
@@ -145,12 +151,7 @@ async def _read_back_problems(db: Database, store: LocalStore, rows: list[Row]) 
     answer = {(f, _epoch_us(b)): (n, mean) for f, b, n, mean in merge_spc(parts)}
     width = query.bucket // timedelta(microseconds=1)
     begin, end = _epoch_us(query.window.begin), _epoch_us(query.window.end)
-    expected: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
-    for feature, us, value in rows:
-        if begin <= us <= end:
-            cell = expected[(feature, us - us % width)]
-            cell[0] += 1
-            cell[1] += value
+    expected = _count_and_sum([row for row in rows if begin <= row[1] <= end], width)
     problems = []
     for key in sorted(set(expected) | set(answer)):
         count, total = expected.get(key, (0, 0.0))
