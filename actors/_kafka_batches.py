@@ -43,6 +43,26 @@ class Batch:
     started: float  # perf_counter at the fetch, for the ingest duration
 
 
+def joined(first: Batch, then: Batch) -> Batch | None:
+    """``first`` and the batch fetched right after it as one batch (one write request, one transaction), or None
+    when they must be stored apart: a rebalance or a re-positioning came between them, or ``then`` starts a
+    partition over (its position is overwritten, never moved on from ``first``'s)."""
+    if then.generation != first.generation or then.assignments != first.assignments or then.restarted:
+        return None
+    if any(first.starts.get(tp, count) != count for tp, count in then.starts.items()):
+        return None
+    return Batch(
+        items=first.items + then.items,
+        last={**first.last, **then.last},
+        highwater={**first.highwater, **then.highwater},
+        generation=first.generation,
+        assignments=first.assignments,
+        restarted=first.restarted,
+        starts={**first.starts, **then.starts},
+        started=first.started,
+    )
+
+
 async def send_unless_stopped(send: trio.MemorySendChannel[Batch], batch: Batch, stop: trio.Event) -> None:
     """Hand ``batch`` to the store stage, or give up when ``stop`` is set first (it is fetched again later)."""
     async with trio.open_nursery() as nursery:

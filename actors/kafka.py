@@ -69,7 +69,7 @@ from ._consuming import (
     store,
     store_or_split,
 )
-from ._kafka_batches import Batch, Fetched, Item, quarantined, send_unless_stopped, source
+from ._kafka_batches import Batch, Fetched, Item, joined, quarantined, send_unless_stopped, source
 from ._kafka_client import Listener, consumer_options, quiet_client_logs
 from ._kafka_positions import (
     DIGESTS_PRESENT,
@@ -113,7 +113,7 @@ class KafkaConsumerActor:
     commit_every: float = 1.0  # seconds between those commits (a round trip to the broker); and when stopping
     max_future: timedelta = DEFAULT_MAX_FUTURE  # SCOUTER_MAX_FUTURE_SECONDS: later created_at is quarantined
     #: Batches fetched and decoded ahead of the one at the writer (at most KAFKA_MAX_BATCH messages each).
-    ahead: int = attrs.field(default=2, validator=attrs.validators.ge(1))
+    ahead: int = attrs.field(default=4, validator=attrs.validators.ge(1))
     _state: Partitions = attrs.Factory(Partitions)
     _idle: asyncio.Event = attrs.Factory(asyncio.Event)  # set while no batch of ours is at the writer
     _commit: dict[TopicPartition, int] = attrs.Factory(dict)
@@ -378,9 +378,18 @@ class KafkaConsumerActor:
     # -- the store stage -------------------------------------------------------------------------------------------
 
     async def _store_stage(self, receive: trio.MemoryReceiveChannel[Batch], stop: trio.Event) -> None:
-        """Store the batches one at a time, in fetch order, until the fetch stage ends or ``stop`` is set."""
+        """Store the batches in fetch order, until the fetch stage ends or ``stop`` is set; the batches already
+        waiting (a backlog being drained) join the one at hand, so they share one write request and one COMMIT."""
+        held: Batch | None = None  # received, but not to be joined to the batch before it
         with receive:
-            async for batch in receive:
+            while True:
+                if held is None:
+                    try:
+                        batch = await receive.receive()
+                    except trio.EndOfChannel:
+                        return
+                else:
+                    batch, held = held, None
                 if stop.is_set():
                     return  # what the fetch stage got ahead of us is fetched again by whoever goes on
                 state = self._state
@@ -388,6 +397,16 @@ class KafkaConsumerActor:
                     if batch.assignments == state.assignments:
                         state.restarted |= batch.restarted
                     continue
+                while held is None:
+                    try:
+                        then = receive.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    merged = joined(batch, then)
+                    if merged is None:
+                        held = then  # stale (then dropped next round), or a partition starting over
+                    else:
+                        batch = merged
                 self._idle.clear()  # no checkpoint since the generation check: a revoke waits for this batch
                 try:
                     await self._store_batch(batch)

@@ -85,8 +85,10 @@ def payloads(count: int, space: str) -> list[bytes]:
 
 
 class Clock:
-    """Messages per second from `start` (consumers connected; for Kafka: every partition assigned, so that tansu's
-    slow group join is left out) to the last batch settled (acknowledged, or committed to PostgreSQL)."""
+    """Messages per second from `start` (consumers connected; for Kafka: every member of the group holding its share
+    of the partitions, so that tansu's slow group join, and the rebalance when the first member to join held every
+    partition until the others arrived, are left out) to the last batch settled (acknowledged, or committed to
+    PostgreSQL). Messages settled before the start are left out too."""
 
     def __init__(self, total: int) -> None:
         self.total = total
@@ -94,11 +96,17 @@ class Clock:
         self.start_at: float | None = None
         self.done_at_start = 0
         self.last_at = 0.0
+        self.provisional: tuple[float, int] | None = None  # (when, done) if the start never comes: see `rate`
 
-    def start(self) -> None:
-        if self.start_at is None:
-            self.start_at = time.perf_counter()
-            self.done_at_start = self.done
+    def start(self, *, provisional: bool = False) -> None:
+        if self.start_at is not None:
+            return
+        if provisional:
+            if self.provisional is None:
+                self.provisional = (time.perf_counter(), self.done)
+            return
+        self.start_at = time.perf_counter()
+        self.done_at_start = self.done
 
     def settled(self, count: int) -> None:
         self.done += count
@@ -109,22 +117,30 @@ class Clock:
         return self.done >= self.total
 
     def rate(self) -> float:
-        assert self.start_at is not None
+        if self.start_at is None:  # a backlog drained before the group settled (smoke sizes): from the first hold
+            assert self.provisional is not None
+            self.start_at, self.done_at_start = self.provisional
         return (self.done - self.done_at_start) / max(self.last_at - self.start_at, 1e-9)
 
 
 class _Assignments:
-    """Starts a clock once the group's members hold every partition between them."""
+    """Starts a clock once every member of the group holds its share of the partitions (each member's latest
+    assignment, all members reported, adding up to every partition); provisionally as soon as the partitions are
+    all held, whoever holds them."""
 
-    def __init__(self, clock: Clock, partitions: int) -> None:
+    def __init__(self, clock: Clock, partitions: int, members: int) -> None:
         self.clock = clock
         self.partitions = partitions
+        self.members = members
         self.held: dict[str, int] = {}
 
     def assigned(self, member: str, count: int) -> None:
         self.held[member] = count
-        if sum(self.held.values()) >= self.partitions:
+        held = sum(self.held.values())
+        if len(self.held) == self.members and held == self.partitions:
             self.clock.start()
+        elif held >= self.partitions:
+            self.clock.start(provisional=True)
 
 
 class _AssignmentLog(logging.Handler):
@@ -192,7 +208,7 @@ async def delete_queues(url: str, queues: Sequence[str]) -> None:
 async def bare_kafka(brokers: str, topic: str, total: int, consumers: int) -> float:
     group = f"bare_{secrets.token_hex(4)}"
     clock = Clock(total)
-    assignments = _Assignments(clock, consumers)
+    assignments = _Assignments(clock, consumers, consumers)
     members = [
         AIOKafkaConsumer(
             bootstrap_servers=brokers,
@@ -287,7 +303,7 @@ def run_bare_trio(make: Callable[[], Awaitable[float]]) -> float:
 def run_ours(
     dsn: str, total: int, make_actors: Callable[..., list[Any]], partitions: int | None = None
 ) -> tuple[float, dict[str, int]]:
-    """The consumer actors with a writer and a pool; ``partitions`` for Kafka (the clock waits for the join)."""
+    """The consumer actors with a writer and a pool; ``partitions`` for Kafka (the clock waits for the group to settle)."""
 
     async def main() -> tuple[float, dict[str, int]]:
         async with trio_asyncio.open_loop():
@@ -302,7 +318,7 @@ def run_ours(
             if partitions is None:
                 clock.start()
             else:
-                handler = _AssignmentLog(_Assignments(clock, partitions))
+                handler = _AssignmentLog(_Assignments(clock, partitions, len(actors)))
                 logging.getLogger("actors.kafka").addHandler(handler)
                 logging.getLogger("actors.kafka").setLevel(logging.INFO)
             writer_stop, consumers_stop = trio.Event(), trio.Event()
