@@ -5,7 +5,8 @@
 For each transport, in one run, on backlogs of client-shaped messages (3 SPC records each; gzip for Kafka):
 
 * **ours**: the consumer actors of the tree (N consumers, the writer, the pool) draining the backlog into a fresh
-  database, records/s from the first stored batch to the last (group joins and connects excluded);
+  database, records/s from the first stored batch to the last (group joins and connects excluded), the startup heap
+  frozen as `scouter serve` freezes it;
 * **bare**: the same library consuming the same backlog with N consumers, acknowledging / committing per batch,
   decoding and storing nothing, timed the same way; once under trio-asyncio (the loop the server runs on) and once
   under plain asyncio. ratio = ours / bare (target >= 0.7);
@@ -52,6 +53,7 @@ from actors.rabbitmq import RabbitConsumerActor
 from actors.writer import WriterActor, open_inbox
 from config import DatabaseSettings, KafkaSettings, RabbitSettings
 from scouter.records import SPC_COLUMNS, decode_server_records
+from supervisors.main import freeze_startup_heap
 from tests.bench.common import SMOKE, Verdicts, bench_postgres, check, sizes
 from tests.services import ensure_kafka, ensure_rabbitmq, scratch_database
 
@@ -303,9 +305,11 @@ def run_bare_trio(make: Callable[[], Awaitable[float]]) -> float:
 def run_ours(
     dsn: str, total: int, make_actors: Callable[..., list[Any]], partitions: int | None = None
 ) -> tuple[float, dict[str, int]]:
-    """The consumer actors with a writer and a pool; ``partitions`` for Kafka (the clock waits for the group to settle)."""
+    """The consumer actors with a writer and a pool, on a frozen startup heap as in `scouter serve`; ``partitions``
+    for Kafka (the clock waits for the group to settle)."""
 
     async def main() -> tuple[float, dict[str, int]]:
+        freeze_startup_heap()  # as `scouter serve` does before it starts the tree
         async with trio_asyncio.open_loop():
             db = await open_pool(dsn, DatabaseSettings(max_pool_size=10, min_pool_size=2))
             metrics = ScouterMetrics.create(CollectorRegistry(), process=False)
@@ -591,7 +595,9 @@ def report(name: str, total: int, figures: dict[str, float], setup: str, verdict
                    target=0.7)  # fmt: skip
     verdicts.ratio(f"{transport} ours / bare library under asyncio", figures["ours"], figures["bare_asyncio"],
                    target=0.7)  # fmt: skip
-    verdicts.ratio(f"{transport} ours / raw COPY (reference)", figures["ours"] * records, figures["raw_copy"])
+    # Kafka: issue #18's target; RabbitMQ: a reference
+    verdicts.ratio(f"{transport} ours / raw COPY", figures["ours"] * records, figures["raw_copy"],
+                   target=0.8 if transport == "Kafka" else None)  # fmt: skip
     verdicts.target(f"{transport} peak RSS, 40x / 10x backlog", figures["rss_40x_mib"] / figures["rss_10x_mib"], "",
                     1.25, at_most=True)  # fmt: skip
 
