@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import attrs
@@ -33,7 +33,22 @@ DIGESTS_PRESENT = "SELECT digest FROM scouter.ingested_messages WHERE digest = A
 Records = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
 
 
-def position_digest(group: str, record: ConsumerRecord[Any, Any]) -> bytes:
+class InLog(Protocol):
+    """A message at its place in a partition's log: aiokafka's ConsumerRecord, or the store stage's `Message`."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+def position_digest(group: str, record: InLog) -> bytes:
     """Identifies one message of one log: its position, broker timestamp and content."""
     h = hashlib.sha256(b"kafka\0")
     h.update(f"{group}\0{record.topic}\0".encode())

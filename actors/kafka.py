@@ -46,13 +46,11 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import attrs
 import trio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
-from aiokafka.structs import ConsumerRecord
 from trio_asyncio import aio_as_trio
 
 from config import KafkaSettings
@@ -69,7 +67,7 @@ from ._consuming import (
     store,
     store_or_split,
 )
-from ._kafka_batches import Batch, Fetched, Item, joined, quarantined, send_unless_stopped, source
+from ._kafka_batches import Batch, Fetched, Item, Message, joined, quarantined, send_unless_stopped, source
 from ._kafka_client import Listener, consumer_options, quiet_client_logs
 from ._kafka_positions import (
     DIGESTS_PRESENT,
@@ -334,7 +332,7 @@ class KafkaConsumerActor:
         restarted = state.restarted & records.keys()
         state.restarted -= restarted
         return Batch(
-            items=[Item(tp, record, d) for (tp, record), d in zip(pairs, decoded, strict=True)],
+            items=[Item(tp, Message.of(record), d) for (tp, record), d in zip(pairs, decoded, strict=True)],
             last={tp: batch[-1].offset for tp, batch in records.items()},
             highwater=fetched.highwater,
             generation=fetched.generation,
@@ -428,7 +426,7 @@ class KafkaConsumerActor:
     async def _store(self, batch: Batch, items: Sequence[Item]) -> str | None:
         """One write request for ``items``; None when stored (or found stored), else the writer's error."""
         state = self._state
-        spans: dict[TopicPartition, tuple[ConsumerRecord[Any, Any], ConsumerRecord[Any, Any]]] = {}
+        spans: dict[TopicPartition, tuple[Message, Message]] = {}
         for item in items:
             first, _ = spans.get(item.tp, (item.record, item.record))
             spans[item.tp] = (first, item.record)
