@@ -82,6 +82,20 @@ def joined(first: Batch, then: Batch) -> Batch | None:
     )
 
 
+def join_waiting(batch: Batch, receive: trio.MemoryReceiveChannel[Batch]) -> tuple[Batch, Batch | None]:
+    """``batch`` joined with the batches already waiting behind it, as far as they join; and the first that does not
+    (stale: dropped by the store stage; or starting a partition over: stored next), if any was received."""
+    while True:
+        try:
+            then = receive.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return batch, None
+        both = joined(batch, then)
+        if both is None:
+            return batch, then
+        batch = both
+
+
 async def send_unless_stopped(send: trio.MemorySendChannel[Batch], batch: Batch, stop: trio.Event) -> None:
     """Hand ``batch`` to the store stage, or give up when ``stop`` is set first (it is fetched again later)."""
     async with trio.open_nursery() as nursery:

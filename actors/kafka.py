@@ -5,11 +5,13 @@ fetching and decoding the next batches overlaps the writer's COPY and COMMIT of 
 
 * the **fetch stage** makes one asyncio crossing per batch (apply pending seeks, commit the stored offsets to Kafka,
   ``getmany``), checks each partition's first message against what is stored, and decodes the batch;
-* the **store stage** hands one batch at a time to the writer, in fetch order, and only after its COMMIT moves the
-  positions on (PostgreSQL first, Kafka at the next crossing). A batch fetched before a rebalance or a
+* the **store stage** hands the batches to the writer in fetch order, the ones already waiting joined to the one at
+  hand (`actors._kafka_batches.joined`: a backlog drains in fewer, bigger transactions), and only after its COMMIT
+  moves the positions on (PostgreSQL first, Kafka at the next crossing). A batch fetched before a rebalance or a
   re-positioning (the generation in `actors._kafka_positions.Partitions`) is dropped, never stored.
 
-Each batch becomes **one** write request whose hook, in the writer's transaction:
+Each (joined) batch becomes **one** write request whose hook, in the writer's transaction (in one round trip that
+also reads the transaction's id, which the writer needs to settle a lost COMMIT reply):
 
 * upserts the next offset of every partition of the batch in ``scouter.consumer_offsets``, only where the stored
   offset is not already past the batch's first offset (otherwise another member, or a late copy of this very
@@ -67,7 +69,7 @@ from ._consuming import (
     store,
     store_or_split,
 )
-from ._kafka_batches import Batch, Fetched, Item, Message, joined, quarantined, send_unless_stopped, source
+from ._kafka_batches import Batch, Fetched, Item, Message, join_waiting, quarantined, send_unless_stopped, source
 from ._kafka_client import Listener, consumer_options, quiet_client_logs
 from ._kafka_positions import (
     DIGESTS_PRESENT,
@@ -395,16 +397,7 @@ class KafkaConsumerActor:
                     if batch.assignments == state.assignments:
                         state.restarted |= batch.restarted
                     continue
-                while held is None:
-                    try:
-                        then = receive.receive_nowait()
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                    merged = joined(batch, then)
-                    if merged is None:
-                        held = then  # stale (then dropped next round), or a partition starting over
-                    else:
-                        batch = merged
+                batch, held = join_waiting(batch, receive)
                 self._idle.clear()  # no checkpoint since the generation check: a revoke waits for this batch
                 try:
                     await self._store_batch(batch)

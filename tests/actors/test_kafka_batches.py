@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import gc
 
+import trio
 from aiokafka import TopicPartition
 
 from actors._consuming import Decoded
-from actors._kafka_batches import Batch, Item, Message, joined
+from actors._kafka_batches import Batch, Item, Message, join_waiting, joined
 from scouter.records import DecodedBatch
 
 TP0, TP1 = TopicPartition("t", 0), TopicPartition("t", 1)
@@ -76,6 +77,25 @@ def test_batches_across_a_rebalance_or_repositioning_are_never_joined() -> None:
     assert joined(first, batch({TP0: range(0, 2)}, starts={TP0: 1})) is None
     # a partition the earlier batch does not hold may have any count
     assert joined(first, batch({TP1: range(0, 2)}, starts={TP1: 5})) is not None
+
+
+def test_the_waiting_batches_join_until_one_does_not() -> None:
+    """That one is handed back (to be stored next, or dropped as stale); the ones behind it stay queued."""
+    send, receive = trio.open_memory_channel[Batch](10)
+    for waiting in (
+        batch({TP0: range(2, 4)}),
+        batch({TP0: range(4, 6)}),
+        batch({TP0: range(6, 8)}, generation=4),
+        batch({TP0: range(8, 10)}, generation=4),
+    ):
+        send.send_nowait(waiting)
+    both, held = join_waiting(batch({TP0: range(0, 2)}), receive)
+    assert list(range(6)) == [i.record.offset for i in both.items]
+    assert held is not None
+    assert [6, 7] == [i.record.offset for i in held.items]
+    assert 1 == receive.statistics().current_buffer_used
+    alone, nothing = join_waiting(receive.receive_nowait(), receive)
+    assert ([8, 9], None) == ([i.record.offset for i in alone.items], nothing)
 
 
 def test_messages_in_flight_are_not_tracked_by_the_garbage_collector() -> None:
