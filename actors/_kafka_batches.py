@@ -60,13 +60,20 @@ class Batch:
     restarted: set[TopicPartition]  # partitions starting a new log with this batch: overwrite the stored position
     starts: dict[TopicPartition, int]  # the partitions' start-over counts when fetched
     started: float  # perf_counter at the fetch, for the ingest duration
+    rows: int = 0  # records to store
+
+
+#: Records of a joined batch at most, as the writer's bound on a transaction (memory and lock time).
+JOIN_ROWS = 50_000
 
 
 def joined(first: Batch, then: Batch) -> Batch | None:
     """``first`` and the batch fetched right after it as one batch (one write request, one transaction), or None
-    when they must be stored apart: a rebalance or a re-positioning came between them, or ``then`` starts a
-    partition over (its position is overwritten, never moved on from ``first``'s)."""
+    when they must be stored apart: a rebalance or a re-positioning came between them, ``then`` starts a partition
+    over (its position is overwritten, never moved on from ``first``'s), or together they exceed `JOIN_ROWS`."""
     if then.generation != first.generation or then.assignments != first.assignments or then.restarted:
+        return None
+    if first.rows + then.rows > JOIN_ROWS:
         return None
     if any(first.starts.get(tp, count) != count for tp, count in then.starts.items()):
         return None
@@ -79,6 +86,7 @@ def joined(first: Batch, then: Batch) -> Batch | None:
         restarted=first.restarted,
         starts={**first.starts, **then.starts},
         started=first.started,
+        rows=first.rows + then.rows,
     )
 
 

@@ -342,6 +342,7 @@ class KafkaConsumerActor:
             restarted=restarted,
             starts={tp: state.starts.get(tp, 0) for tp in records},
             started=started,
+            rows=sum(d.batch.total for d in decoded if d.batch is not None),
         )
 
     async def _recognise(self, records: Records, generation: int) -> Records:

@@ -8,7 +8,7 @@ import trio
 from aiokafka import TopicPartition
 
 from actors._consuming import Decoded
-from actors._kafka_batches import Batch, Item, Message, join_waiting, joined
+from actors._kafka_batches import JOIN_ROWS, Batch, Item, Message, join_waiting, joined
 from scouter.records import DecodedBatch
 
 TP0, TP1 = TopicPartition("t", 0), TopicPartition("t", 1)
@@ -22,6 +22,7 @@ def batch(
     restarted: frozenset[TopicPartition] = frozenset(),
     starts: dict[TopicPartition, int] | None = None,
     started: float = 1.0,
+    rows: int = 0,
 ) -> Batch:
     items = [
         Item(tp, Message(tp.topic, tp.partition, offset, 1000 + offset, b"m"), Decoded(b"m", DecodedBatch()))
@@ -37,6 +38,7 @@ def batch(
         restarted=set(restarted),
         starts=starts if starts is not None else {tp: 0 for tp in offsets},
         started=started,
+        rows=rows,
     )
 
 
@@ -57,6 +59,14 @@ def test_a_batch_joins_the_one_fetched_before_it() -> None:
     ]
     assert {TP0: 4, TP1: 11} == both.last
     assert (3, 2, 1.0) == (both.generation, both.assignments, both.started)
+
+
+def test_a_join_stays_within_the_writers_bound_on_a_transaction() -> None:
+    first = batch({TP0: range(0, 2)}, rows=JOIN_ROWS // 2)
+    assert (JOIN_ROWS, None) == (
+        getattr(joined(first, batch({TP0: range(2, 4)}, rows=JOIN_ROWS // 2)), "rows", None),
+        joined(first, batch({TP0: range(2, 4)}, rows=JOIN_ROWS // 2 + 1)),
+    )
 
 
 def test_a_restart_keeps_its_batch_first_of_its_request() -> None:
