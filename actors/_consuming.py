@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import asyncpg
 import attrs
+import msgspec
 import trio
 from trio_asyncio import aio_as_trio
 
@@ -46,9 +47,11 @@ class Conflict(Exception):
     """Raised by a hook step: the messages are already stored (or someone else moved the position)."""
 
 
-@attrs.frozen
-class Decoded:
-    """One broker message after decoding: rows to store, or the reason it goes to quarantine."""
+class Decoded(msgspec.Struct, frozen=True, gc=False):
+    """One broker message after decoding: rows to store, or the reason it goes to quarantine.
+
+    Not tracked by the garbage collector (it holds no cycle): a Kafka backlog keeps thousands of them in flight, and
+    every collection would walk them all."""
 
     raw: bytes
     batch: DecodedBatch | None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import attrs
+import msgspec
 import trio
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -21,11 +22,29 @@ class Fetched:
     generation: int  # the partitions' generation when the crossing began
 
 
-class Item(NamedTuple):  # a tuple, not an attrs class: one per message, and several times cheaper to build
+class Message(msgspec.Struct, frozen=True, gc=False):
+    """What the store stage needs of a consumed message (its position, for the digest: also timestamp and value).
+
+    Taken from aiokafka's ConsumerRecord so that the records, which the garbage collector tracks, die with their
+    fetch. This copy, its `Item` and its `Decoded` are not tracked (they hold no cycle): a backlog keeps thousands
+    of messages in flight, and every collection would otherwise walk them all (a fifth of the event loop's time)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None
+    value: bytes | None
+
+    @classmethod
+    def of(cls, record: ConsumerRecord[Any, Any]) -> Message:
+        return cls(record.topic, record.partition, record.offset, record.timestamp, record.value)
+
+
+class Item(msgspec.Struct, frozen=True, gc=False):  # not an attrs class: one per message, several times cheaper
     """One consumed message and its decoding."""
 
     tp: TopicPartition
-    record: ConsumerRecord[Any, Any]
+    record: Message
     decoded: Decoded
 
 
@@ -41,6 +60,48 @@ class Batch:
     restarted: set[TopicPartition]  # partitions starting a new log with this batch: overwrite the stored position
     starts: dict[TopicPartition, int]  # the partitions' start-over counts when fetched
     started: float  # perf_counter at the fetch, for the ingest duration
+    rows: int = 0  # records to store
+
+
+#: Records of a joined batch at most, as the writer's bound on a transaction (memory and lock time).
+JOIN_ROWS = 50_000
+
+
+def joined(first: Batch, then: Batch) -> Batch | None:
+    """``first`` and the batch fetched right after it as one batch (one write request, one transaction), or None
+    when they must be stored apart: a rebalance or a re-positioning came between them, ``then`` starts a partition
+    over (its position is overwritten, never moved on from ``first``'s), or together they exceed `JOIN_ROWS`."""
+    if then.generation != first.generation or then.assignments != first.assignments or then.restarted:
+        return None
+    if first.rows + then.rows > JOIN_ROWS:
+        return None
+    if any(first.starts.get(tp, count) != count for tp, count in then.starts.items()):
+        return None
+    return Batch(
+        items=first.items + then.items,
+        last={**first.last, **then.last},
+        highwater={**first.highwater, **then.highwater},
+        generation=first.generation,
+        assignments=first.assignments,
+        restarted=first.restarted,
+        starts={**first.starts, **then.starts},
+        started=first.started,
+        rows=first.rows + then.rows,
+    )
+
+
+def join_waiting(batch: Batch, receive: trio.MemoryReceiveChannel[Batch]) -> tuple[Batch, Batch | None]:
+    """``batch`` joined with the batches already waiting behind it, as far as they join; and the first that does not
+    (stale: dropped by the store stage; or starting a partition over: stored next), if any was received."""
+    while True:
+        try:
+            then = receive.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return batch, None
+        both = joined(batch, then)
+        if both is None:
+            return batch, then
+        batch = both
 
 
 async def send_unless_stopped(send: trio.MemorySendChannel[Batch], batch: Batch, stop: trio.Event) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import attrs
@@ -18,10 +18,14 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from ._consuming import quarantine_step
-from .writer import InTransaction
+from .writer import HookAnswer, InTransaction
 
-#: One round trip (migration 370): positions moved and digests replaced, or false and nothing changed.
-STORE_POSITIONS = "SELECT scouter.store_kafka_positions($1, $2, $3, $4, $5, $6, $7, $8)"
+#: One round trip (migration 370): positions moved and digests replaced, or false and nothing changed; with the
+#: transaction's id, which the writer needs to settle a lost COMMIT reply (one round trip fewer per transaction).
+STORE_POSITIONS = (
+    "SELECT scouter.store_kafka_positions($1, $2, $3, $4, $5, $6, $7, $8) AS stored,"
+    " pg_current_xact_id()::text::bigint AS xid"
+)
 STORED_OFFSETS = """
 SELECT topic, partition, next_offset FROM scouter.consumer_offsets WHERE consumer_group = $1 AND topic = ANY($2::text[])
 """
@@ -29,7 +33,22 @@ DIGESTS_PRESENT = "SELECT digest FROM scouter.ingested_messages WHERE digest = A
 Records = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
 
 
-def position_digest(group: str, record: ConsumerRecord[Any, Any]) -> bytes:
+class InLog(Protocol):
+    """A message at its place in a partition's log: aiokafka's ConsumerRecord, or the store stage's `Message`."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+def position_digest(group: str, record: InLog) -> bytes:
     """Identifies one message of one log: its position, broker timestamp and content."""
     h = hashlib.sha256(b"kafka\0")
     h.update(f"{group}\0{record.topic}\0".encode())
@@ -175,11 +194,10 @@ def positions_hook(
     )
     quarantine = quarantine_step(poison) if poison else None
 
-    async def run(conn: asyncpg.Connection) -> bool:  # asyncio side, inside the writer's transaction
-        if not await conn.fetchval(STORE_POSITIONS, *args):
-            return False
-        if quarantine is not None:
+    async def run(conn: asyncpg.Connection) -> HookAnswer:  # asyncio side, inside the writer's transaction
+        stored, xid = await conn.fetchrow(STORE_POSITIONS, *args)
+        if stored and quarantine is not None:
             await quarantine(conn)
-        return True
+        return HookAnswer(stored, xid)
 
     return run

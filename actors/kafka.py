@@ -5,11 +5,13 @@ fetching and decoding the next batches overlaps the writer's COPY and COMMIT of 
 
 * the **fetch stage** makes one asyncio crossing per batch (apply pending seeks, commit the stored offsets to Kafka,
   ``getmany``), checks each partition's first message against what is stored, and decodes the batch;
-* the **store stage** hands one batch at a time to the writer, in fetch order, and only after its COMMIT moves the
-  positions on (PostgreSQL first, Kafka at the next crossing). A batch fetched before a rebalance or a
+* the **store stage** hands the batches to the writer in fetch order, the ones already waiting joined to the one at
+  hand (`actors._kafka_batches.joined`: a backlog drains in fewer, bigger transactions), and only after its COMMIT
+  moves the positions on (PostgreSQL first, Kafka at the next crossing). A batch fetched before a rebalance or a
   re-positioning (the generation in `actors._kafka_positions.Partitions`) is dropped, never stored.
 
-Each batch becomes **one** write request whose hook, in the writer's transaction:
+Each (joined) batch becomes **one** write request whose hook, in the writer's transaction (in one round trip that
+also reads the transaction's id, which the writer needs to settle a lost COMMIT reply):
 
 * upserts the next offset of every partition of the batch in ``scouter.consumer_offsets``, only where the stored
   offset is not already past the batch's first offset (otherwise another member, or a late copy of this very
@@ -46,13 +48,11 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import attrs
 import trio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
-from aiokafka.structs import ConsumerRecord
 from trio_asyncio import aio_as_trio
 
 from config import KafkaSettings
@@ -69,7 +69,7 @@ from ._consuming import (
     store,
     store_or_split,
 )
-from ._kafka_batches import Batch, Fetched, Item, quarantined, send_unless_stopped, source
+from ._kafka_batches import Batch, Fetched, Item, Message, join_waiting, quarantined, send_unless_stopped, source
 from ._kafka_client import Listener, consumer_options, quiet_client_logs
 from ._kafka_positions import (
     DIGESTS_PRESENT,
@@ -113,7 +113,7 @@ class KafkaConsumerActor:
     commit_every: float = 1.0  # seconds between those commits (a round trip to the broker); and when stopping
     max_future: timedelta = DEFAULT_MAX_FUTURE  # SCOUTER_MAX_FUTURE_SECONDS: later created_at is quarantined
     #: Batches fetched and decoded ahead of the one at the writer (at most KAFKA_MAX_BATCH messages each).
-    ahead: int = attrs.field(default=2, validator=attrs.validators.ge(1))
+    ahead: int = attrs.field(default=4, validator=attrs.validators.ge(1))
     _state: Partitions = attrs.Factory(Partitions)
     _idle: asyncio.Event = attrs.Factory(asyncio.Event)  # set while no batch of ours is at the writer
     _commit: dict[TopicPartition, int] = attrs.Factory(dict)
@@ -334,7 +334,7 @@ class KafkaConsumerActor:
         restarted = state.restarted & records.keys()
         state.restarted -= restarted
         return Batch(
-            items=[Item(tp, record, d) for (tp, record), d in zip(pairs, decoded, strict=True)],
+            items=[Item(tp, Message.of(record), d) for (tp, record), d in zip(pairs, decoded, strict=True)],
             last={tp: batch[-1].offset for tp, batch in records.items()},
             highwater=fetched.highwater,
             generation=fetched.generation,
@@ -342,6 +342,7 @@ class KafkaConsumerActor:
             restarted=restarted,
             starts={tp: state.starts.get(tp, 0) for tp in records},
             started=started,
+            rows=sum(d.batch.total for d in decoded if d.batch is not None),
         )
 
     async def _recognise(self, records: Records, generation: int) -> Records:
@@ -378,9 +379,18 @@ class KafkaConsumerActor:
     # -- the store stage -------------------------------------------------------------------------------------------
 
     async def _store_stage(self, receive: trio.MemoryReceiveChannel[Batch], stop: trio.Event) -> None:
-        """Store the batches one at a time, in fetch order, until the fetch stage ends or ``stop`` is set."""
+        """Store the batches in fetch order, until the fetch stage ends or ``stop`` is set; the batches already
+        waiting (a backlog being drained) join the one at hand, so they share one write request and one COMMIT."""
+        held: Batch | None = None  # received, but not to be joined to the batch before it
         with receive:
-            async for batch in receive:
+            while True:
+                if held is None:
+                    try:
+                        batch = await receive.receive()
+                    except trio.EndOfChannel:
+                        return
+                else:
+                    batch, held = held, None
                 if stop.is_set():
                     return  # what the fetch stage got ahead of us is fetched again by whoever goes on
                 state = self._state
@@ -388,6 +398,7 @@ class KafkaConsumerActor:
                     if batch.assignments == state.assignments:
                         state.restarted |= batch.restarted
                     continue
+                batch, held = join_waiting(batch, receive)
                 self._idle.clear()  # no checkpoint since the generation check: a revoke waits for this batch
                 try:
                     await self._store_batch(batch)
@@ -409,7 +420,7 @@ class KafkaConsumerActor:
     async def _store(self, batch: Batch, items: Sequence[Item]) -> str | None:
         """One write request for ``items``; None when stored (or found stored), else the writer's error."""
         state = self._state
-        spans: dict[TopicPartition, tuple[ConsumerRecord[Any, Any], ConsumerRecord[Any, Any]]] = {}
+        spans: dict[TopicPartition, tuple[Message, Message]] = {}
         for item in items:
             first, _ = spans.get(item.tp, (item.record, item.record))
             spans[item.tp] = (first, item.record)

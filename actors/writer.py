@@ -35,9 +35,20 @@ from .metrics import ScouterMetrics
 
 log = logging.getLogger("actors.writer")
 
+
+@attrs.frozen
+class HookAnswer:
+    """What a hook may answer instead of a bare bool: whether the rows are new, and the transaction's id (xid8 as
+    bigint), which the hook read in one of its own statements (``pg_current_xact_id()``), sparing the writer that
+    round trip."""
+
+    new: bool
+    xid: int
+
+
 #: Run in the writer's transaction before the rows (asyncio side). Returns False when the rows are already stored
 #: (a redelivered message): they are then skipped and the sender is told so.
-InTransaction = Callable[[asyncpg.Connection], Awaitable[bool]]
+InTransaction = Callable[[asyncpg.Connection], Awaitable["bool | HookAnswer"]]
 
 
 @attrs.frozen
@@ -112,9 +123,13 @@ async def _commit(
     fresh: list[bool] = []
     async with conn.transaction():
         attempt.pid = conn.get_server_pid()
-        attempt.xid = int(await conn.fetchval(CURRENT_XACT_ID))
         for request in requests:
-            fresh.append(request.in_transaction is None or await request.in_transaction(conn))
+            answer = True if request.in_transaction is None else await request.in_transaction(conn)
+            if isinstance(answer, HookAnswer):
+                attempt.xid, answer = answer.xid, answer.new
+            fresh.append(answer)
+        if attempt.xid is None:  # no hook read it: known before COMMIT is sent, all a lost reply needs
+            attempt.xid = int(await conn.fetchval(CURRENT_XACT_ID))
         kept = [r.batch for r, new in zip(requests, fresh, strict=True) if new]
         for table, columns, attribute in _TABLES:
             rows = [row for batch in kept for row in getattr(batch, attribute)]

@@ -86,6 +86,25 @@ async def test_every_record_stored_once_and_positions_committed(harness: Harness
     assert 300 == harness.counter("scouter_broker_messages_consumed_total", transport="kafka")
 
 
+async def test_a_backlog_is_stored_in_fewer_write_requests_than_fetches(db: Database, kafka_brokers: str) -> None:
+    """While the writer is busy, the consumer fetches ahead; the batches waiting when it is free again join into
+    one write request (one COMMIT), with the position of the last of them, and every record is stored once."""
+    topic, group, space = unique("t"), unique("g"), unique("sp")
+    await create_topic(kafka_brokers, topic, 1)
+    await produce(kafka_brokers, topic, [spc_message(space, n) for n in range(100)], partition=0)
+    async with Harness.open(db, writer=False) as harness:
+        async with harness.running(consumer(harness, settings_for(kafka_brokers, topic, group, max_batch=10))):
+            await harness.wait_for_write_request()  # the first batch waits for the writer, the next ones queue
+            await trio.sleep(1)  # a fetch of ten messages takes milliseconds: the fetch stage is ahead by now
+            await harness.start_writer()
+            await wait_for_rows(harness.db, space, 300)
+        requests = harness.writer.stats["requests"]
+    assert expected_values(range(100)) == await stored_values(db, space)
+    assert requests < 10  # ten fetches at least: at most ten messages each
+    stored = await db.fetchval("SELECT next_offset FROM scouter.consumer_offsets WHERE consumer_group = $1", group)
+    assert 100 == stored
+
+
 async def test_poison_messages_are_quarantined_and_the_rest_stored(harness: Harness, kafka_brokers: str) -> None:
     """Undecodable and oversized messages between good ones: each is quarantined with its raw bytes and a reason,
     every good record is stored once, and the partition's position moves past all of them."""

@@ -13,8 +13,9 @@ import pytest
 import trio
 import trio.testing
 
+from actors._kafka_positions import positions_hook
 from actors.database import Database, close_pool, open_pool
-from actors.writer import WriteResult, write
+from actors.writer import InTransaction, WriteResult, write
 from config import DatabaseSettings
 from tests.actors.test_writer import count, make_writer, spc_batch
 from tests.pg_proxy import PostgresProxy
@@ -30,8 +31,11 @@ async def proxy(aio_loop: None, fresh_database_dsn: str) -> AsyncIterator[Postgr
         nursery.cancel_scope.cancel()
 
 
-async def write_through(proxy: PostgresProxy, dsn: str, batches: dict[str, int]) -> dict[str, WriteResult]:
-    """Each of ``batches`` (feature → rows) written by a writer whose pool goes through ``proxy``, as one group."""
+async def write_through(
+    proxy: PostgresProxy, dsn: str, batches: dict[str, int], hooks: dict[str, InTransaction] | None = None
+) -> dict[str, WriteResult]:
+    """Each of ``batches`` (feature → rows) written by a writer whose pool goes through ``proxy``, as one group;
+    ``hooks``: the in-transaction hook of some of them."""
     proxied = await open_pool(proxy.dsn(dsn), DatabaseSettings(max_pool_size=2, min_pool_size=1))
     results: dict[str, WriteResult] = {}
     try:
@@ -39,7 +43,8 @@ async def write_through(proxy: PostgresProxy, dsn: str, batches: dict[str, int])
         stop = trio.Event()
 
         async def sender(feature: str, rows: int) -> None:
-            results[feature] = await write(writer.inbox_sender, spc_batch(feature, rows))
+            hook = (hooks or {}).get(feature)
+            results[feature] = await write(writer.inbox_sender, spc_batch(feature, rows), in_transaction=hook)
 
         with trio.fail_after(30):
             async with trio.open_nursery() as nursery:
@@ -90,3 +95,19 @@ async def test_a_transaction_left_open_on_the_server_is_ended_then_retried(
     assert 1 == proxy.commits_cut
     assert {"a": WriteResult(True, rows=3)} == results
     assert 3 == await count(db, "a")
+
+
+async def test_a_lost_commit_reply_is_settled_with_the_id_the_kafka_positions_statement_read(
+    db: Database, proxy: PostgresProxy, fresh_database_dsn: str
+) -> None:
+    """A Kafka batch's positions statement also reads the transaction's id, and the writer then reads none itself:
+    a lost COMMIT reply is settled with that id, so the batch is answered as stored (not as a duplicate of itself)
+    and its rows and position are stored once."""
+    proxy.cut_next_commit()
+    hook = positions_hook("g", [("t", 0, 0, 3, False)], [], [bytes(32)], [])
+    results = await write_through(proxy, fresh_database_dsn, {"a": 3, "b": 5}, {"a": hook})
+    assert 1 == proxy.commits_cut
+    assert {"a": WriteResult(True, rows=3), "b": WriteResult(True, rows=5)} == results
+    assert 3 == await count(db, "a")
+    assert 5 == await count(db, "b")
+    assert 3 == await db.fetchval("SELECT next_offset FROM scouter.consumer_offsets WHERE consumer_group = 'g'")

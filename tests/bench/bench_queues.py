@@ -5,7 +5,8 @@
 For each transport, in one run, on backlogs of client-shaped messages (3 SPC records each; gzip for Kafka):
 
 * **ours**: the consumer actors of the tree (N consumers, the writer, the pool) draining the backlog into a fresh
-  database, records/s from the first stored batch to the last (group joins and connects excluded);
+  database, records/s from the first stored batch to the last (group joins and connects excluded), the startup heap
+  frozen as `scouter serve` freezes it;
 * **bare**: the same library consuming the same backlog with N consumers, acknowledging / committing per batch,
   decoding and storing nothing, timed the same way; once under trio-asyncio (the loop the server runs on) and once
   under plain asyncio. ratio = ours / bare (target >= 0.7);
@@ -52,6 +53,7 @@ from actors.rabbitmq import RabbitConsumerActor
 from actors.writer import WriterActor, open_inbox
 from config import DatabaseSettings, KafkaSettings, RabbitSettings
 from scouter.records import SPC_COLUMNS, decode_server_records
+from supervisors.main import freeze_startup_heap
 from tests.bench.common import SMOKE, Verdicts, bench_postgres, check, sizes
 from tests.services import ensure_kafka, ensure_rabbitmq, scratch_database
 
@@ -85,8 +87,10 @@ def payloads(count: int, space: str) -> list[bytes]:
 
 
 class Clock:
-    """Messages per second from `start` (consumers connected; for Kafka: every partition assigned, so that tansu's
-    slow group join is left out) to the last batch settled (acknowledged, or committed to PostgreSQL)."""
+    """Messages per second from `start` (consumers connected; for Kafka: every member of the group holding its share
+    of the partitions, so that tansu's slow group join, and the rebalance when the first member to join held every
+    partition until the others arrived, are left out) to the last batch settled (acknowledged, or committed to
+    PostgreSQL). Messages settled before the start are left out too."""
 
     def __init__(self, total: int) -> None:
         self.total = total
@@ -94,11 +98,17 @@ class Clock:
         self.start_at: float | None = None
         self.done_at_start = 0
         self.last_at = 0.0
+        self.provisional: tuple[float, int] | None = None  # (when, done) if the start never comes: see `rate`
 
-    def start(self) -> None:
-        if self.start_at is None:
-            self.start_at = time.perf_counter()
-            self.done_at_start = self.done
+    def start(self, *, provisional: bool = False) -> None:
+        if self.start_at is not None:
+            return
+        if provisional:
+            if self.provisional is None:
+                self.provisional = (time.perf_counter(), self.done)
+            return
+        self.start_at = time.perf_counter()
+        self.done_at_start = self.done
 
     def settled(self, count: int) -> None:
         self.done += count
@@ -109,22 +119,30 @@ class Clock:
         return self.done >= self.total
 
     def rate(self) -> float:
-        assert self.start_at is not None
+        if self.start_at is None:  # a backlog drained before the group settled (smoke sizes): from the first hold
+            assert self.provisional is not None
+            self.start_at, self.done_at_start = self.provisional
         return (self.done - self.done_at_start) / max(self.last_at - self.start_at, 1e-9)
 
 
 class _Assignments:
-    """Starts a clock once the group's members hold every partition between them."""
+    """Starts a clock once every member of the group holds its share of the partitions (each member's latest
+    assignment, all members reported, adding up to every partition); provisionally as soon as the partitions are
+    all held, whoever holds them."""
 
-    def __init__(self, clock: Clock, partitions: int) -> None:
+    def __init__(self, clock: Clock, partitions: int, members: int) -> None:
         self.clock = clock
         self.partitions = partitions
+        self.members = members
         self.held: dict[str, int] = {}
 
     def assigned(self, member: str, count: int) -> None:
         self.held[member] = count
-        if sum(self.held.values()) >= self.partitions:
+        held = sum(self.held.values())
+        if len(self.held) == self.members and held == self.partitions:
             self.clock.start()
+        elif held >= self.partitions:
+            self.clock.start(provisional=True)
 
 
 class _AssignmentLog(logging.Handler):
@@ -192,7 +210,7 @@ async def delete_queues(url: str, queues: Sequence[str]) -> None:
 async def bare_kafka(brokers: str, topic: str, total: int, consumers: int) -> float:
     group = f"bare_{secrets.token_hex(4)}"
     clock = Clock(total)
-    assignments = _Assignments(clock, consumers)
+    assignments = _Assignments(clock, consumers, consumers)
     members = [
         AIOKafkaConsumer(
             bootstrap_servers=brokers,
@@ -287,9 +305,11 @@ def run_bare_trio(make: Callable[[], Awaitable[float]]) -> float:
 def run_ours(
     dsn: str, total: int, make_actors: Callable[..., list[Any]], partitions: int | None = None
 ) -> tuple[float, dict[str, int]]:
-    """The consumer actors with a writer and a pool; ``partitions`` for Kafka (the clock waits for the join)."""
+    """The consumer actors with a writer and a pool, on a frozen startup heap as in `scouter serve`; ``partitions``
+    for Kafka (the clock waits for the group to settle)."""
 
     async def main() -> tuple[float, dict[str, int]]:
+        freeze_startup_heap()  # as `scouter serve` does before it starts the tree
         async with trio_asyncio.open_loop():
             db = await open_pool(dsn, DatabaseSettings(max_pool_size=10, min_pool_size=2))
             metrics = ScouterMetrics.create(CollectorRegistry(), process=False)
@@ -302,23 +322,27 @@ def run_ours(
             if partitions is None:
                 clock.start()
             else:
-                handler = _AssignmentLog(_Assignments(clock, partitions))
+                handler = _AssignmentLog(_Assignments(clock, partitions, len(actors)))
                 logging.getLogger("actors.kafka").addHandler(handler)
                 logging.getLogger("actors.kafka").setLevel(logging.INFO)
             writer_stop, consumers_stop = trio.Event(), trio.Event()
-            consumed = metrics.broker_messages_consumed
+            # Settled messages timed as the consumers count them, on the spot: polling the counter often enough to
+            # time the end well took a few per cent of the event loop that ours shares with it.
+            for transport in ("kafka", "rabbitmq"):
+                child = metrics.broker_messages_consumed.labels(transport)
+
+                def counted(amount: float = 1, exemplar: Any = None, *, count: Any = child.inc) -> None:
+                    count(amount, exemplar)
+                    clock.settled(int(amount))
+
+                child.inc = counted  # type: ignore[method-assign]
             async with trio.open_nursery() as nursery:
                 await nursery.start(writer.run, writer_stop)
                 async with trio.open_nursery() as consumers:
                     for actor in actors:
                         consumers.start_soon(actor.run, consumers_stop)
-                    seen = 0.0
                     while not clock.finished:
-                        await trio.sleep(0.005)
-                        now = sum(s.value for m in consumed.collect() for s in m.samples if s.name.endswith("_total"))
-                        if now > seen:
-                            clock.settled(int(now - seen))
-                            seen = now
+                        await trio.sleep(0.05)
                     consumers_stop.set()
                 writer_stop.set()
             stats = writer.statistics()
@@ -575,7 +599,9 @@ def report(name: str, total: int, figures: dict[str, float], setup: str, verdict
                    target=0.7)  # fmt: skip
     verdicts.ratio(f"{transport} ours / bare library under asyncio", figures["ours"], figures["bare_asyncio"],
                    target=0.7)  # fmt: skip
-    verdicts.ratio(f"{transport} ours / raw COPY (reference)", figures["ours"] * records, figures["raw_copy"])
+    # Kafka: issue #18's target; RabbitMQ: a reference
+    verdicts.ratio(f"{transport} ours / raw COPY", figures["ours"] * records, figures["raw_copy"],
+                   target=0.8 if transport == "Kafka" else None)  # fmt: skip
     verdicts.target(f"{transport} peak RSS, 40x / 10x backlog", figures["rss_40x_mib"] / figures["rss_10x_mib"], "",
                     1.25, at_most=True)  # fmt: skip
 
