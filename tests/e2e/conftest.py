@@ -31,9 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The client venv's python; `make test` sets SCOUTER_CLIENT_PYTHON, `make client` creates the default one.
 CLIENT_PYTHON = Path(os.environ.get("SCOUTER_CLIENT_PYTHON", ROOT / ".venv-client" / "bin" / "python"))
 #: The scouter-ml 0.25.0 venv's python (`make client` creates it too; `make test` sets SCOUTER_CLIENT_V025_PYTHON).
-CLIENT_V025_PYTHON = Path(
-    os.environ.get("SCOUTER_CLIENT_V025_PYTHON", ROOT / ".venv-client-v025" / "bin" / "python")
-)
+CLIENT_V025_PYTHON = Path(os.environ.get("SCOUTER_CLIENT_V025_PYTHON", ROOT / ".venv-client-v025" / "bin" / "python"))
 #: Variables of ours or the client's that must not leak from the developer's shell into a test process.
 _FOREIGN = ("SCOUTER_", "KAFKA_", "RABBITMQ_", "REDIS_", "POLLING", "DATABASE_URI", "PYTHON")
 

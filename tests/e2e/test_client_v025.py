@@ -107,7 +107,9 @@ def read_back(client, uids, start):
     return done, result
 """
 
-HTTP_SCRIPT = COMMON + r"""
+HTTP_SCRIPT = (
+    COMMON
+    + r"""
 start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
 client = ScouterClient(cfg)
 registered = profiles(spc_schedule="*/5 * * * * *")
@@ -161,6 +163,7 @@ print("REPORT " + json.dumps({"answers": answers, "downloads": downloads, "done"
                   "expected": {"spc": expected_spc, "mae": expected_mae}, "pages": pages,
                   "all_alerts": [a.id for a in everything.items]}))
 """
+)
 
 
 def _close(a: float, b: float) -> bool:
@@ -342,7 +345,9 @@ def test_cross_client_reads(live_server: LiveServer) -> None:
     assert "feature_0" in report["alerts"]
 
 
-BROKER_SCRIPT = COMMON + r"""
+BROKER_SCRIPT = (
+    COMMON
+    + r"""
 client = ScouterClient(cfg)
 registered = profiles()
 for profile in registered.values():
@@ -362,6 +367,7 @@ while not done.exists() and time.monotonic() < deadline:
     time.sleep(0.1)
 queue.shutdown()
 """
+)
 
 
 @pytest.mark.parametrize("transport", ["kafka", "rabbitmq"])
