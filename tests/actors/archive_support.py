@@ -101,11 +101,22 @@ def script(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+#: Backends of this database, other than the one asking, still running a statement or holding a transaction open.
+_BUSY_BACKENDS = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle'
+"""
+
+
 async def advisory_locks_released(db: Database) -> None:
-    """Wait until no advisory lock is held: the server notices a killed client at once, but not necessarily before
-    the test asks."""
+    """Wait until the killed client's backends are done: no advisory lock held, and no backend busy. The server
+    notices a killed client at once, but not necessarily before the test asks; and a COMMIT the client sent just
+    before it died still completes, so a test reading in several queries meanwhile would see its rows in some of
+    them and not in others."""
     with trio.fail_after(20):
-        while await fetch_count(db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"):
+        while await fetch_count(db, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") or await fetch_count(
+            db, _BUSY_BACKENDS
+        ):
             await trio.sleep(0.05)
 
 
