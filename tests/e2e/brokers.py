@@ -30,8 +30,10 @@ from tests.services import free_port_pair
 def server_env(dsn: str, scratch: Path, **extra: str) -> dict[str, str]:
     """A broker test server's environment: no drift pollers, Kafka group joins as quick as tansu allows; ``extra``
     overrides any of these."""
-    # tansu makes every group join wait half the session timeout (dependencies.md §3.2)
-    defaults = {"POLLING_WORKER_COUNT": "0", "KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
+    # tansu makes every group join wait half the session timeout (dependencies.md §3.2), and a consumer killed with
+    # SIGKILL holds its partitions until its session expires: 3 s (as the tree-restarts test has long used under load)
+    # rather than 6 s. Heartbeats every 0.5 s leave six missed beats before a live member is dropped.
+    defaults = {"POLLING_WORKER_COUNT": "0", "KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
     return server_environment(dsn, free_port_pair(), scratch, **(defaults | extra))
 
 
