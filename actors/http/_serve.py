@@ -14,9 +14,30 @@ from quart_trio import QuartTrio
 from config import HttpSettings
 
 from ._context import HttpContext
-from ._ports import SharedPorts, hypercorn_config, metrics_app
+from ._ports import ASGIApp, SharedPorts, hypercorn_config, metrics_app
 
 log = logging.getLogger("actors.http")
+
+
+def settled_sends(app: ASGIApp) -> ASGIApp:
+    """The ASGI ``app`` with each of its ``send`` calls shielded from the app's own cancellation.
+
+    Why: hypercorn does its keep-alive bookkeeping inside the app's final ``send`` (recycle the connection, start the
+    idle timer that closes it after ``keep_alive_timeout`` or at once when the server stops). quart-trio cancels its
+    request nursery as soon as hypercorn hands it ``http.disconnect`` during that very call, which kills the idle
+    timer before it starts: the idle connection then never times out, and a stop waits the whole graceful timeout
+    for it. Shielding only lets that bookkeeping finish (hypercorn already shields the socket write itself, so a
+    slow client holds a send no longer than before).
+    """
+
+    async def shielded_app(scope, receive, send):  # type: ignore[no-untyped-def]
+        async def settled_send(message: dict[str, object]) -> None:
+            with trio.CancelScope(shield=True):
+                await send(message)
+
+        await app(scope, receive, settled_send)
+
+    return shielded_app
 
 
 @asynccontextmanager
@@ -45,7 +66,9 @@ async def serve_http(
     settings = ctx.settings.http
     async with _binds(settings, ports) as (api_bind, metrics_bind), trio.open_nursery() as nursery:
         api_urls = await nursery.start(
-            functools.partial(serve, app, hypercorn_config(api_bind, settings), shutdown_trigger=stop.wait)
+            functools.partial(
+                serve, settled_sends(app), hypercorn_config(api_bind, settings), shutdown_trigger=stop.wait, mode="asgi"
+            )
         )
         metrics_urls = await nursery.start(
             functools.partial(

@@ -162,11 +162,6 @@ def tree(fresh_database_dsn: str, kafka_brokers: str, rabbitmq_url: str) -> Iter
             KAFKA_SESSION_TIMEOUT_MS="3000", KAFKA_HEARTBEAT_INTERVAL_MS="500",  # tansu: a join waits half of it
             RABBITMQ_ADDR=rabbitmq_url, RABBITMQ_QUEUE=names["queue"], RABBITMQ_CONSUMER_COUNT="1",
             POLLING_WORKER_COUNT="1",
-            # Most kills restart http (rest_for_one) and its drain lasts the whole graceful timeout (10 s by default)
-            # while the senders' keep-alive connections are open, although their requests are answered in
-            # milliseconds. 2 s still lets a request in flight finish; one cut by the drain is a refusal, which the
-            # test allows (acknowledged still means stored, and it is not a request left without an answer).
-            SCOUTER_GRACEFUL_TIMEOUT="2",
         )  # fmt: skip
         port = int(env["SCOUTER_SERVER_PORT"])
         server = Server([sys.executable, "-m", "tests.supervisors.server_script", "killable"], env)
