@@ -22,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .checks import Findings
-from .drift.spc import SpcLimits, parse_spc_rule, spc_alert_maps, zone_codes
-from .drift.spc_summary import MAX_SPAN, SpcSegment, alerts_of, feature_stamp, fold_fired, span_of
+from .drift.spc import SpcLimits, alerts_of, parse_spc_rule, spc_alert_maps, zone_codes
+from .drift.spc_summary import MAX_SPAN, SpcSegment, feature_stamp, fold_fired, span_of
 from .profiles import SpcDriftProfile
 from .spc_summaries import profile_limits
 

@@ -18,8 +18,8 @@ from typing import Any
 import attrs
 import numpy as np
 
-from .drift.spc import SpcLimits, SpcRule, SpcRuleError, parse_spc_rule, zone_codes
-from .drift.spc_summary import MAX_SPAN, NO_LIMITS, feature_stamp, fired_by_group, span_of
+from .drift.spc import SpcLimits, SpcRule, SpcRuleError, fired_by_group, parse_spc_rule, zone_codes
+from .drift.spc_summary import MAX_SPAN, NO_LIMITS, feature_stamp, span_of
 from .profiles import SpcDriftProfile
 
 __all__ = ["EntityLimits", "entity_limits", "profile_limits", "summarize"]

@@ -24,8 +24,10 @@ __all__ = [
     "SpcLimits",
     "SpcRule",
     "SpcRuleError",
+    "alerts_of",
     "cut_to_shortest",
     "evaluate_spc",
+    "fired_by_group",
     "parse_spc_rule",
     "spc_alert_maps",
     "spc_column_alerts",
@@ -194,49 +196,84 @@ def _window_all(flags: npt.NDArray[np.bool_], width: int) -> npt.NDArray[np.bool
     return (cs[width:] - cs[: n - width + 1]) == width
 
 
-def _consecutive_fires(d: npt.NDArray[np.float64], k: int, c: int) -> bool:
-    """Any index i with |d[i]| == k, i + 1 >= C and all of d[i-C+1 ..= i] >= k (or all <= -k).
+# Bits of a fired mask: zones 1-3 consecutive/alternating, zone 4 (both kinds are OutOfBounds), the trend.
+_TREND_BIT = 1 << 7
+_ZONE4_BIT = 1 << 6
 
-    Upstream counts values >= k (or <= -k) in a window of exactly C points and fires at a count >= C, which is
-    "all of them".
+
+def _bit(k: int, alternating: bool) -> int:
+    return _ZONE4_BIT if k == 4 else 1 << (2 * (k - 1) + int(alternating))
+
+
+def fired_by_group(codes: npt.ArrayLike, group: npt.ArrayLike, groups: int, rule: SpcRule) -> npt.NDArray[np.int16]:
+    """Per group, the mask of the rules some window of its codes (newest first) fires, before the zone filter;
+    ``group`` (non-decreasing) says which group each code belongs to, and only windows inside one group count. One
+    pass over all groups' codes, whatever their number (`scouter.drift.spc_summary` judges many runs at once).
+
+    A rule fires at index i when the window of its width ending at i lies inside the sequence (upstream's
+    ``i + 1 >= C``) and:
+
+    * consecutive (zone k, width C): |d[i]| == k and every point of the window is >= k, or every one <= -k (upstream
+      counts them and fires at a count >= C, i.e. all of them);
+    * alternating (zone k, width A): |d[i]| == k and upstream's scan of the window reaches A, which it does only if
+      every point counts: |x| >= k (so not 0) and each differs from its predecessor inside the window (the first
+      one is compared with the scan's initial 0);
+    * trend: 7 codes with 6 strict increases or 6 strict decreases between neighbours.
+
+    The codes keep their dtype: they are normally integral, but upstream's rule works on f64 and its tests feed
+    e.g. 1.1.
     """
-    if c <= 0 or c > d.shape[0]:
-        return False
-    at_k = np.abs(d[c - 1 :]) == k
-    same_side = _window_all(d >= k, c) | _window_all(d <= -k, c)
-    return bool(np.any(at_k & same_side))
+    d = np.asarray(codes)
+    g = np.asarray(group, dtype=np.int64)
+    out = np.zeros(groups, dtype=np.int16)
+    m = d.shape[0]
+    if m == 0:
+        return out
 
+    def mark(starts_ok: npt.NDArray[np.bool_], width: int, bit: int) -> None:
+        hit = starts_ok & (g[: m - width + 1] == g[width - 1 :])
+        if hit.any():
+            np.bitwise_or.at(out, g[: m - width + 1][hit], np.int16(bit))
 
-def _alternating_fires(d: npt.NDArray[np.float64], k: int, a: int) -> bool:
-    """Any index i with |d[i]| == k, i + 1 >= A and upstream's scan of d[i-A+1 ..= i] reaching count >= A.
-
-    The scan over a window of exactly A points reaches A only if every point counts: each has |x| >= k (so is not 0)
-    and differs from its predecessor inside the window (the first one is compared with the scan's initial 0).
-    """
-    n = d.shape[0]
-    if a <= 0 or a > n:
-        return False
-    at_k = np.abs(d[a - 1 :]) == k
-    beyond = _window_all(np.abs(d) >= k, a)
-    if a == 1:
-        return bool(np.any(at_k & beyond))
+    magnitude = np.abs(d)
     changed = d[1:] != d[:-1]  # changed[j] compares d[j+1] with d[j]
-    # window starting at s needs changed[s .. s+a-1), i.e. a - 1 flags
-    alternates = _window_all(changed, a - 1)
-    return bool(np.any(at_k & beyond & alternates))
-
-
-def _trend_fires(d: npt.NDArray[np.float64]) -> bool:
-    """A window of 7 zone codes with 6 strict increases or 6 strict decreases between neighbours."""
-    if d.shape[0] < TREND_WINDOW:
-        return False
-    up = d[1:] > d[:-1]
-    down = d[1:] < d[:-1]
-    return bool(np.any(_window_all(up, TREND_WINDOW - 1)) or np.any(_window_all(down, TREND_WINDOW - 1)))
+    for k in (1, 2, 3, 4):
+        c, a = rule.pair(k)
+        if 0 < c <= m:
+            same_side = _window_all(d >= k, c) | _window_all(d <= -k, c)
+            mark((magnitude[c - 1 :] == k) & same_side, c, _bit(k, False))
+        if 0 < a <= m:
+            ok = (magnitude[a - 1 :] == k) & _window_all(magnitude >= k, a)
+            if a > 1:  # a window starting at s needs changed[s .. s+a-1), i.e. a - 1 flags
+                ok &= _window_all(changed, a - 1)
+            mark(ok, a, _bit(k, True))
+    if m >= TREND_WINDOW:
+        up = _window_all(d[1:] > d[:-1], TREND_WINDOW - 1)
+        down = _window_all(d[1:] < d[:-1], TREND_WINDOW - 1)
+        mark(up | down, TREND_WINDOW, _TREND_BIT)
+    return out
 
 
 def _zone_set(zones_to_monitor: Iterable[AlertZone | str]) -> frozenset[AlertZone]:
     return frozenset(z if isinstance(z, AlertZone) else AlertZone(z) for z in zones_to_monitor)
+
+
+def alerts_of(fired: int, zones_to_monitor: Iterable[AlertZone | str]) -> frozenset[SpcAlert]:
+    """The alerts of a fired mask: a zone-k alert only if its zone is monitored, zone-4 alerts always of kind
+    `OutOfBounds`, the trend whatever the filter."""
+    monitored = _zone_set(zones_to_monitor)
+    alerts: set[SpcAlert] = set()
+    for k in (1, 2, 3, 4):
+        zone = AlertZone.for_level(k)
+        if zone not in monitored:
+            continue
+        if fired & _bit(k, False):
+            alerts.add(SpcAlert(zone, SpcAlertType.OUT_OF_BOUNDS if k == 4 else SpcAlertType.CONSECUTIVE))
+        if fired & _bit(k, True):
+            alerts.add(SpcAlert(zone, SpcAlertType.OUT_OF_BOUNDS if k == 4 else SpcAlertType.ALTERNATING))
+    if fired & _TREND_BIT:
+        alerts.add(SpcAlert(AlertZone.NOT_APPLICABLE, SpcAlertType.TREND))
+    return frozenset(alerts)
 
 
 def spc_column_alerts(
@@ -246,26 +283,12 @@ def spc_column_alerts(
 ) -> frozenset[SpcAlert]:
     """Alerts of one feature column of zone codes (newest first): the zone rule plus the trend rule.
 
-    `zones_to_monitor` takes `AlertZone` members or their JSON strings ("Zone1"). A zone-k alert is kept only if
-    its zone is monitored; zone-4 alerts are always kind `OutOfBounds`; the trend alert ignores the filter.
+    `zones_to_monitor` takes `AlertZone` members or their JSON strings ("Zone1"); see `alerts_of`.
     """
     parsed = parse_spc_rule(rule) if isinstance(rule, str) else rule
-    monitored = _zone_set(zones_to_monitor)
-    # float, not int8: codes are normally integral, but upstream's rule works on f64 and its tests feed e.g. 1.1
     d = np.asarray(codes, dtype=np.float64)
-    alerts: set[SpcAlert] = set()
-    for k in (1, 2, 3, 4):
-        zone = AlertZone.for_level(k)
-        if zone not in monitored:
-            continue
-        c, a = parsed.pair(k)
-        if _consecutive_fires(d, k, c):
-            alerts.add(SpcAlert(zone, SpcAlertType.OUT_OF_BOUNDS if k == 4 else SpcAlertType.CONSECUTIVE))
-        if _alternating_fires(d, k, a):
-            alerts.add(SpcAlert(zone, SpcAlertType.OUT_OF_BOUNDS if k == 4 else SpcAlertType.ALTERNATING))
-    if _trend_fires(d):
-        alerts.add(SpcAlert(AlertZone.NOT_APPLICABLE, SpcAlertType.TREND))
-    return frozenset(alerts)
+    fired = int(fired_by_group(d, np.zeros(d.shape[0], np.int64), 1, parsed)[0])
+    return alerts_of(fired, zones_to_monitor)
 
 
 def evaluate_spc(

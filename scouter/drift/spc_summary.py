@@ -26,23 +26,21 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
-from .spc import TREND_WINDOW, AlertZone, SpcAlert, SpcAlertType, SpcLimits, SpcRule
+from .spc import TREND_WINDOW, SpcLimits, SpcRule, fired_by_group
 
 __all__ = [
     "EMPTY",
     "MAX_SPAN",
     "NO_LIMITS",
     "SpcSegment",
-    "alerts_of",
     "concat",
     "feature_stamp",
-    "fired_by_group",
     "fold_fired",
     "segment_of",
     "span_of",
@@ -54,14 +52,6 @@ MAX_SPAN = 255
 
 #: Limits that give every value the code 0 (NaN compares false everywhere), as a feature without limits gets.
 NO_LIMITS = SpcLimits(*(math.nan,) * 7)
-
-# fired-set bits: zones 1-3 consecutive/alternating, zone 4 (both kinds are OutOfBounds), the trend
-_TREND_BIT = 1 << 7
-_ZONE4_BIT = 1 << 6
-
-
-def _bit(k: int, alternating: bool) -> int:
-    return _ZONE4_BIT if k == 4 else 1 << (2 * (k - 1) + int(alternating))
 
 
 def span_of(rule: SpcRule) -> int:
@@ -77,64 +67,6 @@ def feature_stamp(limits: SpcLimits | None, rule: SpcRule) -> int:
     h.update(b"-" if limits is None else struct.pack("<7d", *attrs.astuple(limits)))
     h.update(struct.pack("<8q", *rule.consecutive, *rule.alternating))
     return int.from_bytes(h.digest(), "little", signed=True)
-
-
-def _window_all(flags: npt.NDArray[np.bool_], width: int) -> npt.NDArray[np.bool_]:
-    n = flags.shape[0]
-    cs = np.concatenate(([0], np.cumsum(flags, dtype=np.int32)))
-    return (cs[width:] - cs[: n - width + 1]) == width
-
-
-def fired_by_group(codes: npt.ArrayLike, group: npt.ArrayLike, groups: int, rule: SpcRule) -> npt.NDArray[np.int16]:
-    """Per group, the fired mask of its codes (newest first); ``group`` (non-decreasing) says which group each code
-    belongs to. Only windows inside one group count: one pass over all groups' codes, whatever their number."""
-    d = np.asarray(codes, dtype=np.int8)
-    g = np.asarray(group, dtype=np.int64)
-    out = np.zeros(groups, dtype=np.int16)
-    m = d.shape[0]
-    if m == 0:
-        return out
-
-    def mark(starts_ok: npt.NDArray[np.bool_], width: int, bit: int) -> None:
-        hit = starts_ok & (g[: m - width + 1] == g[width - 1 :])
-        if hit.any():
-            np.bitwise_or.at(out, g[: m - width + 1][hit], np.int16(bit))
-
-    magnitude = np.abs(d)
-    changed = d[1:] != d[:-1]
-    for k in (1, 2, 3, 4):
-        c, a = rule.pair(k)
-        if 0 < c <= m:
-            same_side = _window_all(d >= k, c) | _window_all(d <= -k, c)
-            mark((magnitude[c - 1 :] == k) & same_side, c, _bit(k, False))
-        if 0 < a <= m:
-            ok = (magnitude[a - 1 :] == k) & _window_all(magnitude >= k, a)
-            if a > 1:
-                ok &= _window_all(changed, a - 1)
-            mark(ok, a, _bit(k, True))
-    if m >= TREND_WINDOW:
-        up = _window_all(d[1:] > d[:-1], TREND_WINDOW - 1)
-        down = _window_all(d[1:] < d[:-1], TREND_WINDOW - 1)
-        mark(up | down, TREND_WINDOW, _TREND_BIT)
-    return out
-
-
-def alerts_of(fired: int, zones_to_monitor: Iterable[AlertZone | str]) -> frozenset[SpcAlert]:
-    """The alerts of a fired mask, zone alerts kept only for monitored zones (the trend always), as
-    `scouter.drift.spc.spc_column_alerts` reports them."""
-    monitored = {z if isinstance(z, AlertZone) else AlertZone(z) for z in zones_to_monitor}
-    alerts: set[SpcAlert] = set()
-    for k in (1, 2, 3, 4):
-        zone = AlertZone.for_level(k)
-        if zone not in monitored:
-            continue
-        if fired & _bit(k, False):
-            alerts.add(SpcAlert(zone, SpcAlertType.OUT_OF_BOUNDS if k == 4 else SpcAlertType.CONSECUTIVE))
-        if fired & _bit(k, True):
-            alerts.add(SpcAlert(zone, SpcAlertType.OUT_OF_BOUNDS if k == 4 else SpcAlertType.ALTERNATING))
-    if fired & _TREND_BIT:
-        alerts.add(SpcAlert(AlertZone.NOT_APPLICABLE, SpcAlertType.TREND))
-    return frozenset(alerts)
 
 
 @attrs.frozen(eq=False)

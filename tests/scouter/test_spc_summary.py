@@ -11,14 +11,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scouter.drift.spc import AlertZone, SpcLimits, SpcRule, spc_column_alerts
+from scouter.drift.spc import AlertZone, SpcLimits, SpcRule, alerts_of, fired_by_group, spc_column_alerts
 from scouter.drift.spc_summary import (
     EMPTY,
     SpcSegment,
-    alerts_of,
     concat,
     feature_stamp,
-    fired_by_group,
     fold_fired,
     segment_of,
     span_of,
