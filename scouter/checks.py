@@ -29,7 +29,6 @@ from scouter.drift import (
     NormalThreshold,
     ObservedDistribution,
     PsiThreshold,
-    SpcLimits,
     custom_alert_maps,
     custom_alerts,
     evaluate_spc,
@@ -40,6 +39,7 @@ from scouter.drift import (
 from scouter.profiles import CustomDriftProfile, DriftProfile, PsiDriftProfile, SpcDriftProfile
 from scouter.profiles import PsiThreshold as ProfileThreshold
 from scouter.schedule import ScheduleError, next_fire
+from scouter.spc_summaries import profile_limits
 
 __all__ = [
     "RETRY_BASE",
@@ -111,10 +111,7 @@ def spc_findings(profile: SpcDriftProfile, columns: Mapping[str, npt.ArrayLike])
     the shortest; a feature without limits in the profile has all-zero zone codes, so it never alerts. A bad rule
     string raises `SpcRuleError` (a failed check)."""
     matrix = cut_columns(columns)
-    limits = {
-        feature: SpcLimits(f.center, f.one_ucl, f.one_lcl, f.two_ucl, f.two_lcl, f.three_ucl, f.three_lcl)
-        for feature, f in profile.features.items()
-    }
+    limits = profile_limits(profile)
     points = sum(column.shape[0] for column in matrix.values())
     if points == 0:
         evaluate_spc({}, limits, profile.rule, profile.zones_to_monitor)  # still reject a bad rule
