@@ -19,7 +19,7 @@ import attrs
 import numpy as np
 
 from .drift.spc import SpcLimits, SpcRule, SpcRuleError, fired_by_group, parse_spc_rule, zone_codes
-from .drift.spc_summary import MAX_SPAN, NO_LIMITS, feature_stamp, span_of
+from .drift.spc_summary import MAX_SPAN, NO_LIMITS, feature_stamp, kept_ends, span_of
 from .profiles import SpcDriftProfile
 
 __all__ = ["EntityLimits", "entity_limits", "profile_limits", "summarize"]
@@ -100,8 +100,7 @@ def summarize(rows: Iterable[Sequence[Any]], limits_of: Mapping[Entity, EntityLi
         for (key, members, _, stamp), n, mask in zip(judged, sizes.tolist(), fired.tolist(), strict=True):
             column = codes[offset : offset + n]
             offset += n
-            head = column[:span]
-            tail = column[max(head.shape[0], n - span) :]
+            head, tail = kept_ends(column, span)
             first, last = members[0][0], members[-1][0]
             out.append((*key, first, last, n, stamp, mask, head.tobytes(), tail.tobytes()))
     return out

@@ -42,6 +42,7 @@ __all__ = [
     "concat",
     "feature_stamp",
     "fold_fired",
+    "kept_ends",
     "segment_of",
     "span_of",
 ]
@@ -90,7 +91,8 @@ class SpcSegment:
 EMPTY = SpcSegment(0, 0, np.zeros(0, np.int8), np.zeros(0, np.int8))
 
 
-def _cut(codes: npt.NDArray[np.int8], span: int) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int8]]:
+def kept_ends(codes: npt.NDArray[np.int8], span: int) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int8]]:
+    """A run's ``newest`` and ``oldest`` codes (views): its first `span`, then its last ones not among them."""
     n = codes.shape[0]
     head = codes[:span]
     return head, codes[max(head.shape[0], n - span) :]
@@ -100,7 +102,7 @@ def segment_of(codes: npt.ArrayLike, rule: SpcRule) -> SpcSegment:
     """The summary of one run of codes (newest first)."""
     d = np.asarray(codes, dtype=np.int8)
     fired = int(fired_by_group(d, np.zeros(d.shape[0], np.int64), 1, rule)[0])
-    newest, oldest = _cut(d, span_of(rule))
+    newest, oldest = kept_ends(d, span_of(rule))
     return SpcSegment(d.shape[0], fired, newest.copy(), oldest.copy())
 
 
