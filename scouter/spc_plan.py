@@ -23,9 +23,9 @@ import numpy.typing as npt
 
 from .checks import Findings
 from .drift.spc import SpcLimits, alerts_of, parse_spc_rule, spc_alert_maps, zone_codes
-from .drift.spc_summary import MAX_SPAN, SpcSegment, feature_stamp, fold_fired, span_of
+from .drift.spc_summary import SpcSegment, fold_fired
 from .profiles import SpcDriftProfile
-from .spc_summaries import profile_limits
+from .spc_summaries import entity_limits, profile_limits
 
 __all__ = [
     "MIN_POINTS_PER_SEGMENT",
@@ -51,9 +51,7 @@ MIN_POINTS_PER_SEGMENT = 24
 
 def worth_summaries(segments: int, points: int, min_points: int = MIN_POINTS_PER_SEGMENT) -> bool:
     """Whether a window of ``segments`` segments holding ``points`` points is cheaper through summaries."""
-    return (
-        segments > 0 and points >= min_points * segments
-    )  # PostgreSQL's resolution: [a, b + tick) is the closed range [a, b]
+    return segments > 0 and points >= min_points * segments
 
 
 @attrs.frozen
@@ -106,13 +104,11 @@ Part = SummaryPart | RawRange
 def feature_stamps(profile: SpcDriftProfile) -> tuple[Mapping[str, int], int | None]:
     """Each feature's stamp under ``profile`` and the stamp of a feature without limits (None for every feature
     when the rule cannot be summarised; a bad rule raises `SpcRuleError`, as the raw check does)."""
-    rule = parse_spc_rule(profile.rule)
-    if span_of(rule) > MAX_SPAN:
+    parse_spc_rule(profile.rule)  # raises on a bad rule, which entity_limits reports as None
+    known = entity_limits(profile)
+    if known is None:
         return {}, None
-    return (
-        {feature: feature_stamp(lim, rule) for feature, lim in profile_limits(profile).items()},
-        feature_stamp(None, rule),
-    )
+    return {feature: stamp for feature, (_, stamp) in known.features.items()}, known.no_limits_stamp
 
 
 def plan_parts(
