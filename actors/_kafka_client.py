@@ -112,6 +112,8 @@ class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self.state.generation += 1  # first: nothing fetched so far is handed to the writer any more
+        if revoked:
+            log.info("%s: revoked %s", self.name, _listed(revoked))
         # Let the batch at the writer reach PostgreSQL first, so the next owner starts after it. Bounded: past the
         # grace, the conditional offset upsert still keeps the two owners from storing the same messages twice.
         if not self.idle.is_set():
@@ -129,4 +131,8 @@ class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         if assigned:
             self.consumer.pause(*assigned)
             self.state.pending |= set(assigned)
-            log.info("%s: assigned %s", self.name, ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)))
+            log.info("%s: assigned %s", self.name, _listed(assigned))
+
+
+def _listed(tps: Iterable[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(tps))

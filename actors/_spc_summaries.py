@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -26,6 +27,8 @@ from scouter.sql import INSERT_SPC_SUMMARIES, SPC_PROFILES_OF
 log = logging.getLogger("actors.writer")
 
 Entity = tuple[str, str, str]
+#: (space, name, version) of a row in `scouter.records.SPC_COLUMNS` order; C-level, for every row of a transaction.
+_ENTITY_OF_ROW = operator.itemgetter(2, 1, 3)
 
 
 def _limits_of(document: str) -> EntityLimits | None:
@@ -63,7 +66,12 @@ class SpcSummaryWriter:
         """Await ``copy()`` (the COPY of ``rows``, one transaction's SPC rows in `scouter.records.SPC_COLUMNS` order),
         then insert their summaries. The summaries are computed in a worker thread meanwhile: the COPY mostly waits
         for the server, so they cost the writer little of its own thread."""
-        limits = await self._limits(conn, {(r[2], r[1], r[3]) for r in rows})
+        limits = await self._limits(conn, set(map(_ENTITY_OF_ROW, rows)))
+        if not any(known is not None for known in limits.values()):
+            # No SPC profile judges these rows (or none usable): nothing to summarise. Not even a thread to start,
+            # whose grouping of the rows would take the GIL from the COPY that this thread feeds.
+            await copy()
+            return 0
         computing = asyncio.get_running_loop().run_in_executor(None, summarize, rows, limits)
         try:
             await copy()

@@ -90,7 +90,7 @@ __all__ = ["KafkaConsumerActor", "consumer_options", "position_digest", "quiet_c
 log = logging.getLogger("actors.kafka")
 
 TRANSPORT = "kafka"
-DECODE_SLICE = 64  # messages decoded between two checkpoints (about a millisecond)
+DECODE_SLICE = 16  # messages decoded between two checkpoints (a fraction of a millisecond: the writer waits meanwhile)
 
 
 class _Lost(Exception):

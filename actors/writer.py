@@ -21,6 +21,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from itertools import chain
 
 import asyncpg
 import attrs
@@ -132,7 +133,7 @@ async def _commit(
             attempt.xid = int(await conn.fetchval(CURRENT_XACT_ID))
         kept = [r.batch for r, new in zip(requests, fresh, strict=True) if new]
         for table, columns, attribute in _TABLES:
-            rows = [row for batch in kept for row in getattr(batch, attribute)]
+            rows = list(chain.from_iterable(getattr(batch, attribute) for batch in kept))
             if rows:
                 copy = functools.partial(
                     conn.copy_records_to_table, table, records=rows, columns=columns, schema_name="scouter"

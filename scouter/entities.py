@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Final
 
 import attrs
+import msgspec
 
 from scouter.records import CustomRow, DecodedBatch, DecodeError, PsiRow, SpcRow, UidRow
 
@@ -67,7 +68,7 @@ def resolve_uids(batch: DecodedBatch, entities: Mapping[str, Entity]) -> Decoded
             psi.append((created_at, entity.name, entity.space, entity.version, label, int(number), bin_count))
         else:
             custom.append((created_at, entity.name, entity.space, entity.version, label, float(number)))
-    return attrs.evolve(
+    return msgspec.structs.replace(
         batch,
         spc_rows=tuple(spc),
         psi_rows=tuple(psi),

@@ -7,13 +7,20 @@ timestamptz precision), never rounded into the next second.
 
 from __future__ import annotations
 
-import operator
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import attrs
 
-__all__ = ["DEFAULT_MAX_FUTURE", "EARLIEST_CREATED_AT", "CreatedAtBounds", "parse_created_at", "parse_rfc3339"]
+__all__ = [
+    "DEFAULT_MAX_FUTURE",
+    "EARLIEST_CREATED_AT",
+    "CreatedAtBounds",
+    "parse_created_at",
+    "parse_created_at_fast",
+    "parse_rfc3339",
+]
 
 #: No record is older than the Unix epoch: earlier values are clock or client bugs (0001-01-01 is stored as
 #: -infinity by asyncpg), and the archive's nanosecond timestamps end in 1677 anyway.
@@ -21,8 +28,7 @@ EARLIEST_CREATED_AT: Final = datetime(1970, 1, 1, tzinfo=UTC)
 #: How far ahead of the server's clock a record may be dated unless configured (SCOUTER_MAX_FUTURE_SECONDS).
 DEFAULT_MAX_FUTURE: Final = timedelta(days=1)
 
-_SEPARATORS: Final = operator.itemgetter(4, 7, 10, 13, 16, 19, 29)
-_NANOS_Z: Final = ("-", "-", "T", ":", ":", ".", "Z")
+_CLIENT_FORM: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{9}Z").fullmatch
 _fromisoformat: Final = datetime.fromisoformat
 
 
@@ -101,13 +107,21 @@ def parse_rfc3339(value: str) -> datetime:
         raise ValueError(f"invalid timestamp ({exc})") from None
 
 
-def parse_created_at(value: str) -> datetime:
-    """`parse_rfc3339`, with a fast path for the clients' own form ``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ``."""
-    # Pinning these separators leaves fromisoformat only RFC 3339 to accept; it checks the remaining digits and
-    # ranges, and the slice truncates to microseconds ('Z' yields tzinfo=UTC).
-    if len(value) == 30 and _SEPARATORS(value) == _NANOS_Z and value.isascii() and value[26:29].isdigit():
+def parse_created_at_fast(value: str) -> datetime | None:
+    """The clients' own form ``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`` parsed, truncated to microseconds; None for anything
+    else, or a value out of range (`parse_created_at` takes those, and words what is wrong)."""
+    # The pattern pins the form (fromisoformat alone takes week dates, basic forms, spaces) and every digit, which
+    # fromisoformat does not check past the microseconds it keeps (it truncates the rest, since Python 3.11); it
+    # checks the ranges.
+    if _CLIENT_FORM(value) is not None:
         try:
-            return _fromisoformat(value[:26] + "Z")
+            return _fromisoformat(value)  # 'Z' yields tzinfo=UTC
         except ValueError:
-            pass  # the general parser words the error
-    return parse_rfc3339(value)
+            return None
+    return None
+
+
+def parse_created_at(value: str) -> datetime:
+    """`parse_rfc3339`, with `parse_created_at_fast`'s fast path for the clients' own form."""
+    parsed = parse_created_at_fast(value)
+    return parsed if parsed is not None else parse_rfc3339(value)

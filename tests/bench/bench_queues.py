@@ -146,16 +146,22 @@ class _Assignments:
 
 
 class _AssignmentLog(logging.Handler):
-    """Feeds the consumer actors' "kafka-N: assigned t/0, t/1" log lines to `_Assignments`."""
+    """Feeds the consumer actors' "kafka-N: assigned t/0, t/1" and "kafka-N: revoked t/0" log lines to
+    `_Assignments`: a member whose partitions were revoked holds none until it is assigned again (without the
+    revocations, a rebalance's first "assigned" line could complete the count with other members' stale shares, and
+    start the clock before the rebalance had ended)."""
 
     def __init__(self, assignments: _Assignments) -> None:
         super().__init__(logging.INFO)
         self.assignments = assignments
 
     def emit(self, record: logging.LogRecord) -> None:
-        member, _, rest = record.getMessage().partition(": assigned ")
+        message = record.getMessage()
+        member, _, rest = message.partition(": assigned ")
         if rest:
             self.assignments.assigned(member, len(rest.split(", ")))
+        elif ": revoked " in message:
+            self.assignments.assigned(message.partition(": revoked ")[0], 0)
 
 
 # --- brokers ---------------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scouter.records import (
     CUSTOM_COLUMNS,
@@ -25,6 +27,7 @@ from scouter.records import (
     decode_server_records,
     parse_rfc3339,
 )
+from scouter.wire.timestamps import parse_created_at, parse_created_at_fast
 from tests.captures import broker_messages, http_session
 
 
@@ -205,6 +208,53 @@ def test_negative_offset_crossing_midnight() -> None:
 def test_fraction_lengths_accepted(text: str, expected: datetime) -> None:
     """0 to 9 fractional digits are accepted, with Z or an offset."""
     assert expected == parse_rfc3339(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9999, 12, 30)),
+    st.integers(0, 999),
+    st.one_of(st.none(), st.integers(0, 29)),
+    st.characters(max_codepoint=0x7F),
+)
+def test_client_form_fast_path_agrees_with_the_general_parser(
+    moment: datetime, nanos: int, position: int | None, char: str
+) -> None:
+    """The clients' own form takes a fast path (`parse_created_at_fast`): on that form it gives what the general
+    RFC 3339 parser gives, and anything else, one character changed anywhere, it leaves to that parser (None)."""
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + f"{nanos:03d}Z"
+    if position is not None:
+        text = text[:position] + char + text[position + 1 :]
+    try:
+        expected: datetime | None = parse_rfc3339(text)
+    except ValueError:
+        expected = None
+    fast = parse_created_at_fast(text)
+    assert fast is None or fast == expected
+    if position is None:
+        assert fast == expected == moment.replace(tzinfo=UTC)
+    if expected is not None:
+        assert parse_created_at(text) == expected
+
+
+def test_fast_path_leaves_other_forms_and_non_ascii_digits_to_the_general_parser() -> None:
+    for text in (
+        "2026-W47-1T17:07:44.598856597Z",  # a week date, which fromisoformat alone would take
+        "2026-11-22 17:07:44.598856597Z",
+        "2026-11-22T17:07:44.598856x97Z",  # past the microseconds, which fromisoformat does not look at
+        "2026-11-22T17:07:44.59885\uff1697Z",  # a fullwidth digit
+        "2026-11-22T17:07:44.598856597z",
+        "2026-11-22T17:07:44.598856597Z\n",
+    ):
+        assert parse_created_at_fast(text) is None, text
+
+
+def test_names_joined_past_the_cheap_bound_are_accepted_when_each_fits() -> None:
+    """The cheap test joins a record's names; a long join only sends it to the exact check, which accepts it."""
+    long = "n" * 120
+    batch = _decode(_spc(space=long, name=long, version=long, feature=long))
+    assert batch.spc[0].space == long
+    assert batch.spc[0].feature == long
 
 
 def test_naive_timestamp_is_an_error() -> None:
