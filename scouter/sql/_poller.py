@@ -135,31 +135,44 @@ SELECT greatest(now(), $1::timestamptz) AS bound, pg_current_snapshot()::text AS
 """
 
 
+_ENTITY = "space = $1 AND name = $2 AND version = $3"
+
+
+def late_arrivals(drift_type: str, start: str, snapshot: str) -> str:
+    """The CTE ``late_arrivals``: the transactions that stored rows of the entity ($1 space, $2 name, $3 version)
+    dated before ``start`` (a placeholder, the window start) that the previous check's ``snapshot`` (a placeholder,
+    its text) did not show; found through `drift_arrivals` (usually none). `LATE_ROWS` reads their rows."""
+    return f"""late_arrivals AS (
+    SELECT written_xid, oldest FROM scouter.drift_arrivals
+    WHERE {_ENTITY} AND drift_type = '{drift_type}' AND oldest < {start}
+      AND written_xid >= pg_snapshot_xmin({snapshot}::text::pg_snapshot)
+      AND NOT pg_visible_in_snapshot(written_xid, {snapshot}::text::pg_snapshot)
+)"""
+
+
+def late_rows(start: str) -> str:
+    """Beside the entity's condition: the rows dated before ``start`` stored by `late_arrivals`' transactions, read by
+    the entity's created_at index between the oldest of them and ``start``."""
+    return f"""created_at < {start} AND created_at >= (SELECT min(oldest) FROM late_arrivals)
+      AND written_xid = ANY (ARRAY(SELECT written_xid FROM late_arrivals))"""
+
+
 def _judged(table: str, drift_type: str, columns: str, restriction: str, select: str) -> str:
     """``WITH late_arrivals ... SELECT select FROM (...) AS judged``: over the rows one check judges, ``late``
     marking those committed after the previous check read.
 
     Parameters of every statement built on it: $1 space, $2 name, $3 version, $4 window start (NULL: from the
     beginning), $5 window end (exclusive), $6 the previous check's snapshot (text; NULL: judge by time alone),
-    $7 the names the check is restricted to. The window's rows visible now, plus the rows before the window stored
-    by transactions the previous snapshot did not show: found through `drift_arrivals` (usually none), then read by
-    the entity's created_at index between the oldest of them and the window start."""
-    entity = "space = $1 AND name = $2 AND version = $3"
+    $7 the names the check is restricted to. The window's rows visible now, plus the late rows before the window."""
     return f"""
-WITH late_arrivals AS (
-    SELECT written_xid, oldest FROM scouter.drift_arrivals
-    WHERE {entity} AND drift_type = '{drift_type}' AND oldest < $4
-      AND written_xid >= pg_snapshot_xmin($6::text::pg_snapshot)
-      AND NOT pg_visible_in_snapshot(written_xid, $6::text::pg_snapshot)
-)
+WITH {late_arrivals(drift_type, "$4", "$6")}
 SELECT {select}
 FROM (
     SELECT {columns}, false AS late FROM scouter.{table}
-    WHERE {entity} AND created_at >= coalesce($4::timestamptz, '-infinity') AND created_at < $5 AND {restriction}
+    WHERE {_ENTITY} AND created_at >= coalesce($4::timestamptz, '-infinity') AND created_at < $5 AND {restriction}
     UNION ALL
     SELECT {columns}, true AS late FROM scouter.{table}
-    WHERE {entity} AND created_at < $4 AND created_at >= (SELECT min(oldest) FROM late_arrivals)
-      AND written_xid = ANY (ARRAY(SELECT written_xid FROM late_arrivals)) AND {restriction}
+    WHERE {_ENTITY} AND {late_rows("$4")} AND {restriction}
 ) AS judged"""
 
 

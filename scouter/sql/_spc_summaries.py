@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from ._poller import late_arrivals, late_rows
+
 SPC_SUMMARY_COLUMNS: Final = (
     "space", "name", "version", "feature", "first_at", "last_at", "n", "stamp", "fired", "newest", "oldest",
 )  # fmt: skip
@@ -162,18 +164,11 @@ GROUP BY r.k
 
 # $1 space, $2 name, $3 version, $4 window start, $5 the previous check's snapshot (text), $6 features (empty: all).
 # Per feature, the late rows (before the window, stored by transactions that snapshot did not show), newest first.
-SPC_LATE_VALUES: Final = """
-WITH late_arrivals AS (
-    SELECT written_xid, oldest FROM scouter.drift_arrivals
-    WHERE space = $1 AND name = $2 AND version = $3 AND drift_type = 'Spc' AND oldest < $4
-      AND written_xid >= pg_snapshot_xmin($5::text::pg_snapshot)
-      AND NOT pg_visible_in_snapshot(written_xid, $5::text::pg_snapshot)
-)
+SPC_LATE_VALUES: Final = f"""
+WITH {late_arrivals("Spc", "$4", "$5")}
 SELECT feature, array_agg(value ORDER BY created_at DESC, value DESC) AS values
 FROM scouter.spc_drift
-WHERE space = $1 AND name = $2 AND version = $3 AND created_at < $4
-  AND created_at >= (SELECT min(oldest) FROM late_arrivals)
-  AND written_xid = ANY (ARRAY(SELECT written_xid FROM late_arrivals))
+WHERE space = $1 AND name = $2 AND version = $3 AND {late_rows("$4")}
   AND (cardinality($6::text[]) = 0 OR feature = ANY($6::text[]))
 GROUP BY feature
 """
