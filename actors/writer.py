@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import operator
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -105,6 +106,12 @@ _TABLES = (
     ("custom_drift", CUSTOM_COLUMNS, "custom_rows"),
     ("observability_metric", OBSERVABILITY_COLUMNS, "observability_rows"),
 )
+#: The drift tables' rows are COPYed in created_at order (their first column). A group joins requests from several
+#: senders (Kafka partitions, HTTP clients), each in time order: interleaved, their rows land all over the created_at
+#: indexes, which cost PostgreSQL 11-19% more per row in `bench_queues`' Kafka backlog than the same rows in order.
+#: Sorting the few ordered runs is a merge, a few milliseconds a transaction.
+_IN_TIME_ORDER = frozenset({"spc_drift", "psi_drift", "custom_drift"})
+_CREATED_AT = operator.itemgetter(0)
 
 
 @attrs.define
@@ -134,6 +141,8 @@ async def _commit(
         kept = [r.batch for r, new in zip(requests, fresh, strict=True) if new]
         for table, columns, attribute in _TABLES:
             rows = list(chain.from_iterable(getattr(batch, attribute) for batch in kept))
+            if table in _IN_TIME_ORDER:
+                rows.sort(key=_CREATED_AT)
             if rows:
                 copy = functools.partial(
                     conn.copy_records_to_table, table, records=rows, columns=columns, schema_name="scouter"

@@ -145,3 +145,35 @@ async def test_writer_metrics_count_rows_and_flushes(db: Database) -> None:
     registry = writer.metrics.registry
     assert 5 == registry.get_sample_value("scouter_writer_rows_total", {"table": "spc_drift"})
     assert 1 == registry.get_sample_value("scouter_writer_flush_duration_seconds_count")
+
+
+async def test_a_group_is_stored_in_created_at_order(db: Database) -> None:
+    """Senders each in time order, interleaved with one another (Kafka partitions, HTTP clients): their group is
+    COPYed sorted by created_at, so the rows lie in the table in that order (ctid), as the indexes take them best."""
+    writer = make_writer(db)
+    results: list[WriteResult] = []
+
+    def interleaved(sender: int) -> DecodedBatch:  # sender k holds instants k, k+4, k+8, ...
+        return DecodedBatch.from_records(
+            SpcRecord(NOW + datetime.timedelta(microseconds=4 * i + sender), "sp", "nm", "1.0.0", "f", float(i))
+            for i in range(50)
+        )
+
+    async def sender(k: int) -> None:
+        results.append(await write(writer.inbox_sender, interleaved(k)))
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            for k in range(4):
+                nursery.start_soon(sender, k)
+            await trio.testing.wait_all_tasks_blocked()  # all four queued: one group
+            stop = trio.Event()
+            await nursery.start(writer.run, stop)
+            while len(results) < 4:
+                await trio.sleep(0.01)
+            stop.set()
+    assert all(r.ok for r in results)
+    assert writer.statistics()["flushes"] == 1
+    stored = [r["created_at"] for r in await db.fetch("SELECT created_at FROM scouter.spc_drift ORDER BY ctid")]
+    assert len(stored) == 200
+    assert stored == sorted(stored)
