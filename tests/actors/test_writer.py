@@ -36,6 +36,26 @@ async def count(db: Database, feature: str | None = None) -> int:
     return int(await db.fetchval("SELECT count(*) FROM scouter.spc_drift WHERE feature = $1", feature))
 
 
+async def write_as_one_group(writer: WriterActor, batches: list[DecodedBatch]) -> list[WriteResult]:
+    """Queue every batch before the writer starts, so that they are certainly flushed as one group; their answers."""
+    results: dict[int, WriteResult] = {}
+
+    async def sender(index: int) -> None:
+        results[index] = await write(writer.inbox_sender, batches[index])
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            for index in range(len(batches)):
+                nursery.start_soon(sender, index)
+            await trio.testing.wait_all_tasks_blocked()
+            stop = trio.Event()
+            await nursery.start(writer.run, stop)
+            while len(results) < len(batches):
+                await trio.sleep(0.01)
+            stop.set()
+    return [results[index] for index in range(len(batches))]
+
+
 async def test_concurrent_senders_share_transactions_and_see_their_rows(db: Database) -> None:
     """50 concurrent senders: every one is answered ok after its rows are committed, in fewer flushes."""
     writer = make_writer(db)
@@ -61,22 +81,9 @@ async def test_concurrent_senders_share_transactions_and_see_their_rows(db: Data
 async def test_a_bad_row_fails_only_its_sender(db: Database) -> None:
     """A constraint violation caused by one sender's row: that sender gets the error, the others' rows commit."""
     await db.execute("ALTER TABLE scouter.spc_drift ADD CONSTRAINT no_poison CHECK (feature <> 'poison')")
-    writer = make_writer(db)
-    results: dict[str, WriteResult] = {}
-
-    async def sender(feature: str) -> None:
-        results[feature] = await write(writer.inbox_sender, spc_batch(feature))
-
-    # queue everything before the writer starts, so they are certainly flushed as one group
-    async with trio.open_nursery() as nursery:
-        for feature in ("good-1", "poison", "good-2", "good-3"):
-            nursery.start_soon(sender, feature)
-        await trio.testing.wait_all_tasks_blocked()
-        stop = trio.Event()
-        await nursery.start(writer.run, stop)
-        while len(results) < 4:
-            await trio.sleep(0.01)
-        stop.set()
+    features = ("good-1", "poison", "good-2", "good-3")
+    answers = await write_as_one_group(make_writer(db), [spc_batch(feature) for feature in features])
+    results = dict(zip(features, answers, strict=True))
     assert not results["poison"].ok
     assert "CheckViolation" in (results["poison"].error or "")
     assert all(results[f].ok for f in ("good-1", "good-2", "good-3"))
@@ -151,7 +158,6 @@ async def test_a_group_is_stored_in_created_at_order(db: Database) -> None:
     """Senders each in time order, interleaved with one another (Kafka partitions, HTTP clients): their group is
     COPYed sorted by created_at, so the rows lie in the table in that order (ctid), as the indexes take them best."""
     writer = make_writer(db)
-    results: list[WriteResult] = []
 
     def interleaved(sender: int) -> DecodedBatch:  # sender k holds instants k, k+4, k+8, ...
         return DecodedBatch.from_records(
@@ -159,21 +165,25 @@ async def test_a_group_is_stored_in_created_at_order(db: Database) -> None:
             for i in range(50)
         )
 
-    async def sender(k: int) -> None:
-        results.append(await write(writer.inbox_sender, interleaved(k)))
-
-    with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            for k in range(4):
-                nursery.start_soon(sender, k)
-            await trio.testing.wait_all_tasks_blocked()  # all four queued: one group
-            stop = trio.Event()
-            await nursery.start(writer.run, stop)
-            while len(results) < 4:
-                await trio.sleep(0.01)
-            stop.set()
+    results = await write_as_one_group(writer, [interleaved(k) for k in range(4)])
     assert all(r.ok for r in results)
     assert writer.statistics()["flushes"] == 1
     stored = [r["created_at"] for r in await db.fetch("SELECT created_at FROM scouter.spc_drift ORDER BY ctid")]
     assert len(stored) == 200
     assert stored == sorted(stored)
+
+
+async def test_a_row_our_copy_encoder_cannot_take_is_written_by_asyncpg(db: Database) -> None:
+    """A naive created_at (no decoder makes one; a hand-built batch can) stops the writer's own COPY encoder midway
+    through its stream: the transaction is rolled back and the group written again with asyncpg's encoder, every
+    row once."""
+    writer = make_writer(db)
+    naive = DecodedBatch(
+        spc_rows=tuple((NOW.replace(tzinfo=None), "sp", "nm", "1.0.0", "naive", float(i)) for i in range(3))
+    )
+    # more than one chunk of the encoder's before the naive rows
+    results = await write_as_one_group(writer, [spc_batch("aware", 5000), naive])
+    assert all(r.ok for r in results)
+    assert writer.statistics()["flushes"] == 1
+    assert 5000 == await count(db, "aware")
+    assert 3 == await count(db, "naive")
