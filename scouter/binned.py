@@ -91,8 +91,13 @@ def merge_spc(parts: Sequence[Iterable[Sequence[Any]]]) -> list[SpcAggregate]:
     """One aggregate per (feature, bucket): means weighted by their counts."""
     if len(parts) == 1:
         return [(r[0], r[1], r[2], r[3]) for r in parts[0]]
-    merged: dict[tuple[str, datetime], tuple[int, float]] = {}
-    for part in parts:
+    # The biggest part (the whole grains of a rollup read) goes in at once, when its keys are distinct (every
+    # statement groups by them); the others are merged into it row by row.
+    first, *rest = sorted((p if isinstance(p, Sequence) else list(p) for p in parts), key=len, reverse=True)
+    merged: dict[tuple[str, datetime], tuple[int, float]] = {(r[0], r[1]): (r[2], r[3]) for r in first}
+    if len(merged) != len(first):
+        merged, rest = {}, [first, *rest]
+    for part in rest:
         for feature, bucket, count, mean in part:
             key = (feature, bucket)
             seen = merged.get(key)

@@ -70,6 +70,15 @@ def test_merge_spc_weights_means_by_count() -> None:
     assert [("f0", T0, 4, statistics.fmean(values_a + values_b)), ("f0", T1, 1, 7.0)] == merged
 
 
+def test_merge_spc_takes_a_biggest_part_with_repeated_keys_row_by_row() -> None:
+    """The biggest part goes in at once only when its keys are distinct; a part repeating a key (and a generator) is
+    still merged row by row, whichever order the parts come in."""
+    repeated = [("f0", T0, 1, 1.0), ("f0", T0, 1, 3.0), ("f0", T1, 2, 5.0)]
+    for parts in ([repeated, [("f0", T0, 2, 4.0)]], [[("f0", T0, 2, 4.0)], iter(repeated)]):
+        merged = sorted(merge_spc(parts), key=lambda r: r[1])  # type: ignore[arg-type]
+        assert [("f0", T0, 4, 3.0), ("f0", T1, 2, 5.0)] == merged
+
+
 def test_custom_response_bounds_are_mean_plus_minus_sample_stddev() -> None:
     """avg ∓ stddev_samp per bucket; a single value has zero spread."""
     values = [10.0, 11.0, 13.5]
