@@ -141,7 +141,7 @@ _ENTITY = "space = $1 AND name = $2 AND version = $3"
 def late_arrivals(drift_type: str, start: str, snapshot: str) -> str:
     """The CTE ``late_arrivals``: the transactions that stored rows of the entity ($1 space, $2 name, $3 version)
     dated before ``start`` (a placeholder, the window start) that the previous check's ``snapshot`` (a placeholder,
-    its text) did not show; found through `drift_arrivals` (usually none). `LATE_ROWS` reads their rows."""
+    its text) did not show; found through `drift_arrivals` (usually none). `late_rows` reads their rows."""
     return f"""late_arrivals AS (
     SELECT written_xid, oldest FROM scouter.drift_arrivals
     WHERE {_ENTITY} AND drift_type = '{drift_type}' AND oldest < {start}
